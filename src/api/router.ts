@@ -1,0 +1,220 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { BerthError, httpStatusOf, invalidArgument } from '../common/errors';
+
+/** API version Berth speaks; the docker CLI negotiates min(its max, this). */
+export const API_VERSION = '1.47';
+export const MIN_API_VERSION = '1.24';
+export const SERVER_HEADER = 'Berth/0.1.0 (linux)';
+
+/** Headers every normal response carries, as dockerd sends them. */
+export function commonHeaders(): Record<string, string> {
+  return {
+    'Api-Version': API_VERSION,
+    'Docker-Experimental': 'false',
+    'Ostype': 'linux',
+    'Server': SERVER_HEADER,
+  };
+}
+
+/**
+ * Per-request context handed to route handlers. `res` is absent for
+ * hijacked (Upgrade) requests; those use `hijack()` to get the raw socket.
+ */
+export class Ctx {
+  readonly query: URLSearchParams;
+  readonly params: string[];
+  /** API version of the request path (`/v1.41/...`), or API_VERSION when unversioned. */
+  readonly version: string;
+  private hijacked = false;
+
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse | undefined,
+    readonly socket: Duplex | undefined,
+    readonly head: Buffer | undefined,
+    query: URLSearchParams,
+    params: string[],
+    version: string,
+  ) {
+    this.query = query;
+    this.params = params;
+    this.version = version;
+  }
+
+  /** Query boolean: Docker clients send 1/0 and sometimes true/false. */
+  bool(name: string, dflt = false): boolean {
+    const v = this.query.get(name);
+    if (v === null || v === '') return dflt;
+    return v === '1' || v.toLowerCase() === 'true';
+  }
+
+  int(name: string, dflt?: number): number | undefined {
+    const v = this.query.get(name);
+    if (v === null || v === '') return dflt;
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw invalidArgument(`invalid value for ${name}: ${JSON.stringify(v)}`);
+    return n;
+  }
+
+  /** The `filters` query parameter: `{"name":{"x":true}}` or legacy `{"name":["x"]}`. */
+  filters(): Record<string, string[]> {
+    const raw = this.query.get('filters');
+    if (!raw) return {};
+    let parsed: unknown;
+    try { parsed = JSON.parse(raw); } catch { throw invalidArgument(`invalid filter: ${raw}`); }
+    const out: Record<string, string[]> = {};
+    for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
+      if (Array.isArray(v)) out[k] = v.map(String);
+      else if (v && typeof v === 'object') out[k] = Object.entries(v).filter(([, on]) => on).map(([x]) => x);
+    }
+    return out;
+  }
+
+  async bodyBuffer(): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const c of this.req) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  /** Parses a JSON body; an empty body yields `dflt`. */
+  async json<T>(dflt?: T): Promise<T> {
+    const buf = await this.bodyBuffer();
+    if (buf.length === 0) {
+      if (dflt !== undefined) return dflt;
+      throw invalidArgument('request body is empty');
+    }
+    try {
+      return JSON.parse(buf.toString('utf8')) as T;
+    } catch (err) {
+      throw invalidArgument(`invalid JSON body: ${(err as Error).message}`);
+    }
+  }
+
+  send(status: number, body?: unknown, headers: Record<string, string> = {}): void {
+    const res = this.mustRes();
+    if (body === undefined || status === 204 || status === 304) {
+      res.writeHead(status, { ...commonHeaders(), ...headers });
+      res.end();
+      return;
+    }
+    const text = JSON.stringify(body) + '\n';
+    res.writeHead(status, {
+      ...commonHeaders(),
+      'Content-Type': 'application/json',
+      'Content-Length': Buffer.byteLength(text),
+      ...headers,
+    });
+    res.end(text);
+  }
+
+  /** Starts a chunked JSON-lines stream (pull/load/build progress use `\r\n`, events `\n`). */
+  startStream(contentType = 'application/json'): ServerResponse {
+    const res = this.mustRes();
+    const headers: Record<string, string> = { ...commonHeaders() };
+    if (contentType) headers['Content-Type'] = contentType;
+    res.writeHead(200, headers);
+    res.flushHeaders();
+    return res;
+  }
+
+  /**
+   * Answers `101 UPGRADED` and returns the raw socket. Works both for
+   * requests that came with `Upgrade: tcp` (Node's 'upgrade' event) and for
+   * plain requests (dockerd hijacks those too).
+   */
+  hijack(contentType = 'application/vnd.docker.raw-stream', withCommonHeaders = false): Duplex {
+    if (this.hijacked) throw new Error('already hijacked');
+    this.hijacked = true;
+    const sock = this.socket ?? this.req.socket;
+    if (this.res) {
+      // Take the socket away from the HTTP server so it never writes a response.
+      this.res.detachSocket(sock as any);
+      (this.res as any)._header = 'hijacked';
+    }
+    const extra = withCommonHeaders
+      ? Object.entries(commonHeaders()).map(([k, v]) => `${k}: ${v}\r\n`).join('')
+      : '';
+    const upgrade = this.req.headers.upgrade ? 'Connection: Upgrade\r\nUpgrade: tcp\r\n' : '';
+    sock.write(`HTTP/1.1 ${upgrade ? '101 UPGRADED' : '200 OK'}\r\nContent-Type: ${contentType}\r\n${upgrade}${extra}\r\n`);
+    if (this.head && this.head.length) sock.unshift(this.head);
+    return sock;
+  }
+
+  get isHijacked(): boolean { return this.hijacked; }
+
+  private mustRes(): ServerResponse {
+    if (!this.res) throw new Error('this request was hijacked; there is no response object');
+    return this.res;
+  }
+}
+
+export type Handler = (ctx: Ctx) => Promise<void> | void;
+
+interface Route { method: string; re: RegExp; handler: Handler }
+
+/**
+ * Route table. Patterns are regular expressions over the path without the
+ * `/vX.Y` prefix; capture groups become `ctx.params`. Image names contain
+ * slashes and colons unescaped, so image routes use greedy `(.+)` groups.
+ */
+export class Router {
+  private routes: Route[] = [];
+
+  add(method: string, pattern: RegExp | string, handler: Handler): void {
+    const re = typeof pattern === 'string' ? new RegExp(`^${pattern}$`) : pattern;
+    this.routes.push({ method: method.toUpperCase(), re, handler });
+  }
+  get(p: RegExp | string, h: Handler) { this.add('GET', p, h); }
+  post(p: RegExp | string, h: Handler) { this.add('POST', p, h); }
+  put(p: RegExp | string, h: Handler) { this.add('PUT', p, h); }
+  head(p: RegExp | string, h: Handler) { this.add('HEAD', p, h); }
+  delete(p: RegExp | string, h: Handler) { this.add('DELETE', p, h); }
+
+  /** Finds the handler; also returns whether the path exists under another method (405 vs 404). */
+  match(method: string, path: string): { handler?: Handler; params: string[]; pathKnown: boolean } {
+    let pathKnown = false;
+    for (const r of this.routes) {
+      const m = r.re.exec(path);
+      if (!m) continue;
+      pathKnown = true;
+      if (r.method === method || (method === 'HEAD' && r.method === 'GET' && !this.hasExact('HEAD', path))) {
+        return { handler: r.handler, params: m.slice(1).map((s) => (s === undefined ? s : decodeURIComponent(s))), pathKnown };
+      }
+    }
+    return { params: [], pathKnown };
+  }
+
+  private hasExact(method: string, path: string): boolean {
+    return this.routes.some((r) => r.method === method && r.re.test(path));
+  }
+}
+
+/** Writes an error the way dockerd does: status + `{"message": ...}`. */
+export function sendError(ctx: Ctx, err: unknown): void {
+  const status = httpStatusOf(err);
+  const message = err instanceof Error ? err.message : String(err);
+  if (ctx.isHijacked || !ctx.res) {
+    // Socket already taken: best effort, the client sees the connection end.
+    const sock = ctx.socket ?? ctx.req.socket;
+    if (!ctx.isHijacked) {
+      const text = JSON.stringify({ message }) + '\n';
+      sock.end(`HTTP/1.1 ${status} ${statusText(status)}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+    } else {
+      sock.destroy();
+    }
+    return;
+  }
+  if (ctx.res.headersSent) {
+    ctx.res.destroy(err instanceof Error ? err : undefined);
+    return;
+  }
+  if (status === 304) { ctx.send(304); return; }
+  ctx.send(status, { message });
+}
+
+function statusText(code: number): string {
+  return ({ 400: 'Bad Request', 404: 'Not Found', 409: 'Conflict', 500: 'Internal Server Error' } as Record<number, string>)[code] ?? 'Error';
+}
+
+export { BerthError };

@@ -1,0 +1,101 @@
+/**
+ * berthd: the composition root. Parses flags/daemon.json, builds the
+ * services, registers routes and serves the Engine API.
+ */
+import * as fs from 'node:fs';
+import { Command } from 'commander';
+import { defaultConfig, socketPathOf, type DaemonConfig } from '../engine/config';
+import { EventBus } from '../engine/events';
+import { Router } from '../api/router';
+import { ApiServer } from '../api/server';
+import { createImageService } from '../image/service';
+import { createContainerService } from '../container/service';
+import { registerSystemRoutes } from '../api/routes/system';
+import { registerContainerRoutes } from '../api/routes/containers';
+import { registerImageRoutes } from '../api/routes/images';
+import type { Services } from '../engine/services';
+
+function parseArgs(argv: string[]): DaemonConfig {
+  const program = new Command('berthd')
+    .description('Berth daemon: serves the Docker Engine API')
+    .option('--data-root <dir>', 'root of persistent state', undefined)
+    .option('--exec-root <dir>', 'root of runtime state', undefined)
+    .option('-H, --host <addr...>', 'daemon socket(s) to listen on (unix:///path or tcp://host:port)')
+    .option('--config-file <file>', 'daemon configuration file (daemon.json)', '/etc/berth/daemon.json')
+    .option('--runtime <path>', 'OCI runtime binary')
+    .option('--conmon <path>', 'conmon binary')
+    .option('-D, --debug', 'debug logging')
+    .allowExcessArguments(false);
+  program.parse(argv);
+  const o = program.opts();
+  const cfg = defaultConfig();
+  if (o.configFile && fs.existsSync(o.configFile)) {
+    let file: Record<string, unknown>;
+    try {
+      file = JSON.parse(fs.readFileSync(o.configFile, 'utf8'));
+    } catch (err) {
+      throw new Error(`unable to configure the daemon with file ${o.configFile}: ${(err as Error).message}`);
+    }
+    if (typeof file['data-root'] === 'string') cfg.dataRoot = file['data-root'];
+    if (typeof file['exec-root'] === 'string') cfg.execRoot = file['exec-root'];
+    if (Array.isArray(file.hosts)) cfg.hosts = file.hosts.map(String);
+    if (typeof file.debug === 'boolean') cfg.debug = file.debug;
+  }
+  if (o.dataRoot) cfg.dataRoot = o.dataRoot;
+  if (o.execRoot) cfg.execRoot = o.execRoot;
+  if (o.host) cfg.hosts = o.host;
+  if (o.runtime) cfg.runtime = o.runtime;
+  if (o.conmon) cfg.conmon = o.conmon;
+  if (o.debug) cfg.debug = true;
+  if (cfg.hosts.length === 0) cfg.hosts = [`unix://${socketPathOf(cfg)}`];
+  return cfg;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const config = parseArgs(argv);
+  const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
+  fs.mkdirSync(config.dataRoot, { recursive: true, mode: 0o711 });
+  fs.mkdirSync(config.execRoot, { recursive: true, mode: 0o711 });
+
+  const events = new EventBus();
+  const images = await createImageService(config, events);
+  const containers = await createContainerService(config, images, events);
+  images.setUsageProbe((id) => containers.containersUsingImage(id));
+  const services: Services = { config, events, images, containers, startedAt: new Date() };
+
+  const router = new Router();
+  registerSystemRoutes(router, services);
+  registerContainerRoutes(router, services);
+  registerImageRoutes(router, services);
+
+  await containers.restore();
+
+  const servers: ApiServer[] = [];
+  for (const host of config.hosts) {
+    const server = new ApiServer(router, log);
+    if (host.startsWith('unix://')) await server.listenUnix(host.slice(7));
+    else if (host.startsWith('tcp://')) {
+      const u = new URL(host.replace(/^tcp:/, 'http:'));
+      await server.listenTcp(u.hostname, Number(u.port || 2375));
+    } else throw new Error(`unsupported host: ${host}`);
+    servers.push(server);
+  }
+  log(`berthd listening on ${config.hosts.join(', ')} (data root ${config.dataRoot})`);
+
+  const stop = async (sig: string) => {
+    log(`received ${sig}, shutting down (containers keep running)`);
+    await Promise.all(servers.map((s) => s.close()));
+    await containers.shutdown();
+    for (const h of config.hosts) if (h.startsWith('unix://')) fs.rmSync(h.slice(7), { force: true });
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+if (require.main === module) {
+  main(process.argv).catch((err) => {
+    process.stderr.write(`berthd: ${err?.message ?? err}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,13 @@
+import type { DaemonConfig } from './config';
+import type { EventBus } from './events';
+import type { ContainerService, ImageService } from './types';
+
+/** Everything a route module may use. Built once by the composition root (daemon/main.ts). */
+export interface Services {
+  config: DaemonConfig;
+  events: EventBus;
+  images: ImageService;
+  containers: ContainerService;
+  /** Wall-clock start of the daemon, for /info. */
+  startedAt: Date;
+}
