@@ -143,6 +143,12 @@ export interface ContainerService {
    * cp (archive), commit and export.
    */
   withRootfs<T>(idOrName: string, fn: (rootfsPath: string, container: any) => Promise<T>): Promise<T>;
+  /**
+   * Runs fn with the container's root filesystem visible at a host path
+   * (the live mount when running, a temporary mount otherwise). Used by
+   * cp (archive), commit and export.
+   */
+  withRootfs<T>(idOrName: string, fn: (rootfsPath: string, container: any) => Promise<T>): Promise<T>;
   /** Re-attaches to containers that kept running while berthd was down. */
   restore(): Promise<void>;
   /** Stops watchers; running containers keep running (conmon owns them). */
