@@ -135,14 +135,6 @@ export interface ContainerService {
 
   /** Image ids used by containers (for rmi conflicts and prune). */
   containersUsingImage(imageId: string): Promise<string[]>;
-  /** Container filesystem changes (`docker diff`): Kind 0=C, 1=A, 2=D. */
-  changes(idOrName: string): Promise<Array<{ Path: string; Kind: 0 | 1 | 2 }>>;
-  /**
-   * Runs fn with the container's root filesystem visible at a host path
-   * (the live mount when running, a temporary mount otherwise). Used by
-   * cp (archive), commit and export.
-   */
-  withRootfs<T>(idOrName: string, fn: (rootfsPath: string, container: any) => Promise<T>): Promise<T>;
   /**
    * Runs fn with the container's root filesystem visible at a host path
    * (the live mount when running, a temporary mount otherwise). Used by
