@@ -1,0 +1,195 @@
+/**
+ * Spawns conmon (Debian's 2.1.6) for a container or an exec session and
+ * speaks its caller protocol (see shared/specs/conmon/OPTIONS-summary.md):
+ * fd 3 = _OCI_SYNCPIPE (conmon -> us: `{"data": N, "message"?: "..."}`),
+ * fd 4 = _OCI_STARTPIPE (us -> conmon: "go"), fd 5 = _OCI_ATTACHPIPE (exec attach).
+ * conmon daemonises, so the container outlives berthd.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
+
+export interface ConmonCommon {
+  conmon: string;
+  runc: string;
+  runcRoot: string;
+  /** Container id (runc id; exit file name). */
+  cid: string;
+  /** Bundle dir: attach socket, ctl FIFO live here. */
+  bundle: string;
+  pidFile: string;
+  conmonPidFile: string;
+  terminal: boolean;
+  stdin: boolean;
+  logPath?: string;
+}
+
+export interface ContainerConmonOptions extends ConmonCommon {
+  name: string;
+  exitDir: string;
+  persistDir: string;
+}
+
+export interface ExecConmonOptions extends ConmonCommon {
+  execId: string;
+  processSpec: string;
+}
+
+export interface SyncMessage { data: number; message?: string }
+
+/** Reads newline-delimited JSON messages from conmon's sync pipe. */
+class SyncReader {
+  private buf = '';
+  private queue: SyncMessage[] = [];
+  private waiters: Array<{ resolve: (m: SyncMessage) => void; reject: (e: Error) => void }> = [];
+  private ended: Error | undefined;
+
+  constructor(sock: Socket, private readonly describe: () => string) {
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => {
+      this.buf += d;
+      let i: number;
+      while ((i = this.buf.indexOf('\n')) >= 0) {
+        const line = this.buf.slice(0, i).trim();
+        this.buf = this.buf.slice(i + 1);
+        if (!line) continue;
+        try { this.deliver(JSON.parse(line)); } catch { /* not JSON: ignore */ }
+      }
+    });
+    const end = () => {
+      const rest = this.buf.trim();
+      this.buf = '';
+      if (rest) { try { this.deliver(JSON.parse(rest)); } catch { /* ignore */ } }
+      this.ended = new Error(`conmon closed its sync pipe without reporting${this.describe()}`);
+      for (const w of this.waiters.splice(0)) w.reject(this.ended);
+    };
+    sock.on('end', end);
+    sock.on('close', end);
+    sock.on('error', () => { /* close follows */ });
+  }
+
+  private deliver(m: SyncMessage): void {
+    const w = this.waiters.shift();
+    if (w) w.resolve(m); else this.queue.push(m);
+  }
+
+  next(): Promise<SyncMessage> {
+    const m = this.queue.shift();
+    if (m) return Promise.resolve(m);
+    if (this.ended) return Promise.reject(this.ended);
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+}
+
+function baseArgs(o: ConmonCommon, cuuid: string): string[] {
+  const args = [
+    '--api-version', '1',
+    '-c', o.cid, '-u', cuuid,
+    '-r', o.runc,
+    '--runtime-arg', '--root', '--runtime-arg', o.runcRoot,
+    '-b', o.bundle,
+    '-p', o.pidFile,
+    '-P', o.conmonPidFile,
+    '--full-attach',
+    '--log-level', 'error',
+    '-l', o.logPath ? `k8s-file:${o.logPath}` : 'none',
+  ];
+  if (o.terminal) args.push('-t');
+  if (o.stdin) args.push('-i');
+  return args;
+}
+
+function spawnWithPipes(conmon: string, args: string[], attachPipe: boolean): { child: ChildProcess; stderr: () => string } {
+  const stdio: any[] = ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'];
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3', _OCI_STARTPIPE: '4' };
+  if (process.env.TMPDIR) env.TMPDIR = process.env.TMPDIR;
+  if (attachPipe) { stdio.push('pipe'); env._OCI_ATTACHPIPE = '5'; }
+  const child = spawn(conmon, args, { stdio, env, detached: true });
+  let err = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (d: string) => { if (err.length < 8192) err += d; });
+  child.on('error', () => { /* reported through the sync pipe closing */ });
+  return { child, stderr: () => err.trim() };
+}
+
+function pipe(child: ChildProcess, fd: number): Socket {
+  return child.stdio[fd] as unknown as Socket;
+}
+
+export interface ContainerCreateResult { pid: number }
+
+/**
+ * Runs conmon for a container: conmon runs `runc create` and reports the
+ * container's PID. Resolves with it, or throws with runc's message.
+ * The caller then attaches and runs `runc start`.
+ */
+export async function conmonCreate(o: ContainerConmonOptions): Promise<ContainerCreateResult> {
+  const args = [...baseArgs(o, o.cid), '-n', o.name, '--exit-dir', o.exitDir, '--persist-dir', o.persistDir];
+  const { child, stderr } = spawnWithPipes(o.conmon, args, false);
+  const sync = new SyncReader(pipe(child, 3), () => (stderr() ? `: ${stderr()}` : ''));
+  const start = pipe(child, 4);
+  try {
+    start.end('0');
+    const msg = await sync.next();
+    if (msg.data < 0) throw new ConmonStartError(msg.message ?? 'container create failed');
+    return { pid: msg.data };
+  } finally {
+    pipe(child, 3).destroy();
+    start.destroy();
+    child.unref();
+  }
+}
+
+export class ConmonStartError extends Error {
+  constructor(readonly runtimeMessage: string) {
+    super(runtimeMessage);
+    this.name = 'ConmonStartError';
+  }
+}
+
+/** A running exec session under conmon. */
+export interface ExecSession {
+  /** Resolves once the attach socket exists (call before `go()`). */
+  attachReady: Promise<void>;
+  /** Lets conmon run `runc exec`; resolves with the exec PID or throws ConmonStartError. */
+  go(): Promise<number>;
+  /** Resolves with the exit code once the process ended. */
+  exited(): Promise<number>;
+}
+
+export function conmonExec(o: ExecConmonOptions): ExecSession {
+  const args = [...baseArgs(o, o.execId), '--exec', '--exec-attach', '--exec-process-spec', o.processSpec];
+  const { child, stderr } = spawnWithPipes(o.conmon, args, true);
+  const describe = () => (stderr() ? `: ${stderr()}` : '');
+  const sync = new SyncReader(pipe(child, 3), describe);
+  const attach = new SyncReader(pipe(child, 5), describe);
+  const start = pipe(child, 4);
+  start.write('0');
+  const attachReady = attach.next().then(() => undefined);
+  let pidP: Promise<number> | undefined;
+  const cleanup = () => {
+    for (const fd of [3, 4, 5]) pipe(child, fd).destroy();
+    child.unref();
+  };
+  return {
+    attachReady,
+    go() {
+      if (!pidP) {
+        start.end('1');
+        pidP = sync.next().then((m) => {
+          if (m.data < 0) { cleanup(); throw new ConmonStartError(m.message ?? 'exec failed'); }
+          return m.data;
+        });
+      }
+      return pidP;
+    },
+    async exited() {
+      await this.go();
+      try {
+        const m = await sync.next();
+        return m.data;
+      } finally {
+        cleanup();
+      }
+    },
+  };
+}
