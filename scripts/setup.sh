@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# THE main job of Berth (README): on a fresh Debian 12 machine (root, Node 20)
+# install what is needed, build, start berthd, make the busybox base image and
+# run a first container.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+if [ "$(id -u)" != 0 ]; then
+  echo "scripts/setup.sh: must run as root (berthd runs containers)" >&2
+  exit 2
+fi
+
+# shellcheck source=scripts/deps.sh
+source "$ROOT/scripts/deps.sh"
+install_system_packages
+install_npm_packages
+
+echo "==> npm run build"
+npm run build
+
+SOCK=/run/berth/berth.sock
+ping_daemon() {
+  node -e '
+    const http = require("node:http");
+    const req = http.request({ socketPath: process.argv[1], path: "/_ping", timeout: 2000 },
+      (res) => process.exit(res.statusCode === 200 ? 0 : 1));
+    req.on("error", () => process.exit(1));
+    req.on("timeout", () => process.exit(1));
+    req.end();' "$SOCK"
+}
+
+if ping_daemon; then
+  echo "==> berthd already running on $SOCK"
+else
+  echo "==> starting berthd (log: /var/log/berthd.log)"
+  mkdir -p /run/berth
+  # setsid: berthd keeps running after this script ends.
+  setsid nohup "$ROOT/bin/berthd" >>/var/log/berthd.log 2>&1 < /dev/null &
+  for _ in $(seq 1 100); do
+    ping_daemon && break
+    sleep 0.1
+  done
+  if ! ping_daemon; then
+    echo "scripts/setup.sh: berthd did not start; last lines of /var/log/berthd.log:" >&2
+    tail -n 20 /var/log/berthd.log >&2
+    exit 1
+  fi
+fi
+
+echo "==> bin/berth bootstrap busybox"
+"$ROOT/bin/berth" bootstrap busybox
+
+echo "==> bin/berth run --rm busybox echo hello from berth"
+"$ROOT/bin/berth" run --rm busybox echo hello from berth
