@@ -27,12 +27,13 @@ export class Ctx {
   /** API version of the request path (`/v1.41/...`), or API_VERSION when unversioned. */
   readonly version: string;
   private hijacked = false;
+  private gone?: AbortController;
 
   constructor(
     readonly req: IncomingMessage,
     readonly res: ServerResponse | undefined,
     readonly socket: Duplex | undefined,
-    readonly head: Buffer | undefined,
+    public head: Buffer | undefined,
     query: URLSearchParams,
     params: string[],
     version: string,
@@ -72,9 +73,61 @@ export class Ctx {
   }
 
   async bodyBuffer(): Promise<Buffer> {
+    if (this.socket) return this.upgradeBody();
     const chunks: Buffer[] = [];
     for await (const c of this.req) chunks.push(c as Buffer);
     return Buffer.concat(chunks);
+  }
+
+  /**
+   * On an Upgrade request Node never parses the body: it sits in `head` and
+   * the socket (exec start sends its JSON that way). Read Content-Length
+   * bytes from there; whatever follows is stream data and stays in `head`.
+   */
+  private upgradeBody(): Promise<Buffer> {
+    const want = Number(this.req.headers['content-length'] ?? 0);
+    let have = this.head ?? Buffer.alloc(0);
+    if (!Number.isFinite(want) || want <= 0) return Promise.resolve(Buffer.alloc(0));
+    const sock = this.socket!;
+    return new Promise<Buffer>((resolve, reject) => {
+      // 'readable' + read() rather than 'data': removing the listener leaves
+      // the stream neither flowing nor paused, so the hijack consumer can
+      // use it like a fresh socket.
+      const cleanup = () => { sock.off('readable', onReadable); sock.off('end', onEnd); sock.off('error', onErr); };
+      const onReadable = () => {
+        let c: Buffer | null;
+        while (have.length < want && (c = sock.read() as Buffer | null) !== null) have = Buffer.concat([have, c]);
+        if (have.length >= want) {
+          cleanup();
+          this.head = have.subarray(want);
+          resolve(have.subarray(0, want));
+        }
+      };
+      const onEnd = () => { cleanup(); reject(invalidArgument('request body ended early')); };
+      const onErr = (e: Error) => { cleanup(); reject(e); };
+      if (have.length >= want) { this.head = have.subarray(want); resolve(have.subarray(0, want)); return; }
+      sock.on('readable', onReadable); sock.once('end', onEnd); sock.once('error', onErr);
+    });
+  }
+
+  /**
+   * An AbortSignal that fires when the client goes away (full close, or the
+   * read-EOF Node treats as "client gone" on a normal request). Streaming
+   * handlers (wait, logs -f, events) hand it to the services.
+   */
+  clientGone(): AbortSignal {
+    if (this.gone) return this.gone.signal;
+    const ac = new AbortController();
+    this.gone = ac;
+    const fire = () => { if (!ac.signal.aborted) ac.abort(new Error('context canceled')); };
+    if (this.res) {
+      const res = this.res;
+      res.once('close', () => { if (!res.writableFinished) fire(); });
+    }
+    const sock = this.socket ?? this.req.socket;
+    if (sock.destroyed) fire();
+    else sock.once('close', fire);
+    return ac.signal;
   }
 
   /** Parses a JSON body; an empty body yields `dflt`. */
@@ -131,6 +184,7 @@ export class Ctx {
       // Take the socket away from the HTTP server so it never writes a response.
       this.res.detachSocket(sock as any);
       (this.res as any)._header = 'hijacked';
+      detachHttpParser(sock);
     }
     const extra = withCommonHeaders
       ? Object.entries(commonHeaders()).map(([k, v]) => `${k}: ${v}\r\n`).join('')
@@ -147,6 +201,27 @@ export class Ctx {
     if (!this.res) throw new Error('this request was hijacked; there is no response object');
     return this.res;
   }
+}
+
+/**
+ * Without `Upgrade:` Node's HTTP parser keeps reading the socket, so stdin
+ * bytes would be parsed as a next request. Unhook the parser and the
+ * server's socket listeners the way Node itself does for upgrades.
+ */
+function detachHttpParser(sock: Duplex): void {
+  const s = sock as any;
+  for (const ev of ['data', 'end', 'close', 'drain', 'error', 'timeout']) {
+    for (const f of s.listeners(ev)) if (/^(bound )?socketOn/.test(f.name)) s.removeListener(ev, f);
+  }
+  for (const ev of ['pause', 'resume']) {
+    for (const f of s.listeners(ev)) if (/^(bound )?onSocket/.test(f.name)) s.removeListener(ev, f);
+  }
+  const parser = s.parser;
+  if (parser) {
+    if (parser._consumed) { parser.unconsume(); parser._consumed = false; }
+    s.parser = null;
+  }
+  s._httpMessage = null;
 }
 
 export type Handler = (ctx: Ctx) => Promise<void> | void;
@@ -214,7 +289,10 @@ export function sendError(ctx: Ctx, err: unknown): void {
 }
 
 function statusText(code: number): string {
-  return ({ 400: 'Bad Request', 404: 'Not Found', 409: 'Conflict', 500: 'Internal Server Error' } as Record<number, string>)[code] ?? 'Error';
+  return ({
+    304: 'Not Modified', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict',
+    500: 'Internal Server Error', 501: 'Not Implemented', 503: 'Service Unavailable',
+  } as Record<number, string>)[code] ?? 'Error';
 }
 
 export { BerthError };

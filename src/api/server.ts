@@ -2,8 +2,8 @@ import * as http from 'node:http';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Duplex } from 'node:stream';
-import { Ctx, Router, sendError } from './router';
-import { notFound, BerthError } from '../common/errors';
+import { API_VERSION, Ctx, MIN_API_VERSION, Router, sendError } from './router';
+import { notFound, invalidArgument, BerthError } from '../common/errors';
 
 const VERSION_PREFIX = /^\/v(\d+\.\d+)(\/.*)$/;
 
@@ -62,8 +62,9 @@ export class ApiServer {
     if (m) { version = m[1]; p = m[2]; }
     const method = (req.method ?? 'GET').toUpperCase();
     const { handler, params } = this.router.match(method, p);
-    const ctx = new Ctx(req, res, socket, head, url.searchParams, params, version || '1.47');
+    const ctx = new Ctx(req, res, socket, head, url.searchParams, params, version || API_VERSION);
     try {
+      if (version) checkVersion(version);
       if (!handler) throw notFound(`page not found`);
       await handler(ctx);
     } catch (err) {
@@ -72,3 +73,25 @@ export class ApiServer {
     }
   }
 }
+
+function compareVersions(a: string, b: string): number {
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/** dockerd's version middleware: same words, status 400. */
+function checkVersion(v: string): void {
+  if (compareVersions(v, MIN_API_VERSION) < 0) {
+    throw invalidArgument(`client version ${v} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`);
+  }
+  if (compareVersions(v, API_VERSION) > 0) {
+    throw invalidArgument(`client version ${v} is too new. Maximum supported API version is ${API_VERSION}`);
+  }
+}
+
+export { compareVersions };

@@ -1,0 +1,440 @@
+/**
+ * System routes: /_ping, /version, /info, /events.
+ * Everything /info and /version report is read from the host or the
+ * services; nothing is made up (fields Berth has no notion of are empty).
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { API_VERSION, MIN_API_VERSION, SERVER_HEADER, commonHeaders, type Ctx, type Router } from '../router';
+import { invalidArgument } from '../../common/errors';
+import { writeFileAtomicSync } from '../../common/atomic';
+import type { Services } from '../../engine/services';
+import type { EngineEvent } from '../../engine/events';
+
+export const ENGINE_VERSION = /Berth\/(\S+)/.exec(SERVER_HEADER)?.[1] ?? '0.0.0';
+
+/** Go's GOARCH names, which `docker version` prints. */
+function goArch(): string {
+  return ({ x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' } as Record<string, string>)[process.arch] ?? process.arch;
+}
+
+const GO_DURATION = /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/;
+const UNIT_SECONDS: Record<string, number> = { ns: 1e-9, us: 1e-6, 'µs': 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
+
+/**
+ * A point in time as the API accepts it (timetypes.GetTimestamp): unix
+ * seconds with optional fraction, RFC 3339 / date strings, or a Go duration
+ * meaning "that long before now". Returns unix seconds (fractional).
+ */
+export function parseApiTimestamp(value: string, nowSeconds = Date.now() / 1000): number {
+  const v = value.trim();
+  if (/^-?\d+(\.\d+)?$/.test(v)) return Number(v);
+  if (GO_DURATION.test(v)) {
+    let secs = 0;
+    for (const m of v.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) secs += Number(m[1]) * UNIT_SECONDS[m[2]];
+    return nowSeconds - secs;
+  }
+  const t = Date.parse(v);
+  if (!Number.isNaN(t)) {
+    // Keep sub-millisecond digits that Date.parse drops.
+    const frac = /\.(\d+)/.exec(v);
+    const ms = Math.floor(t / 1000) * 1000;
+    return frac ? ms / 1000 + Number(`0.${frac[1]}`) : t / 1000;
+  }
+  throw invalidArgument(`failed to parse value as time or duration: "${value}"`);
+}
+
+// ---------------------------------------------------------------- events
+
+const EVENT_FILTERS = new Set(['config', 'container', 'daemon', 'event', 'image', 'label', 'network', 'node', 'plugin', 'scope', 'secret', 'service', 'type', 'volume']);
+
+/** filters.ExactMatch: true when the key is absent or one value equals `source`. */
+function exact(f: Record<string, string[]>, key: string, source: string): boolean {
+  const vals = f[key];
+  return !vals || vals.length === 0 || vals.includes(source);
+}
+
+/** filters.FuzzyMatch: true when absent, equal, or a value is a prefix of `source`. */
+function fuzzy(f: Record<string, string[]>, key: string, source: string | undefined): boolean {
+  const vals = f[key];
+  if (!vals || vals.length === 0) return true;
+  if (source === undefined) return false;
+  return vals.some((v) => source === v || source.startsWith(v));
+}
+
+function stripTag(ref: string): string {
+  const at = ref.indexOf('@');
+  if (at >= 0) return ref.slice(0, at);
+  const slash = ref.lastIndexOf('/');
+  const colon = ref.lastIndexOf(':');
+  return colon > slash ? ref.slice(0, colon) : ref;
+}
+
+/** The event filter of dockerd (daemon/events/filter.go), key for key. */
+export function eventMatches(ev: EngineEvent, f: Record<string, string[]>): boolean {
+  const attrs = ev.Actor.Attributes ?? {};
+  const byName = (key: string) => fuzzy(f, key, ev.Actor.ID) || fuzzy(f, key, attrs.name);
+  const fuzzyEvent = (f.event ?? []).some((v) => v === 'health_status' || v === 'exec_create' || v === 'exec_start');
+  const eventOk = fuzzyEvent ? fuzzy(f, 'event', ev.Action) : exact(f, 'event', ev.Action);
+  const imageName = attrs[ev.Type === 'image' ? 'name' : 'image'] ?? '';
+  const imageOk = !f.image || f.image.length === 0
+    || exact(f, 'image', ev.Actor.ID) || exact(f, 'image', imageName)
+    || exact(f, 'image', stripTag(ev.Actor.ID)) || exact(f, 'image', stripTag(imageName));
+  const labelOk = (f.label ?? []).every((kv) => {
+    const eq = kv.indexOf('=');
+    const k = eq < 0 ? kv : kv.slice(0, eq);
+    if (!(k in attrs)) return false;
+    return eq < 0 || attrs[k] === kv.slice(eq + 1);
+  });
+  return eventOk
+    && exact(f, 'type', ev.Type)
+    && exact(f, 'scope', ev.scope)
+    && byName('daemon') && byName('container') && byName('plugin') && byName('volume') && byName('network')
+    && imageOk && labelOk;
+}
+
+/** JSON of one event in dockerd's field order (legacy fields first). */
+export function serializeEvent(ev: EngineEvent): string {
+  const o: Record<string, unknown> = {};
+  if (ev.status !== undefined) o.status = ev.status;
+  if (ev.id !== undefined) o.id = ev.id;
+  if (ev.from !== undefined) o.from = ev.from;
+  o.Type = ev.Type;
+  o.Action = ev.Action;
+  o.Actor = ev.Actor;
+  o.scope = ev.scope;
+  o.time = ev.time;
+  o.timeNano = ev.timeNano;
+  return JSON.stringify(o);
+}
+
+// ---------------------------------------------------------------- host facts
+
+function readText(file: string): string | undefined {
+  try { return fs.readFileSync(file, 'utf8'); } catch { return undefined; }
+}
+
+function osRelease(): { pretty: string; version: string } {
+  const text = readText('/etc/os-release') ?? readText('/usr/lib/os-release') ?? '';
+  const kv: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+    if (m) kv[m[1]] = m[2].replace(/^"(.*)"$/, '$1');
+  }
+  return { pretty: kv.PRETTY_NAME ?? 'Linux', version: kv.VERSION_ID ?? '' };
+}
+
+/** Backing filesystem of the data root, named the way dockerd's overlay2 driver does. */
+function backingFs(dir: string): string {
+  try {
+    const t = fs.statfsSync(dir).type;
+    const names: Record<number, string> = {
+      0xef53: 'extfs', 0x58465342: 'xfs', 0x01021994: 'tmpfs', 0x9123683e: 'btrfs', 0x794c7630: 'overlayfs',
+      0x2fc12fc1: 'zfs', 0x6969: 'nfs', 0xf2f52010: 'f2fs', 0x65735546: 'fuse',
+    };
+    return names[t] ?? `<unknown>(0x${t.toString(16)})`;
+  } catch {
+    return '<unknown>';
+  }
+}
+
+const exists = (p: string) => fs.existsSync(p);
+
+/** Cgroup v1 controllers present on the host, as dockerd's sysinfo reads them. */
+function cgroupFeatures() {
+  const cg = '/sys/fs/cgroup';
+  const v2 = exists(path.join(cg, 'cgroup.controllers'));
+  if (v2) {
+    const ctrls = (readText(path.join(cg, 'cgroup.controllers')) ?? '').split(/\s+/);
+    const has = (c: string) => ctrls.includes(c);
+    return {
+      version: '2', MemoryLimit: has('memory'), SwapLimit: has('memory'), KernelMemory: false, KernelMemoryTCP: false,
+      CpuCfsPeriod: has('cpu'), CpuCfsQuota: has('cpu'), CPUShares: has('cpu'), CPUSet: has('cpuset'), PidsLimit: has('pids'),
+      OomKillDisable: false,
+    };
+  }
+  return {
+    version: '1',
+    MemoryLimit: exists(`${cg}/memory/memory.limit_in_bytes`),
+    SwapLimit: exists(`${cg}/memory/memory.memsw.limit_in_bytes`),
+    KernelMemory: exists(`${cg}/memory/memory.kmem.limit_in_bytes`),
+    KernelMemoryTCP: exists(`${cg}/memory/memory.kmem.tcp.limit_in_bytes`),
+    CpuCfsPeriod: exists(`${cg}/cpu/cpu.cfs_period_us`),
+    CpuCfsQuota: exists(`${cg}/cpu/cpu.cfs_quota_us`),
+    CPUShares: exists(`${cg}/cpu/cpu.shares`),
+    CPUSet: exists(`${cg}/cpuset/cpuset.cpus`),
+    PidsLimit: exists(`${cg}/pids/pids.max`) || exists(`${cg}/pids`),
+    OomKillDisable: exists(`${cg}/memory/memory.oom_control`),
+  };
+}
+
+function procFlag(file: string): boolean {
+  return (readText(file) ?? '').trim() === '1';
+}
+
+interface ToolVersion { version: string; commit: string }
+
+/** Asks a helper binary for its version once (not a hot path: /version and /info only). */
+function toolVersion(bin: string): Promise<ToolVersion> {
+  return new Promise((resolve) => {
+    execFile(bin, ['--version'], { timeout: 5000 }, (err, stdout) => {
+      if (err) { resolve({ version: '', commit: '' }); return; }
+      const version = /version\s+(\S+)/.exec(stdout)?.[1] ?? '';
+      const commit = /commit:\s*(\S+)/.exec(stdout)?.[1] ?? '';
+      resolve({ version, commit });
+    });
+  });
+}
+
+/** Git commit of the Berth checkout this daemon runs from, when there is one. */
+function gitCommit(): string {
+  let dir = __dirname;
+  for (let i = 0; i < 6; i++) {
+    const head = readText(path.join(dir, '.git', 'HEAD'));
+    if (head !== undefined) {
+      const ref = /^ref: (.+)$/m.exec(head)?.[1];
+      const sha = ref ? (readText(path.join(dir, '.git', ref)) ?? packedRef(dir, ref)) : head;
+      return (sha ?? '').trim().slice(0, 7);
+    }
+    dir = path.dirname(dir);
+  }
+  return '';
+}
+
+function packedRef(dir: string, ref: string): string | undefined {
+  const packed = readText(path.join(dir, '.git', 'packed-refs')) ?? '';
+  for (const line of packed.split('\n')) {
+    const [sha, name] = line.split(' ');
+    if (name === ref) return sha;
+  }
+  return undefined;
+}
+
+/** When this build of the daemon was made: the mtime of the running script. */
+function buildTime(): string {
+  try {
+    return fs.statSync(process.argv[1] ?? __filename).mtime.toISOString();
+  } catch {
+    return '';
+  }
+}
+
+/** Stable engine ID, created once per data root (dockerd keeps one in its root too). */
+function engineId(dataRoot: string): string {
+  const file = path.join(dataRoot, 'engine-id');
+  const cur = readText(file)?.trim();
+  if (cur) return cur;
+  const id = randomUUID();
+  try {
+    fs.mkdirSync(dataRoot, { recursive: true });
+    writeFileAtomicSync(file, id + '\n');
+  } catch { /* read-only root: the ID is per process then */ }
+  return id;
+}
+
+// ---------------------------------------------------------------- routes
+
+export function registerSystemRoutes(router: Router, services: Services): void {
+  const { config } = services;
+  let listeners = 0;
+  services.events.setMaxListeners(0);
+
+  let tools: Promise<{ runc: ToolVersion; conmon: ToolVersion }> | undefined;
+  const toolVersions = () => (tools ??= Promise.all([toolVersion(config.runtime), toolVersion(config.conmon)])
+    .then(([runc, conmon]) => ({ runc, conmon })));
+  let commit: string | undefined;
+  let built: string | undefined;
+  let id: string | undefined;
+
+  const ping = (ctx: Ctx) => {
+    const res = ctx.res!;
+    const body = ctx.req.method === 'HEAD' ? '' : 'OK';
+    res.writeHead(200, {
+      ...commonHeaders(),
+      'Cache-Control': 'no-cache, no-store, must-revalidate',
+      'Pragma': 'no-cache',
+      'Content-Type': 'text/plain; charset=utf-8',
+      'Content-Length': String(body.length),
+    });
+    res.end(body);
+  };
+  router.head('/_ping', ping);
+  router.get('/_ping', ping);
+
+  router.get('/version', async (ctx) => {
+    const { runc, conmon } = await toolVersions();
+    commit ??= gitCommit();
+    built ??= buildTime();
+    const details = {
+      ApiVersion: API_VERSION,
+      Arch: goArch(),
+      BuildTime: built,
+      Experimental: 'false',
+      GitCommit: commit,
+      GoVersion: `node${process.versions.node}`,
+      KernelVersion: os.release(),
+      MinAPIVersion: MIN_API_VERSION,
+      Os: 'linux',
+    };
+    const components: Array<{ Name: string; Version: string; Details: Record<string, string> }> = [
+      { Name: 'Engine', Version: ENGINE_VERSION, Details: details },
+    ];
+    if (runc.version) components.push({ Name: 'runc', Version: runc.version, Details: { GitCommit: runc.commit } });
+    if (conmon.version) components.push({ Name: 'conmon', Version: conmon.version, Details: { GitCommit: conmon.commit } });
+    ctx.send(200, {
+      Platform: { Name: 'Berth' },
+      Components: components,
+      Version: ENGINE_VERSION,
+      ApiVersion: API_VERSION,
+      MinAPIVersion: MIN_API_VERSION,
+      GitCommit: commit,
+      GoVersion: details.GoVersion,
+      Os: 'linux',
+      Arch: details.Arch,
+      KernelVersion: details.KernelVersion,
+      BuildTime: built,
+    });
+  });
+
+  router.get('/info', async (ctx) => {
+    const [containers, images, { runc }] = await Promise.all([
+      services.containers.list({ all: true, size: false, filters: {} }),
+      services.images.list(),
+      toolVersions(),
+    ]);
+    let running = 0, paused = 0, stopped = 0;
+    for (const c of containers) {
+      if (c.State === 'paused') paused++;
+      else if (c.State === 'running' || c.State === 'restarting') running++;
+      else stopped++;
+    }
+    const cg = cgroupFeatures();
+    const rel = osRelease();
+    id ??= engineId(config.dataRoot);
+    const warnings: string[] = [];
+    if (!cg.SwapLimit) warnings.push('WARNING: No swap limit support');
+    if (!cg.KernelMemory && cg.version === '1') warnings.push('WARNING: No kernel memory limit support');
+    const ipv4Forwarding = procFlag('/proc/sys/net/ipv4/ip_forward');
+    if (!ipv4Forwarding) warnings.push('WARNING: IPv4 forwarding is disabled');
+    const bridgeNf = procFlag('/proc/sys/net/bridge/bridge-nf-call-iptables');
+    const bridgeNf6 = procFlag('/proc/sys/net/bridge/bridge-nf-call-ip6tables');
+    const uniqueImages = new Set(images.map((i) => i.id)).size;
+    ctx.send(200, {
+      ID: id,
+      Containers: containers.length,
+      ContainersRunning: running,
+      ContainersPaused: paused,
+      ContainersStopped: stopped,
+      Images: uniqueImages,
+      Driver: 'overlay2',
+      DriverStatus: [
+        ['Backing Filesystem', backingFs(config.dataRoot)],
+        ['Supports d_type', 'true'],
+        ['Native Overlay Diff', 'true'],
+        ['userxattr', 'false'],
+      ],
+      Plugins: { Volume: ['local'], Network: ['host', 'null'], Authorization: null, Log: ['json-file'] },
+      MemoryLimit: cg.MemoryLimit,
+      SwapLimit: cg.SwapLimit,
+      KernelMemory: cg.KernelMemory,
+      KernelMemoryTCP: cg.KernelMemoryTCP,
+      CpuCfsPeriod: cg.CpuCfsPeriod,
+      CpuCfsQuota: cg.CpuCfsQuota,
+      CPUShares: cg.CPUShares,
+      CPUSet: cg.CPUSet,
+      PidsLimit: cg.PidsLimit,
+      IPv4Forwarding: ipv4Forwarding,
+      BridgeNfIptables: bridgeNf,
+      BridgeNfIp6tables: bridgeNf6,
+      Debug: config.debug,
+      NFd: countFds(),
+      OomKillDisable: cg.OomKillDisable,
+      NGoroutines: 0,
+      SystemTime: new Date().toISOString(),
+      LoggingDriver: 'json-file',
+      CgroupDriver: 'cgroupfs',
+      CgroupVersion: cg.version,
+      NEventsListener: listeners,
+      KernelVersion: os.release(),
+      OperatingSystem: rel.pretty,
+      OSVersion: rel.version,
+      OSType: 'linux',
+      Architecture: os.machine(),
+      IndexServerAddress: 'https://index.docker.io/v1/',
+      RegistryConfig: {
+        AllowNondistributableArtifactsCIDRs: [],
+        AllowNondistributableArtifactsHostnames: [],
+        InsecureRegistryCIDRs: ['127.0.0.0/8'],
+        IndexConfigs: { 'docker.io': { Name: 'docker.io', Mirrors: [], Secure: true, Official: true } },
+        Mirrors: [],
+      },
+      NCPU: os.cpus().length,
+      MemTotal: os.totalmem(),
+      GenericResources: null,
+      DockerRootDir: config.dataRoot,
+      HttpProxy: process.env.HTTP_PROXY ?? process.env.http_proxy ?? '',
+      HttpsProxy: process.env.HTTPS_PROXY ?? process.env.https_proxy ?? '',
+      NoProxy: process.env.NO_PROXY ?? process.env.no_proxy ?? '',
+      Name: os.hostname(),
+      Labels: [],
+      ExperimentalBuild: false,
+      ServerVersion: ENGINE_VERSION,
+      Runtimes: { runc: { path: config.runtime } },
+      DefaultRuntime: 'runc',
+      Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
+      LiveRestoreEnabled: true,
+      Isolation: '',
+      InitBinary: '',
+      ContainerdCommit: { ID: '', Expected: '' },
+      RuncCommit: { ID: runc.commit || runc.version, Expected: runc.commit || runc.version },
+      InitCommit: { ID: '', Expected: '' },
+      SecurityOptions: [],
+      CDISpecDirs: [],
+      Warnings: warnings.length ? warnings : null,
+    });
+  });
+
+  router.get('/events', (ctx) => {
+    const filters = ctx.filters();
+    for (const k of Object.keys(filters)) if (!EVENT_FILTERS.has(k)) throw invalidArgument(`invalid filter '${k}'`);
+    const nowSec = Date.now() / 1000;
+    const sinceQ = ctx.query.get('since');
+    const untilQ = ctx.query.get('until');
+    const since = sinceQ ? parseApiTimestamp(sinceQ, nowSec) : undefined;
+    const until = untilQ ? parseApiTimestamp(untilQ, nowSec) : undefined;
+    if (since !== undefined && until !== undefined && since > until) {
+      throw invalidArgument(`\`since\` time (${sinceQ}) cannot be after \`until\` time (${untilQ})`);
+    }
+    const untilNs = until !== undefined ? until * 1e9 : Infinity;
+    const res = ctx.startStream('application/json');
+    res.on('error', () => { /* client gone; cleanup runs on close */ });
+    const send = (ev: EngineEvent) => {
+      if (ev.timeNano > untilNs || !eventMatches(ev, filters)) return;
+      if (!res.writableEnded && !res.destroyed) res.write(serializeEvent(ev) + '\n');
+    };
+    // Replay and subscribe in the same tick: no event can fall between them.
+    if (since !== undefined) for (const ev of services.events.since(Math.floor(since * 1e9))) send(ev);
+    if (until !== undefined && until <= nowSec) { res.end(); return; }
+    listeners++;
+    services.events.on('event', send);
+    let timer: NodeJS.Timeout | undefined;
+    const stop = () => {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      if (services.events.listeners('event').includes(send)) {
+        services.events.off('event', send);
+        listeners--;
+      }
+      if (!res.writableEnded) res.end();
+    };
+    if (until !== undefined) timer = setTimeout(stop, Math.max(0, (until - nowSec) * 1000));
+    ctx.clientGone().addEventListener('abort', stop, { once: true });
+  });
+}
+
+function countFds(): number {
+  try { return fs.readdirSync('/proc/self/fd').length; } catch { return 0; }
+}
