@@ -7,6 +7,17 @@ export const API_VERSION = '1.47';
 export const MIN_API_VERSION = '1.24';
 export const SERVER_HEADER = 'Berth/0.1.0 (linux)';
 
+/** Compares API versions numerically ("1.9" < "1.41"). */
+export function compareApi(a: string, b: string): number {
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
 /** Headers every normal response carries, as dockerd sends them. */
 export function commonHeaders(): Record<string, string> {
   return {

@@ -2,7 +2,7 @@ import * as http from 'node:http';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Duplex } from 'node:stream';
-import { API_VERSION, Ctx, MIN_API_VERSION, Router, sendError } from './router';
+import { API_VERSION, Ctx, MIN_API_VERSION, Router, compareApi, sendError } from './router';
 import { notFound, invalidArgument, BerthError } from '../common/errors';
 
 const VERSION_PREFIX = /^\/v(\d+\.\d+)(\/.*)$/;
@@ -74,24 +74,13 @@ export class ApiServer {
   }
 }
 
-function compareVersions(a: string, b: string): number {
-  const pa = a.split('.').map(Number);
-  const pb = b.split('.').map(Number);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
-}
-
 /** dockerd's version middleware: same words, status 400. */
 function checkVersion(v: string): void {
-  if (compareVersions(v, MIN_API_VERSION) < 0) {
+  if (compareApi(v, MIN_API_VERSION) < 0) {
     throw invalidArgument(`client version ${v} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`);
   }
-  if (compareVersions(v, API_VERSION) > 0) {
+  if (compareApi(v, API_VERSION) > 0) {
     throw invalidArgument(`client version ${v} is too new. Maximum supported API version is ${API_VERSION}`);
   }
 }
 
-export { compareVersions };

@@ -1,0 +1,374 @@
+/**
+ * Container and exec routes. HTTP shape only: parse and validate the
+ * request, call the ContainerService, serialise the answer the way dockerd
+ * does (see shared/specs/docker-cli-wire). No container logic lives here.
+ */
+import type { Duplex } from 'node:stream';
+import { commonHeaders, compareApi, type Ctx, type Router } from '../router';
+import { BerthError, invalidArgument, isKind } from '../../common/errors';
+import type { Services } from '../../engine/services';
+import type { LogsOptions, WaitCondition } from '../../engine/types';
+import { parseApiTimestamp } from './system';
+
+const RAW_STREAM = 'application/vnd.docker.raw-stream';
+const MULTIPLEXED_STREAM = 'application/vnd.docker.multiplexed-stream';
+
+/** Container reference in a path: an id, id prefix or name, with or without the leading '/'. */
+const REF = '(/?[^/]+)';
+
+const LIST_FILTERS = new Set(['ancestor', 'before', 'expose', 'exited', 'health', 'id', 'isolation', 'is-task', 'label', 'name', 'network', 'publish', 'since', 'status', 'volume']);
+const PRUNE_FILTERS = new Set(['until', 'label', 'label!']);
+
+function ref(ctx: Ctx, i = 0): string {
+  const r = ctx.params[i] ?? '';
+  return r.startsWith('/') ? r.slice(1) : r;
+}
+
+/** 200 with `Content-Length: 0` and no Content-Type (resize, detached exec start). */
+function sendEmpty(ctx: Ctx, status = 200): void {
+  const res = ctx.res!;
+  res.writeHead(status, { ...commonHeaders(), 'Content-Length': '0' });
+  res.end();
+}
+
+/** dockerd's checkForJSON: a body, if any, must be labelled application/json. */
+function requireJson(ctx: Ctx): void {
+  const ct = ctx.req.headers['content-type'];
+  const len = Number(ctx.req.headers['content-length'] ?? 0);
+  const chunked = /chunked/i.test(String(ctx.req.headers['transfer-encoding'] ?? ''));
+  if (!ct) {
+    if (len === 0 && !chunked) return;
+    throw invalidArgument(`unsupported Content-Type header (): must be 'application/json'`);
+  }
+  const media = ct.split(';')[0].trim().toLowerCase();
+  if (media !== 'application/json') throw invalidArgument(`unsupported Content-Type header (${ct}): must be 'application/json'`);
+}
+
+/** Query integer in Go's strconv.Atoi style (the error text dockerd passes on). */
+function atoi(ctx: Ctx, name: string): number {
+  const v = ctx.query.get(name) ?? '';
+  if (!/^[+-]?\d+$/.test(v)) throw invalidArgument(`strconv.Atoi: parsing ${JSON.stringify(v)}: invalid syntax`);
+  return Number(v);
+}
+
+function optionalInt(ctx: Ctx, name: string): number | undefined {
+  const v = ctx.query.get(name);
+  if (v === null || v === '') return undefined;
+  if (!/^[+-]?\d+$/.test(v)) throw invalidArgument(`strconv.Atoi: parsing ${JSON.stringify(v)}: invalid syntax`);
+  return Number(v);
+}
+
+/** One stdcopy frame (stream 1 stdout, 2 stderr, 3 systemerr). */
+export function stdcopyFrame(stream: number, payload: Buffer | string): Buffer {
+  const body = typeof payload === 'string' ? Buffer.from(payload) : payload;
+  const hdr = Buffer.alloc(8);
+  hdr[0] = stream;
+  hdr.writeUInt32BE(body.length, 4);
+  return Buffer.concat([hdr, body]);
+}
+
+/** Hijacked stream media type: dockerd labels the multiplexed case only from API 1.42 on. */
+function streamType(ctx: Ctx, tty: boolean): string {
+  return !tty && compareApi(ctx.version, '1.42') >= 0 ? MULTIPLEXED_STREAM : RAW_STREAM;
+}
+
+function endSocket(sock: Duplex): void {
+  if (!sock.destroyed && !sock.writableEnded) sock.end();
+}
+
+function stopOpts(ctx: Ctx): { signal?: string; timeout?: number } {
+  const opts: { signal?: string; timeout?: number } = {};
+  const signal = ctx.query.get('signal');
+  if (signal) opts.signal = signal;
+  // `t` is the classic name; API 1.42 documents `timeout` too... accept both.
+  const t = optionalInt(ctx, 't') ?? optionalInt(ctx, 'timeout');
+  if (t !== undefined) opts.timeout = t;
+  return opts;
+}
+
+export function registerContainerRoutes(router: Router, services: Services): void {
+  const svc = services.containers;
+
+  // ------------------------------------------------------------ collection
+
+  router.post('/containers/create', async (ctx) => {
+    requireJson(ctx);
+    const name = ctx.query.get('name') || undefined;
+    const buf = await ctx.bodyBuffer();
+    if (buf.length === 0) throw invalidArgument('config cannot be empty in order to create a container');
+    let body: any;
+    try { body = JSON.parse(buf.toString('utf8')); } catch (err) { throw invalidArgument(`invalid JSON body: ${(err as Error).message}`); }
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+      throw invalidArgument('config cannot be empty in order to create a container');
+    }
+    const r = await svc.create(name, body);
+    ctx.send(201, { Id: r.Id, Warnings: r.Warnings ?? [] });
+  });
+
+  router.get('/containers/json', async (ctx) => {
+    const filters = ctx.filters();
+    for (const k of Object.keys(filters)) if (!LIST_FILTERS.has(k)) throw invalidArgument(`invalid filter '${k}'`);
+    // Pre-1.?? clients send before/since as their own parameters.
+    for (const k of ['before', 'since'] as const) {
+      const v = ctx.query.get(k);
+      if (v) filters[k] = [...(filters[k] ?? []), v];
+    }
+    const limit = optionalInt(ctx, 'limit');
+    const list = await svc.list({
+      all: ctx.bool('all'),
+      limit: limit !== undefined && limit > 0 ? limit : undefined,
+      size: ctx.bool('size'),
+      filters,
+    });
+    ctx.send(200, list);
+  });
+
+  router.post('/containers/prune', async (ctx) => {
+    const filters = ctx.filters();
+    for (const k of Object.keys(filters)) if (!PRUNE_FILTERS.has(k)) throw invalidArgument(`invalid filter '${k}'`);
+    const now = Date.now() / 1000;
+    const until = (filters.until ?? []).map((u) => parseApiTimestamp(u, now));
+    const labels = filters.label ?? [];
+    const notLabels = filters['label!'] ?? [];
+    const candidates = await svc.list({ all: true, size: true, filters: labels.length ? { label: labels } : {} });
+    const deleted: string[] = [];
+    let reclaimed = 0;
+    for (const c of candidates) {
+      // Only containers that are not running (a paused one counts as running).
+      if (c.State === 'running' || c.State === 'paused' || c.State === 'restarting' || c.State === 'removing') continue;
+      if (until.length && !until.every((u) => Number(c.Created) < u)) continue;
+      if (notLabels.some((kv) => labelMatches(c.Labels ?? {}, kv))) continue;
+      try {
+        await svc.remove(c.Id, { force: false, volumes: false });
+      } catch (err) {
+        if (isKind(err, 'not-found') || isKind(err, 'conflict')) continue; // removed or restarted meanwhile
+        throw err;
+      }
+      deleted.push(c.Id);
+      reclaimed += Number(c.SizeRw ?? 0);
+    }
+    services.events.emitEvent('container', 'prune', '', { reclaimed: String(reclaimed) });
+    ctx.send(200, { ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed });
+  });
+
+  // ------------------------------------------------------------ one container
+
+  router.get(`/containers/${REF}/json`, async (ctx) => {
+    ctx.send(200, await svc.inspect(ref(ctx), ctx.bool('size')));
+  });
+
+  router.post(`/containers/${REF}/start`, async (ctx) => {
+    const body = (await ctx.bodyBuffer()).toString('utf8').trim();
+    if (body !== '' && body !== '{}' && body !== 'null') {
+      throw invalidArgument('starting container with non-empty request body was deprecated since API v1.22 and removed in v1.24');
+    }
+    await svc.start(ref(ctx));
+    ctx.send(204);
+  });
+
+  router.post(`/containers/${REF}/stop`, async (ctx) => {
+    await svc.stop(ref(ctx), stopOpts(ctx));
+    ctx.send(204);
+  });
+
+  router.post(`/containers/${REF}/restart`, async (ctx) => {
+    await svc.restart(ref(ctx), stopOpts(ctx));
+    ctx.send(204);
+  });
+
+  router.post(`/containers/${REF}/kill`, async (ctx) => {
+    const name = ref(ctx);
+    try {
+      await svc.kill(name, ctx.query.get('signal') || undefined);
+    } catch (err) {
+      // dockerd's route wraps every kill error this way (75/81 in the wire captures).
+      if (err instanceof BerthError && !err.message.startsWith('Cannot kill container')) {
+        throw new BerthError(err.kind, `Cannot kill container: ${name}: ${err.message}`, { cause: err, exitCode: err.exitCode });
+      }
+      throw err;
+    }
+    ctx.send(204);
+  });
+
+  router.post(`/containers/${REF}/pause`, async (ctx) => {
+    await svc.pause(ref(ctx));
+    ctx.send(204);
+  });
+
+  router.post(`/containers/${REF}/unpause`, async (ctx) => {
+    await svc.unpause(ref(ctx));
+    ctx.send(204);
+  });
+
+  router.post(`/containers/${REF}/rename`, async (ctx) => {
+    const newName = ctx.query.get('name') ?? '';
+    if (!newName) throw invalidArgument('Neither old nor new names may be empty');
+    await svc.rename(ref(ctx), newName);
+    ctx.send(204);
+  });
+
+  router.delete(`/containers/${REF}`, async (ctx) => {
+    const name = ref(ctx);
+    if (ctx.bool('link')) {
+      // Berth has no legacy links, so there is never a link to remove; same words as dockerd's rmLink.
+      const full = name.startsWith('/') ? name : `/${name}`;
+      const parent = full.slice(0, full.lastIndexOf('/'));
+      if (parent === '') throw new BerthError('conflict', 'Conflict, cannot remove the default link name of the container');
+      throw new BerthError('not-found', `Cannot get parent ${parent} for link name ${full}`);
+    }
+    await svc.remove(name, { force: ctx.bool('force'), volumes: ctx.bool('v') });
+    ctx.send(204);
+  });
+
+  router.post(`/containers/${REF}/wait`, async (ctx) => {
+    const name = ref(ctx);
+    const cond = ctx.query.get('condition') || 'not-running';
+    if (cond !== 'not-running' && cond !== 'next-exit' && cond !== 'removed') {
+      throw invalidArgument(`invalid condition: ${JSON.stringify(cond)}`);
+    }
+    await svc.inspect(name); // a missing container is an HTTP 404, before any header goes out
+    const abort = ctx.clientGone();
+    const waiting = svc.wait(name, cond as WaitCondition, abort);
+    // Let the service register the waiter before the client may send `start`.
+    const early = await Promise.race([
+      waiting.then((r) => ({ r }), (e) => ({ e })),
+      new Promise<undefined>((resolve) => setImmediate(() => resolve(undefined))),
+    ]);
+    if (early && 'e' in early && early.e instanceof BerthError) throw early.e;
+    const res = ctx.res!;
+    res.on('error', () => { /* client gone */ });
+    res.writeHead(200, { ...commonHeaders(), 'Content-Type': 'application/json' });
+    res.flushHeaders();
+    let body: { Error: { Message: string } | null; StatusCode: number };
+    try {
+      const r = early && 'r' in early ? early.r : await waiting;
+      body = { Error: r.Error ? { Message: r.Error.Message } : null, StatusCode: r.StatusCode };
+    } catch (err) {
+      const msg = abort.aborted ? 'context canceled' : (err as Error)?.message ?? String(err);
+      body = { Error: { Message: msg }, StatusCode: -1 };
+    }
+    if (!res.writableEnded && !res.destroyed) res.end(JSON.stringify(body) + '\n');
+  });
+
+  router.post(`/containers/${REF}/resize`, async (ctx) => {
+    const h = atoi(ctx, 'h');
+    const w = atoi(ctx, 'w');
+    await svc.resize(ref(ctx), h, w);
+    sendEmpty(ctx);
+  });
+
+  router.get(`/containers/${REF}/top`, async (ctx) => {
+    ctx.send(200, await svc.top(ref(ctx), ctx.query.get('ps_args') || undefined));
+  });
+
+  router.get(`/containers/${REF}/logs`, async (ctx) => {
+    const name = ref(ctx);
+    const opts: LogsOptions = {
+      follow: ctx.bool('follow'),
+      stdout: ctx.bool('stdout'),
+      stderr: ctx.bool('stderr'),
+      timestamps: ctx.bool('timestamps'),
+      tail: parseTail(ctx.query.get('tail')),
+    };
+    if (!opts.stdout && !opts.stderr) throw invalidArgument('Bad parameters: you must choose at least one stream');
+    const now = Date.now() / 1000;
+    const since = ctx.query.get('since');
+    const until = ctx.query.get('until');
+    if (since) opts.since = parseApiTimestamp(since, now);
+    if (until) opts.until = parseApiTimestamp(until, now);
+    await svc.inspect(name); // 404 as a normal HTTP error
+    const abort = ctx.clientGone();
+    // No Content-Type, chunked, headers flushed at once (wire 10, 11, 64).
+    const res = ctx.startStream('');
+    res.on('error', () => { /* client gone */ });
+    try {
+      await svc.logs(name, opts, res, abort);
+    } catch (err) {
+      if (!abort.aborted) { res.destroy(err as Error); return; }
+    }
+    if (!res.writableEnded && !res.destroyed) res.end();
+  });
+
+  const attach = async (ctx: Ctx) => {
+    const name = ref(ctx);
+    const info = await svc.inspect(name); // 404 before the upgrade
+    const tty = Boolean(info?.Config?.Tty);
+    const opts = {
+      stdin: ctx.bool('stdin'),
+      stdout: ctx.bool('stdout'),
+      stderr: ctx.bool('stderr'),
+      stream: ctx.bool('stream'),
+      logs: ctx.bool('logs'),
+      detachKeys: ctx.query.get('detachKeys') || undefined,
+    };
+    await ctx.bodyBuffer();
+    const sock = ctx.hijack(streamType(ctx, tty), false);
+    sock.on('error', () => { /* the session notices through its own handlers */ });
+    try {
+      await svc.attach(name, opts, sock);
+    } catch (err) {
+      // Headers are gone; tell the client in-band, as a systemerr frame the Go client reports.
+      const msg = `Error attaching: ${(err as Error)?.message ?? err}\n`;
+      if (!sock.destroyed && !sock.writableEnded) sock.write(tty ? msg : stdcopyFrame(3, msg));
+    }
+    endSocket(sock);
+  };
+  router.post(`/containers/${REF}/attach`, attach);
+  router.get(`/containers/${REF}/attach`, attach);
+
+  // ------------------------------------------------------------ exec
+
+  router.post(`/containers/${REF}/exec`, async (ctx) => {
+    requireJson(ctx);
+    const body = await ctx.json<any>({});
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) throw invalidArgument('invalid exec config');
+    const r = await svc.execCreate(ref(ctx), body);
+    ctx.send(201, { Id: r.Id });
+  });
+
+  router.post('/exec/([^/]+)/start', async (ctx) => {
+    const id = ctx.params[0];
+    const body = await ctx.json<{ Detach?: boolean; Tty?: boolean; ConsoleSize?: number[] }>({});
+    if (body === null || typeof body !== 'object') throw invalidArgument('invalid exec start body');
+    await svc.execInspect(id); // `No such exec instance` as a plain 404
+    if (body.Detach) {
+      await svc.execStart(id, body, undefined);
+      sendEmpty(ctx);
+      return;
+    }
+    const tty = Boolean(body.Tty);
+    const sock = ctx.hijack(streamType(ctx, tty), true);
+    sock.on('error', () => { /* see attach */ });
+    try {
+      await svc.execStart(id, body, sock);
+    } catch (err) {
+      // dockerd writes a failed start to the exec's stdout (wire 87).
+      const msg = `${(err as Error)?.message ?? err}\r\n`;
+      if (!sock.destroyed && !sock.writableEnded) sock.write(tty ? msg : stdcopyFrame(1, msg));
+    }
+    endSocket(sock);
+  });
+
+  router.post('/exec/([^/]+)/resize', async (ctx) => {
+    const h = atoi(ctx, 'h');
+    const w = atoi(ctx, 'w');
+    await svc.execResize(ctx.params[0], h, w);
+    sendEmpty(ctx);
+  });
+
+  router.get('/exec/([^/]+)/json', async (ctx) => {
+    ctx.send(200, await svc.execInspect(ctx.params[0]));
+  });
+}
+
+function parseTail(v: string | null): number | 'all' {
+  if (v === null || v === '' || v === 'all') return 'all';
+  if (!/^\d+$/.test(v)) return 'all'; // dockerd treats a bad or negative tail as "all"
+  return Number(v);
+}
+
+function labelMatches(labels: Record<string, string>, kv: string): boolean {
+  const eq = kv.indexOf('=');
+  if (eq < 0) return kv in labels;
+  return labels[kv.slice(0, eq)] === kv.slice(eq + 1);
+}
