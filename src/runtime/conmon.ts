@@ -20,6 +20,8 @@ export interface ConmonCommon {
   conmonPidFile: string;
   terminal: boolean;
   stdin: boolean;
+  /** Keep the container's stdin open when attach clients leave (OpenStdin without StdinOnce). */
+  leaveStdinOpen?: boolean;
   logPath?: string;
 }
 
@@ -95,6 +97,7 @@ function baseArgs(o: ConmonCommon, cuuid: string): string[] {
   ];
   if (o.terminal) args.push('-t');
   if (o.stdin) args.push('-i');
+  if (o.stdin && o.leaveStdinOpen) args.push('--leave-stdin-open');
   return args;
 }
 

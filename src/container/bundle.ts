@@ -1,0 +1,48 @@
+/**
+ * Writes a container's OCI bundle at start: /etc files, the user, and
+ * config.json from H3a's spec builder. The bundle lives in the exec root
+ * (re-creatable), so config.json is written without fsync.
+ */
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { buildOciSpec, resolveArgs, serializeOciSpec } from '../runtime/spec';
+import { resolveUser } from '../runtime/user';
+import { etcFileContents } from './etcfiles';
+import type { ContainerRecord } from './store';
+
+function cgroupsPath(id: string): string { return `/berth/${id}`; }
+
+/** Runs the spec builder at create time so bad HostConfig values fail with 400 there. */
+export function validateSpec(id: string, config: any, hostConfig: any): void {
+  buildOciSpec({
+    containerId: id, rootfsPath: '/nonexistent', args: resolveArgs(config), env: config.Env ?? [],
+    cwd: config.WorkingDir || '/', user: { uid: 0, gid: 0 }, terminal: !!config.Tty,
+    hostname: config.Hostname, domainname: config.Domainname, hostConfig,
+    cgroupsPath: cgroupsPath(id), prepareHostPaths: false,
+  });
+}
+
+export async function prepareBundle(svc: unknown, rec: ContainerRecord, bundle: string, rootfs: string): Promise<void> {
+  void svc;
+  const cfg = rec.Config;
+  const hc = rec.HostConfig;
+  const etc = etcFileContents({
+    hostname: cfg.Hostname, domainname: cfg.Domainname, networkMode: hc.NetworkMode,
+    extraHosts: hc.ExtraHosts ?? [], dns: hc.Dns ?? [], dnsSearch: hc.DnsSearch ?? [], dnsOptions: hc.DnsOptions ?? [],
+  });
+  await Promise.all([
+    fsp.writeFile(rec.HostnamePath, etc.hostname),
+    fsp.writeFile(rec.HostsPath, etc.hosts),
+    fsp.writeFile(rec.ResolvConfPath, etc.resolvConf),
+  ]);
+  const user = resolveUser(rootfs, cfg.User ?? '', hc.GroupAdd ?? []);
+  const spec = buildOciSpec({
+    containerId: rec.Id, rootfsPath: rootfs, args: [rec.Path, ...rec.Args], env: cfg.Env ?? [],
+    cwd: cfg.WorkingDir || '/', user, terminal: !!cfg.Tty,
+    consoleSize: Array.isArray(hc.ConsoleSize) && hc.ConsoleSize[0] > 0 ? { height: hc.ConsoleSize[0], width: hc.ConsoleSize[1] } : undefined,
+    hostname: cfg.Hostname, domainname: cfg.Domainname, hostConfig: hc,
+    etcFiles: { hostname: rec.HostnamePath, hosts: rec.HostsPath, resolvConf: rec.ResolvConfPath },
+    cgroupsPath: cgroupsPath(rec.Id),
+  });
+  await fsp.writeFile(path.join(bundle, 'config.json'), serializeOciSpec(spec), { mode: 0o600 });
+}

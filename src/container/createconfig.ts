@@ -1,0 +1,121 @@
+/**
+ * Docker's create-time rules: merge the user's Config with the image's,
+ * validate HostConfig, so bad values fail at create (400) not at start.
+ */
+import * as os from 'node:os';
+import { invalidArgument } from '../common/errors';
+import type { ImageRecord } from '../engine/types';
+import { defaultHostname, replaceOrAppendEnv } from '../runtime/spec';
+
+/** Image env first, then user env overriding by key (Docker's ReplaceOrAppendEnvValues). */
+export function mergeEnv(image: string[] | undefined, user: string[] | undefined | null): string[] {
+  return replaceOrAppendEnv(image ?? [], user ?? []);
+}
+
+function isCleared(ep: unknown): boolean {
+  return Array.isArray(ep) && (ep.length === 0 || (ep.length === 1 && ep[0] === ''));
+}
+
+export interface MergedConfig {
+  config: any;
+  path: string;
+  args: string[];
+}
+
+/** Builds the container's Config (inspect shape) from the create body and the image. */
+export function mergeConfig(id: string, body: any, image: ImageRecord, networkMode: string): MergedConfig {
+  const ic = image.config.config ?? {};
+  let entrypoint: string[] | null;
+  let cmd: string[] | null;
+  const userEp = body.Entrypoint;
+  const userCmd: string[] | null = Array.isArray(body.Cmd) ? body.Cmd : typeof body.Cmd === 'string' ? [body.Cmd] : null;
+  const userEpArr: string[] | null = Array.isArray(userEp) ? userEp : typeof userEp === 'string' ? [userEp] : null;
+  if (userEpArr && !isCleared(userEpArr)) {
+    entrypoint = userEpArr;
+    cmd = userCmd && userCmd.length ? userCmd : null;
+  } else {
+    entrypoint = userEpArr ? null : (ic.Entrypoint && ic.Entrypoint.length ? ic.Entrypoint : null);
+    cmd = userCmd && userCmd.length ? userCmd : (ic.Cmd && ic.Cmd.length ? ic.Cmd : null);
+  }
+  const full = [...(entrypoint ?? []), ...(cmd ?? [])];
+  if (full.length === 0) throw invalidArgument('No command specified');
+  const labels = { ...(ic.Labels ?? {}), ...(body.Labels ?? {}) };
+  const config = {
+    Hostname: body.Hostname || defaultHostname(id, networkMode),
+    Domainname: body.Domainname ?? '',
+    User: body.User || ic.User || '',
+    AttachStdin: !!body.AttachStdin,
+    AttachStdout: !!body.AttachStdout,
+    AttachStderr: !!body.AttachStderr,
+    ...(body.ExposedPorts || ic.ExposedPorts ? { ExposedPorts: { ...(ic.ExposedPorts ?? {}), ...(body.ExposedPorts ?? {}) } } : {}),
+    Tty: !!body.Tty,
+    OpenStdin: !!body.OpenStdin,
+    StdinOnce: !!body.StdinOnce,
+    Env: mergeEnv(ic.Env, body.Env),
+    Cmd: cmd,
+    Image: String(body.Image),
+    Volumes: body.Volumes || ic.Volumes ? { ...(ic.Volumes ?? {}), ...(body.Volumes ?? {}) } : null,
+    WorkingDir: body.WorkingDir || ic.WorkingDir || '',
+    Entrypoint: entrypoint,
+    OnBuild: ic.OnBuild ?? null,
+    Labels: labels,
+    ...(body.StopSignal || ic.StopSignal ? { StopSignal: body.StopSignal || ic.StopSignal } : {}),
+    ...(typeof body.StopTimeout === 'number' ? { StopTimeout: body.StopTimeout } : {}),
+  };
+  return { config, path: full[0], args: full.slice(1) };
+}
+
+const POLICIES = ['', 'no', 'always', 'on-failure', 'unless-stopped'];
+
+/** Validates and normalises HostConfig; returns the stored copy. */
+export function validateHostConfig(hc: any, defaultNetwork: string): any {
+  const out = { ...(hc ?? {}) };
+  const rp = { Name: out.RestartPolicy?.Name ?? '', MaximumRetryCount: Number(out.RestartPolicy?.MaximumRetryCount ?? 0) };
+  if (!POLICIES.includes(rp.Name)) {
+    throw invalidArgument(`invalid restart policy: unknown policy '${rp.Name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'`);
+  }
+  if (rp.MaximumRetryCount < 0) throw invalidArgument('invalid restart policy: maximum retry count must be a positive integer');
+  if (rp.MaximumRetryCount > 0 && rp.Name !== 'on-failure') {
+    throw invalidArgument(`invalid restart policy: maximum retry count can only be used with 'on-failure'`);
+  }
+  if (rp.Name === '') rp.Name = 'no';
+  out.RestartPolicy = rp;
+  if (out.AutoRemove && rp.Name !== 'no') throw invalidArgument('Conflicting options: --restart and --rm');
+  const mem = Number(out.Memory ?? 0);
+  if (mem < 0) throw invalidArgument('invalid memory limit: must be a positive value');
+  if (mem > 0 && mem < 6 * 1024 * 1024) throw invalidArgument('Minimum memory limit allowed is 6MB');
+  const swap = Number(out.MemorySwap ?? 0);
+  if (mem > 0 && swap > 0 && swap < mem) {
+    throw invalidArgument('Minimum memoryswap limit should be larger than memory limit, see usage');
+  }
+  const nano = Number(out.NanoCpus ?? 0);
+  const ncpu = os.cpus().length;
+  if (nano < 0 || (nano > 0 && nano < 1e7) || nano > ncpu * 1e9) {
+    throw invalidArgument(`Range of CPUs is from 0.01 to ${ncpu.toFixed(2)}, as there are only ${ncpu} CPUs available`);
+  }
+  if (nano > 0 && (Number(out.CpuQuota ?? 0) > 0 || Number(out.CpuPeriod ?? 0) > 0)) {
+    throw invalidArgument('Conflicting options: Nano CPUs and CPU Period cannot both be set');
+  }
+  const cpuShares = Number(out.CpuShares ?? 0);
+  if (cpuShares < 0) throw invalidArgument('invalid CPU shares: must be a positive value');
+  let nm = String(out.NetworkMode ?? '');
+  if (nm === '' || nm === 'default') nm = defaultNetwork;
+  if (nm !== 'none' && nm !== 'host') throw invalidArgument(`network ${nm} not found`);
+  out.NetworkMode = nm;
+  if (!out.LogConfig || !out.LogConfig.Type) out.LogConfig = { Type: 'k8s-file', Config: {} };
+  return out;
+}
+
+/** NetworkSettings as Docker shows it for none/host networking (no addresses). */
+export function networkSettings(mode: string): any {
+  const endpoint = {
+    IPAMConfig: null, Links: null, Aliases: null, MacAddress: '', DriverOpts: null, NetworkID: '', EndpointID: '',
+    Gateway: '', IPAddress: '', IPPrefixLen: 0, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, DNSNames: null,
+  };
+  return {
+    Bridge: '', SandboxID: '', SandboxKey: '', Ports: {}, HairpinMode: false, LinkLocalIPv6Address: '', LinkLocalIPv6PrefixLen: 0,
+    SecondaryIPAddresses: null, SecondaryIPv6Addresses: null, EndpointID: '', Gateway: '', GlobalIPv6Address: '',
+    GlobalIPv6PrefixLen: 0, IPAddress: '', IPPrefixLen: 0, IPv6Gateway: '', MacAddress: '',
+    Networks: { [mode]: endpoint },
+  };
+}

@@ -1,0 +1,186 @@
+/**
+ * Exec sessions: each runs under its own conmon (`--exec --exec-attach`),
+ * which gives TTY execs a pty (runc's console socket needs SCM_RIGHTS, which
+ * Node cannot receive) and lets us attach before the process starts.
+ */
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import { conflict, notFound } from '../common/errors';
+import { encodeFrame } from '../common/stdcopy';
+import { conmonExec, ConmonStartError } from '../runtime/conmon';
+import { runcMessage } from '../runtime/runc';
+import { hostBoundingCapabilities } from '../runtime/caps';
+import { resolveUser } from '../runtime/user';
+import { AttachBridge } from './attach';
+import { mergeEnv } from './createconfig';
+import type { Containers } from './service';
+import type { ContainerRecord } from './store';
+
+interface ExecRec {
+  ID: string;
+  ContainerID: string;
+  Running: boolean;
+  ExitCode: number | null;
+  Pid: number;
+  OpenStdin: boolean;
+  OpenStdout: boolean;
+  OpenStderr: boolean;
+  CanRemove: boolean;
+  DetachKeys: string;
+  ProcessConfig: { entrypoint: string; arguments: string[]; tty: boolean; user: string; privileged: boolean };
+  body: any;
+  started: boolean;
+  dir?: string;
+}
+
+export class ExecManager {
+  private readonly execs = new Map<string, ExecRec>();
+
+  constructor(private readonly svc: Containers) {}
+
+  async create(rec: ContainerRecord, body: any): Promise<{ Id: string }> {
+    if (!rec.State.Running) throw conflict(`Container ${rec.Id} is not running`);
+    if (rec.State.Paused) throw conflict(`Container ${rec.Id} is paused, unpause the container before exec`);
+    const cmd: string[] = Array.isArray(body?.Cmd) ? body.Cmd.map(String) : typeof body?.Cmd === 'string' ? [body.Cmd] : [];
+    if (cmd.length === 0) throw conflict('No exec command specified');
+    const id = randomBytes(32).toString('hex');
+    this.execs.set(id, {
+      ID: id,
+      ContainerID: rec.Id,
+      Running: false,
+      ExitCode: null,
+      Pid: 0,
+      OpenStdin: !!body.AttachStdin,
+      OpenStdout: !!body.AttachStdout,
+      OpenStderr: !!body.AttachStderr,
+      CanRemove: false,
+      DetachKeys: body.DetachKeys ?? '',
+      ProcessConfig: { entrypoint: cmd[0], arguments: cmd.slice(1), tty: !!body.Tty, user: body.User ?? '', privileged: !!body.Privileged },
+      body,
+      started: false,
+    });
+    this.svc.emit(rec, `exec_create: ${cmd.join(' ')}`, { execID: id });
+    return { Id: id };
+  }
+
+  private find(id: string): ExecRec {
+    const e = this.execs.get(id);
+    if (!e) throw notFound(`No such exec instance: ${id}`);
+    return e;
+  }
+
+  async inspect(id: string): Promise<any> {
+    const e = this.find(id);
+    const { body: _b, started: _s, dir: _d, ...pub } = e;
+    return { ...pub, ProcessConfig: { ...e.ProcessConfig, arguments: [...e.ProcessConfig.arguments] } };
+  }
+
+  async resize(id: string, height: number, width: number): Promise<void> {
+    const e = this.find(id);
+    if (!e.Running || !e.dir) throw conflict(`Exec ${id} is not running`);
+    const { writeCtl } = await import('./service');
+    await writeCtl(path.join(e.dir, 'ctl'), height, width);
+  }
+
+  /** The container stopped: its execs are gone with it. */
+  containerStopped(containerId: string): void {
+    for (const e of this.execs.values()) {
+      if (e.ContainerID === containerId && !e.Running) this.execs.delete(e.ID);
+    }
+  }
+
+  private async processSpec(rec: ContainerRecord, e: ExecRec, bundle: string): Promise<any> {
+    const spec = JSON.parse(await fsp.readFile(path.join(bundle, 'config.json'), 'utf8'));
+    const base = spec.process ?? {};
+    const b = e.body;
+    const proc: any = {
+      ...base,
+      terminal: !!b.Tty,
+      args: [e.ProcessConfig.entrypoint, ...e.ProcessConfig.arguments],
+      env: mergeEnv(base.env, b.Env),
+      cwd: b.WorkingDir || base.cwd || '/',
+    };
+    if (b.Tty && Array.isArray(b.ConsoleSize) && b.ConsoleSize[0] > 0) {
+      proc.consoleSize = { height: b.ConsoleSize[0], width: b.ConsoleSize[1] };
+    } else delete proc.consoleSize;
+    if (b.User) {
+      const u = resolveUser(path.join(bundle, 'rootfs'), String(b.User), rec.HostConfig.GroupAdd ?? undefined);
+      proc.user = { uid: u.uid, gid: u.gid, additionalGids: u.additionalGids };
+    }
+    if (b.Privileged) {
+      const all = hostBoundingCapabilities();
+      proc.capabilities = { bounding: all, effective: all, permitted: all, inheritable: [], ambient: [] };
+    }
+    return proc;
+  }
+
+  async start(id: string, body: { Detach?: boolean; Tty?: boolean }, socket: Duplex | undefined): Promise<void> {
+    const e = this.find(id);
+    if (e.started) throw conflict(`Error: Exec command ${id} has already run`);
+    const rec = this.svc.get(e.ContainerID);
+    if (!rec.State.Running) throw conflict(`Container ${rec.Id} is not running`);
+    if (rec.State.Paused) throw conflict(`Container ${rec.Id} is paused, unpause the container before exec`);
+    e.started = true;
+    const tty = e.ProcessConfig.tty;
+    const bundle = this.svc.bundleDir(rec.Id);
+    const dir = path.join(this.svc.config.execRoot, 'x', id.slice(0, 12));
+    e.dir = dir;
+    await fsp.mkdir(dir, { recursive: true });
+    const specPath = path.join(dir, 'process.json');
+    let exitKnown!: () => void;
+    const exitKnownP = new Promise<void>((r) => { exitKnown = r; });
+    const bridge = socket && !body.Detach
+      ? new AttachBridge(socket, {
+        tty, stdin: e.OpenStdin, stdout: e.OpenStdout, stderr: e.OpenStderr, closeStdinOnEof: true,
+        holdEnd: () => Promise.race([exitKnownP, new Promise((r) => setTimeout(r, 2000))]),
+      })
+      : undefined;
+    const cleanupDir = () => fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    let session;
+    try {
+      await fsp.writeFile(specPath, JSON.stringify(await this.processSpec(rec, e, bundle)));
+      session = conmonExec({
+        conmon: this.svc.config.conmon, runc: this.svc.config.runtime, runcRoot: this.svc.runcRoot,
+        cid: rec.Id, execId: id, bundle: dir, pidFile: path.join(dir, 'pidfile'), conmonPidFile: path.join(dir, 'conmon.pid'),
+        terminal: tty, stdin: e.OpenStdin, processSpec: specPath,
+      });
+      await session.attachReady;
+      if (bridge) await bridge.connect(path.join(dir, 'attach'));
+      e.Pid = await session.go();
+    } catch (err) {
+      exitKnown();
+      e.ExitCode = err instanceof ConmonStartError && /executable file not found/.test(err.runtimeMessage) ? 127 : 126;
+      const text = err instanceof ConmonStartError
+        ? `OCI runtime exec failed: ${runcMessage(err.runtimeMessage)}: unknown`
+        : `exec failed: ${(err as Error).message}`;
+      await cleanupDir();
+      if (bridge) {
+        // Docker reports a failed exec start inside the hijacked stream, as stdout.
+        bridge.writeRaw(tty ? Buffer.from(text + '\r\n') : encodeFrame(1, text + '\n'));
+        bridge.finish();
+        return;
+      }
+      throw conflict(text);
+    }
+    e.Running = true;
+    this.svc.emit(rec, `exec_start: ${[e.ProcessConfig.entrypoint, ...e.ProcessConfig.arguments].join(' ')}`, { execID: id });
+    const finished = session.exited().then(async (code) => {
+      e.ExitCode = code;
+      e.Running = false;
+      e.Pid = 0;
+      exitKnown();
+      await cleanupDir();
+      this.svc.emit(rec, 'exec_die', { execID: id, exitCode: String(code) });
+    }, async () => {
+      e.Running = false;
+      e.ExitCode = e.ExitCode ?? 126;
+      exitKnown();
+      await cleanupDir();
+    });
+    if (!bridge) return;
+    await bridge.done;
+    await finished;
+  }
+}

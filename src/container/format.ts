@@ -1,0 +1,43 @@
+/** Docker's human-readable container status and the list (ps) view. */
+
+/** go-units HumanDuration, as `docker ps` shows it. */
+export function humanDuration(ms: number): string {
+  const seconds = Math.floor(ms / 1000);
+  if (seconds < 1) return 'Less than a second';
+  if (seconds === 1) return '1 second';
+  if (seconds < 60) return `${seconds} seconds`;
+  const minutes = Math.floor(ms / 60000);
+  if (minutes === 1) return 'About a minute';
+  if (minutes < 60) return `${minutes} minutes`;
+  const hours = Math.round(ms / 3600000);
+  if (hours === 1) return 'About an hour';
+  if (hours < 48) return `${hours} hours`;
+  if (hours < 24 * 7 * 2) return `${Math.floor(hours / 24)} days`;
+  if (hours < 24 * 30 * 2) return `${Math.floor(hours / 24 / 7)} weeks`;
+  if (hours < 24 * 365 * 2) return `${Math.floor(hours / 24 / 30)} months`;
+  return `${Math.floor(ms / 3600000 / 24 / 365)} years`;
+}
+
+const ZERO_TIME = '0001-01-01T00:00:00Z';
+export { ZERO_TIME };
+
+function since(iso: string, now: number): string {
+  return humanDuration(Math.max(0, now - Date.parse(iso)));
+}
+
+/** The `Status` column: 'Up 3 seconds', 'Exited (0) 5 seconds ago', 'Created', ... */
+export function statusText(state: any, now = Date.now()): string {
+  if (state.Status === 'removing') return 'Removal In Progress';
+  if (state.Dead || state.Status === 'dead') return 'Dead';
+  if (state.Restarting) return `Restarting (${state.ExitCode}) ${since(state.FinishedAt, now)} ago`;
+  if (state.Running) return `Up ${since(state.StartedAt, now)}${state.Paused ? ' (Paused)' : ''}`;
+  if (state.FinishedAt && state.FinishedAt !== ZERO_TIME) return `Exited (${state.ExitCode}) ${since(state.FinishedAt, now)} ago`;
+  return 'Created';
+}
+
+/** Docker timestamps: RFC3339Nano in UTC; JS has milliseconds, so keep those. */
+export function nowRfc3339(): string {
+  const ns = process.hrtime.bigint() % 1_000_000n;
+  const iso = new Date().toISOString(); // ...sss Z
+  return `${iso.slice(0, 23)}${ns.toString().padStart(6, '0')}Z`.replace(/\.?0+Z$/, 'Z');
+}

@@ -1,0 +1,83 @@
+/** `GET /containers/json`: the ContainerSummary view and Docker's filters. */
+import { invalidArgument } from '../common/errors';
+import { statusText } from './format';
+import type { ContainerRecord } from './store';
+
+const FILTERS = new Set(['id', 'name', 'status', 'label', 'ancestor', 'exited', 'before', 'since', 'network', 'health', 'isolation', 'is-task', 'volume', 'publish', 'expose']);
+const STATUSES = ['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'];
+
+export function summary(rec: ContainerRecord): any {
+  return {
+    Id: rec.Id,
+    Names: [rec.Name],
+    Image: rec.Config.Image,
+    ImageID: rec.Image,
+    Command: [rec.Path, ...rec.Args].map(quoteArg).join(' '),
+    Created: Math.floor(Date.parse(rec.Created) / 1000),
+    Ports: [],
+    Labels: rec.Config.Labels ?? {},
+    State: rec.State.Status,
+    Status: statusText(rec.State),
+    HostConfig: { NetworkMode: rec.HostConfig.NetworkMode },
+    NetworkSettings: { Networks: rec.NetworkSettings.Networks },
+    Mounts: rec.Mounts ?? [],
+  };
+}
+
+// Docker joins path and args with spaces, quoting none; keep that.
+function quoteArg(a: string): string { return a; }
+
+function labelMatch(labels: Record<string, string>, f: string): boolean {
+  const i = f.indexOf('=');
+  if (i < 0) return f in labels;
+  return labels[f.slice(0, i)] === f.slice(i + 1);
+}
+
+export async function listContainers(
+  all: ContainerRecord[],
+  opts: { all: boolean; limit?: number; filters: Record<string, string[]> },
+  imageIdOf: (ref: string) => Promise<string | undefined>,
+): Promise<any[]> {
+  const f = opts.filters ?? {};
+  for (const k of Object.keys(f)) if (!FILTERS.has(k)) throw invalidArgument(`invalid filter '${k}'`);
+  for (const s of f.status ?? []) {
+    if (!STATUSES.includes(s)) throw invalidArgument(`invalid filter 'status=${s}'`);
+  }
+  const byRef = (ref: string) => all.find((r) => r.Id === ref || r.Name === `/${ref}` || r.Name === ref || r.Id.startsWith(ref));
+  let sorted = [...all].sort((a, b) => Date.parse(b.Created) - Date.parse(a.Created) || (a.Id < b.Id ? 1 : -1));
+  const before = f.before?.length ? byRef(f.before[0]) : undefined;
+  const since = f.since?.length ? byRef(f.since[0]) : undefined;
+  if (f.before?.length && !before) throw invalidArgument(`No such container: ${f.before[0]}`);
+  if (f.since?.length && !since) throw invalidArgument(`No such container: ${f.since[0]}`);
+  const ancestorIds = new Set<string>();
+  for (const a of f.ancestor ?? []) {
+    const id = await imageIdOf(a);
+    if (id) ancestorIds.add(id);
+  }
+  // Explicit status/exited filters show stopped containers even without all.
+  const showAll = opts.all || !!f.status?.length || !!f.exited?.length || (opts.limit ?? 0) > 0 || !!before || !!since;
+  sorted = sorted.filter((r) => {
+    if (!showAll && !r.State.Running) return false;
+    if (f.id?.length && !f.id.some((x) => r.Id.startsWith(x))) return false;
+    if (f.name?.length && !f.name.some((x) => nameMatch(r.Name, x))) return false;
+    if (f.status?.length && !f.status.includes(r.State.Status)) return false;
+    if (f.label?.length && !f.label.every((x) => labelMatch(r.Config.Labels ?? {}, x))) return false;
+    if (f.exited?.length && (r.State.Status !== 'exited' || !f.exited.some((x) => Number(x) === r.State.ExitCode))) return false;
+    if (f.ancestor?.length && !ancestorIds.has(r.Image) && !f.ancestor.includes(r.Config.Image)) return false;
+    if (f.network?.length && !f.network.includes(r.HostConfig.NetworkMode)) return false;
+    if (before && Date.parse(r.Created) >= Date.parse(before.Created)) return false;
+    if (since && Date.parse(r.Created) <= Date.parse(since.Created)) return false;
+    return true;
+  });
+  if (opts.limit && opts.limit > 0) sorted = sorted.slice(0, opts.limit);
+  return sorted.map(summary);
+}
+
+function nameMatch(name: string, pattern: string): boolean {
+  const n = name.slice(1);
+  try {
+    return new RegExp(pattern).test(n) || new RegExp(pattern).test(name);
+  } catch {
+    return n.includes(pattern);
+  }
+}

@@ -1,0 +1,765 @@
+/**
+ * ContainerService: the container lifecycle on top of conmon + runc.
+ * One conmon per container owns its stdio, log and exit code, so containers
+ * outlive berthd; berthd learns about exits from conmon's exit files
+ * (inotify on <execRoot>/exits) and re-attaches on restart (restore()).
+ */
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Duplex, Writable } from 'node:stream';
+import { BerthError, conflict, internal, invalidArgument, notFound } from '../common/errors';
+import type { DaemonConfig } from '../engine/config';
+import type { EventBus } from '../engine/events';
+import type {
+  AttachOptions, ContainerService, ImageService, LogsOptions, WaitCondition,
+} from '../engine/types';
+import { conmonCreate, ConmonStartError } from '../runtime/conmon';
+import { Runc, RuncError, runcMessage } from '../runtime/runc';
+import { AttachBridge } from './attach';
+import { mergeConfig, networkSettings, validateHostConfig } from './createconfig';
+import { ExecManager } from './exec';
+import { statusText, ZERO_TIME, nowRfc3339 } from './format';
+import { streamLogs } from './logs';
+import { mountSpec, unmount } from './mounts';
+import { parseSignal } from './signals';
+import { ContainerStore, type ContainerRecord } from './store';
+import { generateName, validateName } from './names';
+import { prepareBundle, validateSpec } from './bundle';
+import { listContainers } from './list';
+import { topContainer } from './top';
+
+interface Ctr {
+  rec: ContainerRecord;
+  /** Serialises lifecycle operations (start/stop/remove/...). */
+  lock: Promise<unknown>;
+  /** Attach sessions waiting for the next start. */
+  pending: AttachBridge[];
+  exitWaiters: Array<() => void>;
+  removedWaiters: Array<() => void>;
+  /** Set while start is between conmon and the running state (exit handling waits for it). */
+  starting?: Promise<void>;
+  /** Set while exit cleanup (runc delete, unmount) runs. */
+  exiting?: Promise<void>;
+  exitHandled: boolean;
+  removed: boolean;
+  removing: boolean;
+  restartTimer?: NodeJS.Timeout;
+}
+
+export function startFailure(runtimeMsg: string): BerthError {
+  const msg = runcMessage(runtimeMsg);
+  const text = `failed to create task for container: failed to create shim task: OCI runtime create failed: ${msg}: unknown`;
+  if (/executable file not found|no such file or directory/.test(msg)) return new BerthError('invalid-argument', text, { exitCode: 127 });
+  if (/permission denied/.test(msg)) return new BerthError('invalid-argument', text, { exitCode: 126 });
+  return new BerthError('internal', text);
+}
+
+export class Containers implements ContainerService {
+  private readonly byId = new Map<string, Ctr>();
+  private readonly names = new Map<string, string>(); // '/name' -> id
+  private readonly store: ContainerStore;
+  readonly runc: Runc;
+  readonly exitDir: string;
+  readonly runcRoot: string;
+  private watcher: fs.FSWatcher | undefined;
+  private scanTimer: NodeJS.Timeout | undefined;
+  private readonly execs: ExecManager;
+
+  constructor(readonly config: DaemonConfig, readonly images: ImageService, readonly events: EventBus) {
+    this.store = new ContainerStore(config.dataRoot);
+    this.exitDir = path.join(config.execRoot, 'exits');
+    this.runcRoot = path.join(config.execRoot, 'runc');
+    this.runc = new Runc({ binary: config.runtime, root: this.runcRoot });
+    this.execs = new ExecManager(this);
+  }
+
+  // ---- paths -------------------------------------------------------------
+  bundleDir(id: string): string { return path.join(this.config.execRoot, 'b', id.slice(0, 12)); }
+  rootfsDir(id: string): string { return path.join(this.bundleDir(id), 'rootfs'); }
+  attachSocket(id: string): string { return path.join(this.bundleDir(id), 'attach'); }
+  private ctrDir(id: string): string { return this.store.dir(id); }
+
+  async init(): Promise<void> {
+    for (const d of [this.exitDir, this.runcRoot, path.join(this.config.execRoot, 'b'), this.store.root]) {
+      await fsp.mkdir(d, { recursive: true, mode: 0o711 });
+    }
+    this.watcher = fs.watch(this.exitDir, (_ev, file) => { if (file) void this.onExitFile(String(file)); });
+    this.watcher.on('error', () => { /* the periodic scan covers us */ });
+    // Safety net for missed inotify events (e.g. queue overflow).
+    this.scanTimer = setInterval(() => void this.scanExits(), 2000);
+    this.scanTimer.unref();
+  }
+
+  // ---- lookup ------------------------------------------------------------
+  private find(idOrName: string): Ctr {
+    const key = String(idOrName ?? '');
+    if (!key) throw notFound(`No such container: ${key}`);
+    const exact = this.byId.get(key);
+    if (exact) return exact;
+    const byName = this.names.get(key.startsWith('/') ? key : `/${key}`);
+    if (byName) return this.byId.get(byName)!;
+    if (/^[0-9a-f]+$/.test(key)) {
+      const hits = [...this.byId.keys()].filter((id) => id.startsWith(key));
+      if (hits.length === 1) return this.byId.get(hits[0])!;
+      if (hits.length > 1) throw invalidArgument(`multiple IDs found with provided prefix: ${key}`);
+    }
+    throw notFound(`No such container: ${key}`);
+  }
+
+  /** For exec and helpers: the live record. */
+  get(idOrName: string): ContainerRecord { return this.find(idOrName).rec; }
+
+  private withLock<T>(c: Ctr, fn: () => Promise<T>): Promise<T> {
+    const run = c.lock.then(fn, fn);
+    c.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  private async save(c: Ctr): Promise<void> {
+    if (c.removed) return;
+    await this.store.save(c.rec);
+  }
+
+  private attrs(c: Ctr, extra: Record<string, string> = {}): Record<string, string> {
+    return { ...(c.rec.Config.Labels ?? {}), image: c.rec.Config.Image, name: c.rec.Name.slice(1), ...extra };
+  }
+
+  emit(c: Ctr | ContainerRecord, action: string, extra: Record<string, string> = {}): void {
+    const ctr = 'rec' in c ? c : this.byId.get(c.Id);
+    if (!ctr) return;
+    this.events.emitEvent('container', action, ctr.rec.Id, this.attrs(ctr, extra));
+  }
+
+  // ---- create ------------------------------------------------------------
+  async create(name: string | undefined, body: any): Promise<{ Id: string; Warnings: string[] }> {
+    if (!body || typeof body !== 'object') throw invalidArgument('config cannot be empty in order to create a container');
+    if (!body.Image) throw invalidArgument('no image specified');
+    let fullName: string;
+    if (name) {
+      const n = validateName(name);
+      fullName = n.startsWith('/') ? n : `/${n}`;
+      const holder = this.names.get(fullName);
+      if (holder) {
+        throw conflict(`Conflict. The container name "${fullName}" is already in use by container "${holder}". You have to remove (or rename) that container to be able to reuse that name.`);
+      }
+    } else {
+      do { fullName = `/${generateName()}`; } while (this.names.has(fullName));
+    }
+    const hostConfig = validateHostConfig(body.HostConfig, this.config.defaultNetwork);
+    const image = await this.images.resolve(String(body.Image));
+    let id: string;
+    do { id = randomBytes(32).toString('hex'); } while (this.byId.has(id) || /^\d+$/.test(id.slice(0, 12)));
+    const merged = mergeConfig(id, body, image, hostConfig.NetworkMode);
+    validateSpec(id, merged.config, hostConfig);
+    if (this.names.has(fullName)) {
+      // Lost a race with another create of the same name.
+      throw conflict(`Conflict. The container name "${fullName}" is already in use by container "${this.names.get(fullName)}". You have to remove (or rename) that container to be able to reuse that name.`);
+    }
+    this.names.set(fullName, id);
+    const dir = this.ctrDir(id);
+    let snapshotMade = false;
+    try {
+      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+      const mount = await this.images.prepareContainerRootfs(id, image.id);
+      snapshotMade = true;
+      const rec: ContainerRecord = {
+        Id: id,
+        Created: nowRfc3339(),
+        Path: merged.path,
+        Args: merged.args,
+        State: {
+          Status: 'created', Running: false, Paused: false, Restarting: false, OOMKilled: false, Dead: false,
+          Pid: 0, ExitCode: 0, Error: '', StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME,
+        },
+        Image: image.id,
+        ResolvConfPath: path.join(dir, 'resolv.conf'),
+        HostnamePath: path.join(dir, 'hostname'),
+        HostsPath: path.join(dir, 'hosts'),
+        LogPath: path.join(dir, 'ctr.log'),
+        Name: fullName,
+        RestartCount: 0,
+        Driver: 'overlay2',
+        Platform: 'linux',
+        MountLabel: '',
+        ProcessLabel: '',
+        AppArmorProfile: '',
+        ExecIDs: null,
+        HostConfig: hostConfig,
+        GraphDriver: { Name: 'overlay2', Data: graphDriverData(mount.options, this.images.containerUpperDir(id)) },
+        Mounts: [],
+        Config: merged.config,
+        NetworkSettings: networkSettings(hostConfig.NetworkMode),
+        Berth: { imageId: image.id, conmonPid: 0, manuallyStopped: false, hasBeenStarted: false },
+      };
+      await this.store.save(rec);
+      this.byId.set(id, newCtr(rec));
+    } catch (err) {
+      this.names.delete(fullName);
+      if (snapshotMade) await this.images.removeContainerRootfs(id).catch(() => undefined);
+      await fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      throw err;
+    }
+    this.emit(this.byId.get(id)!, 'create');
+    return { Id: id, Warnings: [] };
+  }
+
+  // ---- inspect / list -----------------------------------------------------
+  async inspect(idOrName: string): Promise<any> {
+    return this.view(this.find(idOrName).rec);
+  }
+
+  private view(rec: ContainerRecord): any {
+    const { Berth: _private, ...pub } = rec;
+    return JSON.parse(JSON.stringify(pub));
+  }
+
+  async list(opts: { all: boolean; limit?: number; size: boolean; filters: Record<string, string[]> }): Promise<any[]> {
+    const all = [...this.byId.values()].filter((c) => !c.removed).map((c) => c.rec);
+    return listContainers(all, opts, (ref) => this.images.resolve(ref).then((i) => i.id, () => undefined));
+  }
+
+  async containersUsingImage(imageId: string): Promise<string[]> {
+    return [...this.byId.values()].filter((c) => !c.removed && c.rec.Image === imageId).map((c) => c.rec.Id);
+  }
+
+  // ---- start -------------------------------------------------------------
+  async start(idOrName: string): Promise<void> {
+    const c = this.find(idOrName);
+    await this.withLock(c, async () => {
+      if (c.removed || c.removing) throw notFound(`No such container: ${idOrName}`);
+      if (c.rec.State.Paused) throw conflict('cannot start a paused container, try unpause instead');
+      if (c.rec.State.Running) throw new BerthError('not-modified', 'container already started');
+      if (c.restartTimer) { clearTimeout(c.restartTimer); c.restartTimer = undefined; }
+      c.rec.Berth.manuallyStopped = false;
+      await this.doStart(c);
+    });
+  }
+
+  private async doStart(c: Ctr): Promise<void> {
+    if (c.exiting) await c.exiting;
+    const id = c.rec.Id;
+    const bundle = this.bundleDir(id);
+    const rootfs = this.rootfsDir(id);
+    let finishStart!: () => void;
+    c.starting = new Promise((r) => { finishStart = r; });
+    c.exitHandled = false;
+    let mounted = false;
+    let created = false;
+    try {
+      await fsp.rm(path.join(this.exitDir, id), { force: true });
+      await fsp.mkdir(rootfs, { recursive: true });
+      const mount = await this.images.containerRootfsMount(id);
+      await mountSpec(mount, rootfs);
+      mounted = true;
+      const cfg = c.rec.Config;
+      await prepareBundle(this, c.rec, bundle, rootfs);
+      const persist = path.join(this.ctrDir(id), 'persist');
+      await fsp.rm(persist, { recursive: true, force: true });
+      await fsp.mkdir(persist, { recursive: true });
+      let pid: number;
+      try {
+        ({ pid } = await conmonCreate({
+          conmon: this.config.conmon, runc: this.config.runtime, runcRoot: this.runcRoot, cid: id,
+          bundle, pidFile: path.join(bundle, 'pidfile'), conmonPidFile: path.join(bundle, 'conmon.pid'),
+          terminal: !!cfg.Tty, stdin: !!cfg.OpenStdin, leaveStdinOpen: !cfg.StdinOnce,
+          logPath: c.rec.LogPath, name: c.rec.Name.slice(1), exitDir: this.exitDir, persistDir: persist,
+        }));
+      } catch (err) {
+        if (err instanceof ConmonStartError) throw startFailure(err.runtimeMessage);
+        throw err;
+      }
+      created = true;
+      const conmonPid = Number((await fsp.readFile(path.join(bundle, 'conmon.pid'), 'utf8').catch(() => '0')).trim()) || 0;
+      // Connect waiting attach sessions before the process runs, so no output is lost.
+      const pending = c.pending.splice(0);
+      await Promise.all(pending.map((b) => b.connect(this.attachSocket(id))));
+      try {
+        await this.runc.start(id);
+      } catch (err) {
+        throw err instanceof RuncError ? startFailure(err.message) : err;
+      }
+      const st = c.rec.State;
+      Object.assign(st, {
+        Status: 'running', Running: true, Paused: false, Restarting: false, OOMKilled: false, Dead: false,
+        Pid: pid, ExitCode: 0, Error: '', StartedAt: nowRfc3339(),
+      });
+      c.rec.Berth.conmonPid = conmonPid;
+      c.rec.Berth.hasBeenStarted = true;
+      await this.save(c);
+      this.emit(c, 'start');
+    } catch (err) {
+      // Undo everything this start created on the host.
+      for (const b of c.pending.splice(0)) b.finish();
+      if (created) {
+        await this.runc.delete(id, true).catch(() => undefined);
+        await fsp.rm(path.join(this.exitDir, id), { force: true }).catch(() => undefined);
+      }
+      if (mounted) await unmount(rootfs).catch(() => undefined);
+      await fsp.rm(bundle, { recursive: true, force: true }).catch(() => undefined);
+      const st = c.rec.State;
+      st.Error = (err as Error).message;
+      if (err instanceof BerthError && err.exitCode) st.ExitCode = err.exitCode;
+      else st.ExitCode = 128;
+      st.Status = c.rec.Berth.hasBeenStarted ? 'exited' : 'created';
+      if (c.rec.Berth.hasBeenStarted) st.FinishedAt = nowRfc3339();
+      c.exitHandled = true;
+      await this.save(c).catch(() => undefined);
+      throw err;
+    } finally {
+      c.starting = undefined;
+      finishStart();
+    }
+  }
+
+  // ---- exits -------------------------------------------------------------
+  private async scanExits(): Promise<void> {
+    let files: string[];
+    try { files = await fsp.readdir(this.exitDir); } catch { return; }
+    for (const f of files) await this.onExitFile(f);
+  }
+
+  private async onExitFile(file: string): Promise<void> {
+    const c = this.byId.get(file);
+    if (!c || c.removed) return;
+    if (c.starting) await c.starting;
+    if (c.exitHandled || !c.rec.State.Running) return;
+    let text: string;
+    try { text = (await fsp.readFile(path.join(this.exitDir, file), 'utf8')).trim(); } catch { return; }
+    if (text === '') return; // not written yet: the next event brings it
+    if (c.exitHandled) return;
+    c.exitHandled = true;
+    await this.handleExit(c, Number.parseInt(text, 10));
+  }
+
+  /** Applies an exit: state, cleanup, events, waiters, restart policy, auto-remove. */
+  private async handleExit(c: Ctr, code: number): Promise<void> {
+    const id = c.rec.Id;
+    let finish!: () => void;
+    c.exiting = new Promise((r) => { finish = r; });
+    try {
+      const st = c.rec.State;
+      const oom = await fsp.stat(path.join(this.ctrDir(id), 'persist', 'oom')).then(() => true, () => false);
+      Object.assign(st, {
+        Status: 'exited', Running: false, Paused: false, Restarting: false, OOMKilled: oom,
+        Pid: 0, ExitCode: Number.isFinite(code) && code >= 0 ? code : 255, FinishedAt: nowRfc3339(),
+      });
+      c.rec.ExecIDs = null;
+      await this.save(c).catch(() => undefined);
+      await this.cleanupRuntime(id);
+      await fsp.rm(path.join(this.exitDir, id), { force: true }).catch(() => undefined);
+    } finally {
+      c.exiting = undefined;
+      finish();
+    }
+    this.emit(c, 'die', { exitCode: String(c.rec.State.ExitCode), execDuration: '0' });
+    for (const w of c.exitWaiters.splice(0)) w();
+    this.execs.containerStopped(id);
+    if (c.removing || c.removed) return;
+    if (this.shouldRestart(c)) {
+      c.rec.RestartCount++;
+      c.rec.State.Restarting = true;
+      c.rec.State.Status = 'restarting';
+      await this.save(c).catch(() => undefined);
+      const delay = Math.min(100 * 2 ** Math.min(c.rec.RestartCount - 1, 10), 60_000);
+      c.restartTimer = setTimeout(() => {
+        c.restartTimer = undefined;
+        void this.withLock(c, async () => {
+          if (c.removed || c.removing || !c.rec.State.Restarting || c.rec.State.Running) return;
+          c.rec.State.Restarting = false;
+          try { await this.doStart(c); } catch { c.rec.State.Restarting = false; await this.save(c).catch(() => undefined); }
+        });
+      }, delay);
+      return;
+    }
+    if (c.rec.HostConfig.AutoRemove) {
+      await this.withLock(c, () => this.destroy(c)).catch(() => undefined);
+    }
+  }
+
+  private shouldRestart(c: Ctr): boolean {
+    const rp = c.rec.HostConfig.RestartPolicy ?? { Name: 'no' };
+    if (c.rec.Berth.manuallyStopped) return false;
+    switch (rp.Name) {
+      case 'always': case 'unless-stopped': return true;
+      case 'on-failure':
+        return c.rec.State.ExitCode !== 0 && (!rp.MaximumRetryCount || c.rec.RestartCount < rp.MaximumRetryCount);
+      default: return false;
+    }
+  }
+
+  /** runc delete (cgroup, state), unmount rootfs, drop the bundle. */
+  private async cleanupRuntime(id: string): Promise<void> {
+    await this.runc.delete(id, true).catch(() => undefined);
+    await unmount(this.rootfsDir(id)).catch(() => undefined);
+    await fsp.rm(this.bundleDir(id), { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  /** Resolves after the next exit has been fully applied. */
+  private nextExit(c: Ctr): Promise<void> {
+    return new Promise((r) => c.exitWaiters.push(r));
+  }
+
+  // ---- stop / kill / restart ------------------------------------------------
+  async stop(idOrName: string, opts: { signal?: string; timeout?: number }): Promise<void> {
+    const c = this.find(idOrName);
+    await this.withLock(c, () => this.doStop(c, opts));
+  }
+
+  private async doStop(c: Ctr, opts: { signal?: string; timeout?: number }): Promise<void> {
+    if (c.restartTimer) {
+      clearTimeout(c.restartTimer);
+      c.restartTimer = undefined;
+      c.rec.State.Restarting = false;
+      c.rec.State.Status = 'exited';
+      c.rec.Berth.manuallyStopped = true;
+      await this.save(c);
+      return;
+    }
+    if (!c.rec.State.Running) throw new BerthError('not-modified', 'container already stopped');
+    c.rec.Berth.manuallyStopped = true;
+    await this.save(c);
+    const sig = parseSignal(opts.signal || c.rec.Config.StopSignal, 15);
+    let timeout = opts.timeout ?? c.rec.Config.StopTimeout ?? 10;
+    if (timeout < 0) timeout = 1e9; // -1: wait forever
+    const exited = this.nextExit(c);
+    await this.signal(c, sig);
+    const done = await Promise.race([exited.then(() => true), sleep(timeout * 1000).then(() => false)]);
+    if (!done && c.rec.State.Running) {
+      await this.signal(c, 9, true);
+      await Promise.race([exited, sleep(30_000)]);
+    }
+    this.emit(c, 'stop');
+  }
+
+  private async signal(c: Ctr, sig: number, all = false): Promise<void> {
+    const id = c.rec.Id;
+    try {
+      await this.runc.kill(id, sig, all);
+    } catch (err) {
+      if (!(err instanceof RuncError) || !/not running|does not exist|process already finished/i.test(err.message)) throw err;
+    }
+    this.emit(c, 'kill', { signal: String(sig) });
+    if (c.rec.State.Paused) {
+      // A frozen process only acts on the signal once thawed.
+      await this.runc.resume(id).catch(() => undefined);
+      c.rec.State.Paused = false;
+      c.rec.State.Status = 'running';
+    }
+  }
+
+  async kill(idOrName: string, signal?: string): Promise<void> {
+    const c = this.find(idOrName);
+    const sig = parseSignal(signal, 9);
+    if (!c.rec.State.Running) {
+      if (c.restartTimer && sig === 9) { await this.stop(idOrName, {}).catch(() => undefined); return; }
+      throw conflict(`Cannot kill container: ${idOrName}: Container ${c.rec.Id} is not running`);
+    }
+    const exited = this.nextExit(c);
+    if (sig === 9) c.rec.Berth.manuallyStopped = true;
+    await this.signal(c, sig, sig === 9);
+    if (sig === 9) await Promise.race([exited, sleep(10_000)]);
+  }
+
+  async restart(idOrName: string, opts: { signal?: string; timeout?: number }): Promise<void> {
+    const c = this.find(idOrName);
+    await this.withLock(c, async () => {
+      if (c.rec.State.Running || c.restartTimer) {
+        await this.doStop(c, opts).catch((err) => { if (!(err instanceof BerthError && err.kind === 'not-modified')) throw err; });
+      }
+      c.rec.Berth.manuallyStopped = false;
+      await this.doStart(c);
+      this.emit(c, 'restart');
+    });
+  }
+
+  // ---- pause ---------------------------------------------------------------
+  async pause(idOrName: string): Promise<void> {
+    const c = this.find(idOrName);
+    await this.withLock(c, async () => {
+      if (!c.rec.State.Running) throw conflict(`Container ${c.rec.Id} is not running`);
+      if (c.rec.State.Paused) throw conflict(`Container ${c.rec.Id} is already paused`);
+      await this.runc.pause(c.rec.Id).catch((err) => { throw internal(`Cannot pause container ${c.rec.Id}: ${(err as Error).message}`); });
+      c.rec.State.Paused = true;
+      c.rec.State.Status = 'paused';
+      await this.save(c);
+      this.emit(c, 'pause');
+    });
+  }
+
+  async unpause(idOrName: string): Promise<void> {
+    const c = this.find(idOrName);
+    await this.withLock(c, async () => {
+      if (!c.rec.State.Paused) throw conflict(`Container ${c.rec.Id} is not paused`);
+      await this.runc.resume(c.rec.Id).catch((err) => { throw internal(`Cannot unpause container ${c.rec.Id}: ${(err as Error).message}`); });
+      c.rec.State.Paused = false;
+      c.rec.State.Status = 'running';
+      await this.save(c);
+      this.emit(c, 'unpause');
+    });
+  }
+
+  // ---- rename / remove ---------------------------------------------------
+  async rename(idOrName: string, newName: string): Promise<void> {
+    const c = this.find(idOrName);
+    const n = validateName(newName);
+    const full = n.startsWith('/') ? n : `/${n}`;
+    const old = c.rec.Name;
+    if (full === old) throw conflict(`Renaming a container with the same name as its current name`);
+    const holder = this.names.get(full);
+    if (holder) {
+      throw conflict(`Conflict. The container name "${full}" is already in use by container "${holder}". You have to remove (or rename) that container to be able to reuse that name.`);
+    }
+    this.names.set(full, c.rec.Id);
+    this.names.delete(old);
+    c.rec.Name = full;
+    try {
+      await this.save(c);
+    } catch (err) {
+      c.rec.Name = old;
+      this.names.set(old, c.rec.Id);
+      this.names.delete(full);
+      throw err;
+    }
+    this.emit(c, 'rename', { oldName: old });
+  }
+
+  async remove(idOrName: string, opts: { force: boolean; volumes: boolean }): Promise<void> {
+    const c = this.find(idOrName);
+    if ((c.rec.State.Running || c.rec.State.Restarting) && !opts.force) {
+      if (c.rec.State.Paused) {
+        throw conflict(`You cannot remove a paused container ${c.rec.Id}. Unpause and then stop the container before attempting removal or force remove`);
+      }
+      throw conflict(`You cannot remove a running container ${c.rec.Id}. Stop the container before attempting removal or force remove`);
+    }
+    if (c.removing) throw conflict(`removal of container ${c.rec.Id} is already in progress`);
+    c.removing = true;
+    try {
+      if (c.restartTimer) { clearTimeout(c.restartTimer); c.restartTimer = undefined; }
+      if (c.rec.State.Running) {
+        const exited = this.nextExit(c);
+        c.rec.Berth.manuallyStopped = true;
+        await this.signal(c, 9, true);
+        await Promise.race([exited, sleep(15_000)]);
+      }
+      await this.withLock(c, () => this.destroy(c));
+    } finally {
+      c.removing = false;
+    }
+  }
+
+  /** Deletes every trace of a stopped container and wakes 'removed' waiters. */
+  private async destroy(c: Ctr): Promise<void> {
+    if (c.removed) return;
+    if (c.exiting) await c.exiting;
+    const id = c.rec.Id;
+    c.removed = true;
+    for (const b of c.pending.splice(0)) b.finish();
+    await this.cleanupRuntime(id);
+    await this.images.removeContainerRootfs(id);
+    // Delete the record first so a crash mid-way leaves an orphan dir that restore removes.
+    await fsp.rm(this.store.file(id), { force: true });
+    await fsp.rm(this.ctrDir(id), { recursive: true, force: true });
+    this.byId.delete(id);
+    if (this.names.get(c.rec.Name) === id) this.names.delete(c.rec.Name);
+    this.execs.containerStopped(id);
+    this.emit(c, 'destroy');
+    for (const w of c.removedWaiters.splice(0)) w();
+    for (const w of c.exitWaiters.splice(0)) w();
+  }
+
+  // ---- wait ----------------------------------------------------------------
+  async wait(idOrName: string, condition: WaitCondition, abort: AbortSignal): Promise<{ StatusCode: number; Error: { Message: string } | null }> {
+    const c = this.find(idOrName);
+    const result = () => ({ StatusCode: c.rec.State.ExitCode, Error: null });
+    if (condition === 'not-running' && !c.rec.State.Running && !c.starting && !c.restartTimer) return result();
+    const p = condition === 'removed'
+      ? new Promise<void>((r) => { if (c.removed) r(); else c.removedWaiters.push(r); })
+      : this.nextExit(c);
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(new BerthError('unavailable', 'wait aborted'));
+      if (abort.aborted) return onAbort();
+      abort.addEventListener('abort', onAbort, { once: true });
+      p.then(() => { abort.removeEventListener('abort', onAbort); resolve(); });
+    });
+    return result();
+  }
+
+  // ---- resize / top ----------------------------------------------------------
+  async resize(idOrName: string, height: number, width: number): Promise<void> {
+    const c = this.find(idOrName);
+    if (!c.rec.State.Running) throw conflict(`Container ${c.rec.Id} is not running`);
+    await writeCtl(path.join(this.bundleDir(c.rec.Id), 'ctl'), height, width);
+    this.emit(c, 'resize', { height: String(height), width: String(width) });
+  }
+
+  async top(idOrName: string, psArgs?: string): Promise<{ Titles: string[]; Processes: string[][] }> {
+    const c = this.find(idOrName);
+    if (!c.rec.State.Running) throw conflict(`Container ${c.rec.Id} is not running`);
+    const pids = await this.runc.ps(c.rec.Id);
+    return topContainer(pids, psArgs);
+  }
+
+  // ---- logs / attach -------------------------------------------------------
+  async logs(idOrName: string, opts: LogsOptions, out: Writable, abort: AbortSignal): Promise<void> {
+    const c = this.find(idOrName);
+    await streamLogs(c.rec.LogPath, out, {
+      ...opts,
+      tty: !!c.rec.Config.Tty,
+      isRunning: () => c.rec.State.Running && !c.removed,
+      exited: () => (c.rec.State.Running ? new Promise<void>((r) => { c.exitWaiters.push(r); c.removedWaiters.push(r); }) : Promise.resolve()),
+      abort,
+    });
+    if (!out.writableEnded && !out.destroyed) out.end();
+  }
+
+  async attach(idOrName: string, opts: AttachOptions, socket: Duplex): Promise<void> {
+    const c = this.find(idOrName);
+    const cfg = c.rec.Config;
+    const bridge = new AttachBridge(socket, {
+      tty: !!cfg.Tty,
+      stdin: opts.stdin && !!cfg.OpenStdin,
+      stdout: opts.stdout,
+      stderr: opts.stderr,
+      closeStdinOnEof: !!cfg.StdinOnce,
+    });
+    if (opts.logs) {
+      const ac = new AbortController();
+      await streamLogs(c.rec.LogPath, { write: (b: Buffer) => { bridge.writeRaw(b); return true; }, destroyed: false, writableEnded: false } as unknown as Writable, {
+        follow: false, stdout: opts.stdout, stderr: opts.stderr, timestamps: false, tail: 'all', tty: !!cfg.Tty,
+        isRunning: () => false, exited: () => Promise.resolve(), abort: ac.signal,
+      });
+    }
+    this.emit(c, 'attach');
+    if (!opts.stream) { bridge.finish(); return bridge.done; }
+    if (c.rec.State.Running && !c.starting) await bridge.connect(this.attachSocket(c.rec.Id));
+    else c.pending.push(bridge);
+    await bridge.done;
+    const i = c.pending.indexOf(bridge);
+    if (i >= 0) c.pending.splice(i, 1);
+  }
+
+  // ---- exec ------------------------------------------------------------------
+  execCreate(idOrName: string, body: any): Promise<{ Id: string }> {
+    const c = this.find(idOrName);
+    return this.execs.create(c.rec, body).then((r) => {
+      c.rec.ExecIDs = [...(c.rec.ExecIDs ?? []), r.Id];
+      return r;
+    });
+  }
+  execStart(execId: string, body: { Detach?: boolean; Tty?: boolean }, socket: Duplex | undefined): Promise<void> {
+    return this.execs.start(execId, body, socket);
+  }
+  execInspect(execId: string): Promise<any> { return this.execs.inspect(execId); }
+  execResize(execId: string, height: number, width: number): Promise<void> { return this.execs.resize(execId, height, width); }
+
+  // ---- rootfs access -----------------------------------------------------------
+  async withRootfs<T>(idOrName: string, fn: (rootfsPath: string, container: any) => Promise<T>): Promise<T> {
+    const c = this.find(idOrName);
+    return this.withLock(c, async () => {
+      if (c.rec.State.Running) return fn(this.rootfsDir(c.rec.Id), this.view(c.rec));
+      const tmp = path.join(this.config.execRoot, 'm', `${c.rec.Id.slice(0, 12)}-${randomBytes(3).toString('hex')}`);
+      await fsp.mkdir(tmp, { recursive: true });
+      try {
+        await mountSpec(await this.images.containerRootfsMount(c.rec.Id), tmp);
+        try {
+          return await fn(tmp, this.view(c.rec));
+        } finally {
+          await unmount(tmp);
+        }
+      } finally {
+        await fsp.rmdir(tmp).catch(() => undefined);
+      }
+    });
+  }
+
+  // ---- restore / shutdown --------------------------------------------------------
+  async restore(): Promise<void> {
+    const { records, orphans } = await this.store.loadAll();
+    for (const id of orphans) {
+      // Half-created (crash during create or remove): undo.
+      await this.images.removeContainerRootfs(id).catch(() => undefined);
+      await fsp.rm(this.ctrDir(id), { recursive: true, force: true }).catch(() => undefined);
+    }
+    for (const rec of records) {
+      const c = newCtr(rec);
+      this.byId.set(rec.Id, c);
+      this.names.set(rec.Name, rec.Id);
+    }
+    for (const c of this.byId.values()) {
+      const st = c.rec.State;
+      if (!st.Running && !st.Restarting) continue;
+      const exitFile = path.join(this.exitDir, c.rec.Id);
+      const exitText = await fsp.readFile(exitFile, 'utf8').catch(() => undefined);
+      if (exitText !== undefined && exitText.trim() !== '') {
+        st.Running = true;
+        c.exitHandled = true;
+        await this.handleExit(c, Number.parseInt(exitText.trim(), 10));
+        continue;
+      }
+      if (st.Running && isConmon(c.rec.Berth.conmonPid)) continue; // still running: keep watching
+      if (st.Restarting && !st.Running) {
+        // Daemon died between exit and restart: apply the policy again.
+        st.Restarting = false;
+        st.Status = 'exited';
+        await this.save(c).catch(() => undefined);
+        continue;
+      }
+      // conmon vanished without an exit file (e.g. reboot): use the persisted code.
+      const persisted = await fsp.readFile(path.join(this.ctrDir(c.rec.Id), 'persist', 'exit'), 'utf8').catch(() => '');
+      c.exitHandled = true;
+      await this.handleExit(c, persisted.trim() ? Number.parseInt(persisted.trim(), 10) : 255);
+    }
+    await this.scanExits();
+  }
+
+  async shutdown(): Promise<void> {
+    this.watcher?.close();
+    if (this.scanTimer) clearInterval(this.scanTimer);
+    for (const c of this.byId.values()) if (c.restartTimer) clearTimeout(c.restartTimer);
+  }
+}
+
+function newCtr(rec: ContainerRecord): Ctr {
+  return { rec, lock: Promise.resolve(), pending: [], exitWaiters: [], removedWaiters: [], exitHandled: false, removed: false, removing: false };
+}
+
+function graphDriverData(options: string[], upper: string): Record<string, string> {
+  const get = (k: string) => options.find((o) => o.startsWith(`${k}=`))?.slice(k.length + 1) ?? '';
+  return { LowerDir: get('lowerdir'), UpperDir: get('upperdir') || upper, WorkDir: get('workdir'), MergedDir: '' };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref?.());
+}
+
+function isConmon(pid: number): boolean {
+  if (!pid) return false;
+  try {
+    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'conmon';
+  } catch {
+    return false;
+  }
+}
+
+/** Writes a resize message to conmon's ctl FIFO (non-blocking: no reader -> error). */
+export async function writeCtl(fifo: string, height: number, width: number): Promise<void> {
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+  } catch (err) {
+    throw conflict(`cannot resize: ${(err as Error).message}`);
+  }
+  try {
+    await fh.write(`1 ${Math.max(0, Math.floor(height))} ${Math.max(0, Math.floor(width))}\n`);
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function createContainerService(config: DaemonConfig, images: ImageService, events: EventBus): Promise<ContainerService> {
+  const svc = new Containers(config, images, events);
+  await svc.init();
+  return svc;
+}

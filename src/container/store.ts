@@ -1,0 +1,73 @@
+/**
+ * On-disk container records: <dataRoot>/containers/<id>/config.v2.json holds
+ * the Docker inspect shape plus berthd's private `Berth` section. Written
+ * atomically; a directory without a record is a half-made container.
+ */
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { readJsonIfExists, writeJsonAtomic } from '../common/atomic';
+
+/** berthd's private per-container state (never shown by inspect). */
+export interface BerthPrivate {
+  /** Image id (sha256:...) the rootfs snapshot was made from. */
+  imageId: string;
+  conmonPid: number;
+  /** Set by stop/kill by the user: the restart policy must not restart. */
+  manuallyStopped: boolean;
+  hasBeenStarted: boolean;
+}
+
+export interface ContainerRecord {
+  Id: string;
+  Created: string;
+  Path: string;
+  Args: string[];
+  State: any;
+  Image: string;
+  ResolvConfPath: string;
+  HostnamePath: string;
+  HostsPath: string;
+  LogPath: string;
+  Name: string;
+  RestartCount: number;
+  Driver: string;
+  Platform: string;
+  MountLabel: string;
+  ProcessLabel: string;
+  AppArmorProfile: string;
+  ExecIDs: string[] | null;
+  HostConfig: any;
+  GraphDriver: any;
+  Mounts: any[];
+  Config: any;
+  NetworkSettings: any;
+  Berth: BerthPrivate;
+}
+
+export class ContainerStore {
+  readonly root: string;
+  constructor(dataRoot: string) {
+    this.root = path.join(dataRoot, 'containers');
+  }
+
+  dir(id: string): string { return path.join(this.root, id); }
+  file(id: string): string { return path.join(this.root, id, 'config.v2.json'); }
+
+  async save(rec: ContainerRecord): Promise<void> {
+    await writeJsonAtomic(this.file(rec.Id), rec);
+  }
+
+  /** Every record, plus the ids of directories without one (half-created). */
+  async loadAll(): Promise<{ records: ContainerRecord[]; orphans: string[] }> {
+    await fsp.mkdir(this.root, { recursive: true });
+    const records: ContainerRecord[] = [];
+    const orphans: string[] = [];
+    for (const id of await fsp.readdir(this.root)) {
+      if (!/^[0-9a-f]{64}$/.test(id)) continue;
+      let rec: ContainerRecord | undefined;
+      try { rec = await readJsonIfExists<ContainerRecord>(this.file(id)); } catch { rec = undefined; }
+      if (rec) records.push(rec); else orphans.push(id);
+    }
+    return { records, orphans };
+  }
+}
