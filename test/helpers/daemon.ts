@@ -510,3 +510,23 @@ export async function waitFor<T>(what: string, fn: () => Promise<T> | T, timeout
 }
 
 export { sleep, alive };
+
+export { mountsUnder, pidsMentioning };
+
+/** Asserts a CLI run succeeded, with its output in the failure message. */
+export function ok(r: RunResult, what = 'command'): RunResult {
+  if (r.code !== 0) {
+    throw new Error(`${what} exited ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
+  }
+  return r;
+}
+
+/** Rows of busybox `ps` output: [{pid, user, command}]. */
+export function parsePs(text: string): Array<{ pid: number; command: string }> {
+  const rows: Array<{ pid: number; command: string }> = [];
+  for (const line of text.split('\n').slice(1)) {
+    const m = line.trim().match(/^(\d+)\s+\S+\s+\S+\s+(.*)$/);
+    if (m) rows.push({ pid: Number(m[1]), command: m[2] });
+  }
+  return rows;
+}
