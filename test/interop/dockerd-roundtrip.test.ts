@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { startDaemon, bootstrapBusybox, ok, run, type Daemon } from '../helpers/daemon';
+import { startDaemon, bootstrapBusybox, ok, run, type Daemon, type RunResult } from '../helpers/daemon';
 import { startDockerd, type Dockerd } from '../helpers/dockerd';
 import { busyboxRootfsTar } from '../helpers/rootfs';
 
@@ -28,7 +28,7 @@ after(async () => {
 });
 
 const berth = (...args: string[]) => d.cli(args);
-const inspectWith = async (f: (a: string[]) => Promise<{ code: number; stdout: string; stderr: string }>, ref: string) =>
+const inspectWith = async (f: (a: string[]) => Promise<RunResult>, ref: string) =>
   JSON.parse(ok(await f(['image', 'inspect', ref])).stdout)[0];
 
 test('docker save (two layers) -> berth load -> berth run keeps ids, tags and diff ids', async () => {
