@@ -7,7 +7,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { buildOciSpec, resolveArgs, serializeOciSpec } from '../runtime/spec';
 import { resolveUser } from '../runtime/user';
-import { etcFileContents } from './etcfiles';
+import { buildEtcFiles } from './etcfiles';
 import type { ContainerRecord } from './store';
 
 function cgroupsPath(id: string): string { return `/berth/${id}`; }
@@ -26,10 +26,11 @@ export async function prepareBundle(svc: unknown, rec: ContainerRecord, bundle: 
   void svc;
   const cfg = rec.Config;
   const hc = rec.HostConfig;
-  const etc = etcFileContents({
+  const etc = buildEtcFiles({
     hostname: cfg.Hostname, domainname: cfg.Domainname, networkMode: hc.NetworkMode,
-    extraHosts: hc.ExtraHosts ?? [], dns: hc.Dns ?? [], dnsSearch: hc.DnsSearch ?? [], dnsOptions: hc.DnsOptions ?? [],
+    extraHosts: hc.ExtraHosts, dns: hc.Dns, dnsSearch: hc.DnsSearch, dnsOptions: hc.DnsOptions,
   });
+  // Regenerated at every start and not yet mounted anywhere: plain writes (no fsync) keep start fast.
   await Promise.all([
     fsp.writeFile(rec.HostnamePath, etc.hostname),
     fsp.writeFile(rec.HostsPath, etc.hosts),

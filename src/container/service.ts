@@ -25,10 +25,10 @@ import { streamLogs } from './logs';
 import { mountSpec, unmount } from './mounts';
 import { parseSignal } from './signals';
 import { ContainerStore, type ContainerRecord } from './store';
-import { generateName, validateName } from './names';
+import { randomName, validateName } from './names';
 import { prepareBundle, validateSpec } from './bundle';
 import { listContainers } from './list';
-import { topContainer } from './top';
+import { containerTop } from './top';
 
 interface Ctr {
   rec: ContainerRecord;
@@ -137,15 +137,15 @@ export class Containers implements ContainerService {
     if (!body || typeof body !== 'object') throw invalidArgument('config cannot be empty in order to create a container');
     if (!body.Image) throw invalidArgument('no image specified');
     let fullName: string;
-    if (name) {
-      const n = validateName(name);
-      fullName = n.startsWith('/') ? n : `/${n}`;
+    const n = validateName(name);
+    if (n) {
+      fullName = `/${n}`;
       const holder = this.names.get(fullName);
       if (holder) {
         throw conflict(`Conflict. The container name "${fullName}" is already in use by container "${holder}". You have to remove (or rename) that container to be able to reuse that name.`);
       }
     } else {
-      do { fullName = `/${generateName()}`; } while (this.names.has(fullName));
+      fullName = `/${randomName((x) => this.names.has(`/${x}`))}`;
     }
     const hostConfig = validateHostConfig(body.HostConfig, this.config.defaultNetwork);
     const image = await this.images.resolve(String(body.Image));
@@ -504,7 +504,8 @@ export class Containers implements ContainerService {
   async rename(idOrName: string, newName: string): Promise<void> {
     const c = this.find(idOrName);
     const n = validateName(newName);
-    const full = n.startsWith('/') ? n : `/${n}`;
+    if (!n) throw invalidArgument('Neither old nor new names may be empty');
+    const full = `/${n}`;
     const old = c.rec.Name;
     if (full === old) throw conflict(`Renaming a container with the same name as its current name`);
     const holder = this.names.get(full);
@@ -598,7 +599,7 @@ export class Containers implements ContainerService {
     const c = this.find(idOrName);
     if (!c.rec.State.Running) throw conflict(`Container ${c.rec.Id} is not running`);
     const pids = await this.runc.ps(c.rec.Id);
-    return topContainer(pids, psArgs);
+    return containerTop(pids, psArgs);
   }
 
   // ---- logs / attach -------------------------------------------------------
