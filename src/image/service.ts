@@ -1,0 +1,638 @@
+/**
+ * The image service: ImageService (src/engine/types.ts) plus the operations
+ * the image routes and the archive code (save/load/import/commit) need.
+ *
+ * Extra API (BerthImageService), for other areas:
+ *   createImageFromLayers(opts)  store + unpack layers, write config/manifest, tag
+ *   tag(ref, newRef) / untag(fullRef)
+ *   remove(ref, {force, noprune})   Docker's rmi; returns [{Untagged}|{Deleted}]
+ *   prune({all, filters})           {ImagesDeleted, SpaceReclaimed}
+ *   inspect(ref) / history(ref) / summaries(opts)   API shapes
+ *   configBytes(id)                 exact config JSON bytes (for save)
+ *   openLayerTar(diffID)            the stored uncompressed layer tar (for save)
+ *   layerPath(chainID), imageChain(id)   unpacked layer directories
+ *   entry(id)                       raw store entry (manifest digest, parent, ...)
+ * Errors are BerthErrors worded as Docker words them.
+ */
+import type { Readable } from 'node:stream';
+import type { DaemonConfig } from '../engine/config';
+import type { EventBus } from '../engine/events';
+import type { ImageRecord, ImageService, MountSpec, OciImageConfig } from '../engine/types';
+import { BerthError, conflict, invalidArgument, notFound } from '../common/errors';
+import {
+  familiarString, isFullIdentifier, normalizeName, parseReference, referenceString, withDefaultTag, familiarName,
+} from '../common/reference';
+import { ContentStore } from '../store/content';
+import { ImageStore, type ImageEntry } from '../store/imagestore';
+import { SnapshotStore, chainIDs } from '../store/snapshots';
+import * as path from 'node:path';
+
+/** One layer given to createImageFromLayers. */
+export interface LayerInput {
+  /** Opens the layer tar (plain, gzip, xz or zstd). Only called when the layer must be unpacked. */
+  open: () => Promise<Readable>;
+  /** Expected diffID when known (load): lets existing layers be skipped without reading them. */
+  diffID?: string;
+}
+
+export interface CreateImageOptions {
+  layers: LayerInput[];
+  /**
+   * Either exact config bytes (kept byte for byte, so the image ID is
+   * preserved: load), or a config object whose rootfs is filled in from the
+   * computed diffIDs (import/commit/bootstrap).
+   */
+  config: Buffer | Omit<OciImageConfig, 'rootfs'> & { rootfs?: OciImageConfig['rootfs'] };
+  /** Familiar or full references to point at the new image. */
+  tags?: string[];
+  parent?: string;
+  /** Progress lines: `"<short diffID>: Already exists"`, `"Loading layer ..."`. */
+  onProgress?: (msg: { id?: string; status: string }) => void;
+  /** Event action for the image (`load`, `import`, `commit`); tag events are emitted per tag. */
+  eventAction?: string;
+}
+
+export interface DeleteItem { Untagged?: string; Deleted?: string }
+
+export interface BerthImageService extends ImageService {
+  createImageFromLayers(opts: CreateImageOptions): Promise<ImageRecord>;
+  tag(ref: string, newRef: string): Promise<void>;
+  untag(ref: string): Promise<boolean>;
+  remove(ref: string, opts?: { force?: boolean; noprune?: boolean }): Promise<DeleteItem[]>;
+  prune(opts: { all?: boolean; filters?: Record<string, string[]> }): Promise<{ ImagesDeleted: DeleteItem[] | null; SpaceReclaimed: number }>;
+  inspect(ref: string, apiVersion?: string): Promise<any>;
+  history(ref: string): Promise<any[]>;
+  summaries(opts: { all?: boolean; filters?: Record<string, string[]>; digests?: boolean; apiVersion?: string }): Promise<any[]>;
+  configBytes(id: string): Promise<Buffer>;
+  openLayerTar(diffID: string): Promise<Readable>;
+  layerPath(chainID: string): string;
+  /** Chain IDs of an image, base first. */
+  imageChain(id: string): string[];
+  entry(id: string): ImageEntry | undefined;
+  /** Tags of an image as full references. */
+  refsOf(id: string): string[];
+  /** Per-layer unpacked sizes and image size, for `system df`. */
+  layerSizes(id: string): number[];
+  /** Familiar `repo:tag` list of an image. */
+  repoTags(id: string): string[];
+  content: ContentStore;
+  snapshots: SnapshotStore;
+}
+
+const shortId = (id: string) => id.replace(/^sha256:/, '').slice(0, 12);
+
+export async function createImageService(config: DaemonConfig, events: EventBus): Promise<BerthImageService> {
+  const content = new ContentStore(path.join(config.dataRoot, 'content'));
+  await content.open();
+  const snapshots = new SnapshotStore(config.dataRoot);
+  await snapshots.open();
+  const store = new ImageStore(config.dataRoot, content);
+  await store.open();
+  return new ImageServiceImpl(store, content, snapshots, events);
+}
+
+class ImageServiceImpl implements BerthImageService {
+  private usageProbe: (imageId: string) => Promise<string[]> = async () => [];
+
+  constructor(private store: ImageStore, readonly content: ContentStore, readonly snapshots: SnapshotStore, private events: EventBus) {}
+
+  // ---- resolution ----
+
+  /** Docker's GetImage: id, reference, then unique id prefix. */
+  private lookup(ref: string): ImageEntry {
+    const raw = ref.trim();
+    if (/^sha256:[a-f0-9]{64}$/.test(raw)) {
+      const e = this.store.get(raw);
+      if (e) return e;
+      throw notFound(`No such image: ${raw}`);
+    }
+    if (isFullIdentifier(raw)) {
+      const e = this.store.get('sha256:' + raw);
+      if (e) return e;
+      throw notFound(`No such image: ${raw}`);
+    }
+    let notFoundName = raw;
+    try {
+      const parsed = withDefaultTag(parseReference(raw));
+      notFoundName = familiarString(parsed);
+      if (parsed.digest === undefined) {
+        const id = this.store.tagTarget(referenceString(parsed));
+        if (id) return this.store.get(id)!;
+      }
+    } catch (err) {
+      if (!(err instanceof BerthError)) throw err;
+      // Not a valid reference: may still be an id prefix (e.g. with uppercase? no) - fall through.
+    }
+    const hex = raw.startsWith('sha256:') ? raw.slice(7) : raw;
+    if (/^[a-f0-9]+$/.test(hex) && hex.length > 0) {
+      const ids = this.store.searchPrefix(hex);
+      if (ids.length === 1) return this.store.get(ids[0])!;
+      if (ids.length > 1) throw invalidArgument(`ambiguous image id prefix: ${raw}`);
+    }
+    throw notFound(`No such image: ${notFoundName}`);
+  }
+
+  private record(e: ImageEntry): ImageRecord {
+    return {
+      id: e.id,
+      repoTags: this.repoTags(e.id),
+      repoDigests: [],
+      config: e.config,
+      size: e.layerSizes.reduce((a, b) => a + b, 0),
+      parent: e.parent,
+      created: e.config.created ?? e.added,
+    };
+  }
+
+  repoTags(id: string): string[] {
+    return this.store.refsOf(id).map((r) => familiarString(r));
+  }
+
+  refsOf(id: string): string[] {
+    return this.store.refsOf(id);
+  }
+
+  entry(id: string): ImageEntry | undefined {
+    return this.store.get(id);
+  }
+
+  layerSizes(id: string): number[] {
+    return this.store.get(id)?.layerSizes ?? [];
+  }
+
+  async resolve(ref: string): Promise<ImageRecord> {
+    return this.record(this.lookup(ref));
+  }
+
+  async list(): Promise<ImageRecord[]> {
+    return this.store.all().map((e) => this.record(e));
+  }
+
+  // ---- container rootfs ----
+
+  private topChain(e: ImageEntry): string {
+    const chain = chainIDs(e.config.rootfs?.diff_ids ?? []);
+    return chain.length ? chain[chain.length - 1] : '';
+  }
+
+  imageChain(id: string): string[] {
+    const e = this.store.get(id);
+    if (!e) throw notFound(`No such image: ${id}`);
+    return chainIDs(e.config.rootfs?.diff_ids ?? []);
+  }
+
+  layerPath(chainID: string): string {
+    return this.snapshots.layerPath(chainID);
+  }
+
+  async prepareContainerRootfs(containerId: string, imageId: string): Promise<MountSpec> {
+    const e = this.lookup(imageId);
+    return this.snapshots.prepareContainer(containerId, e.id, this.topChain(e));
+  }
+
+  async containerRootfsMount(containerId: string): Promise<MountSpec> {
+    return this.snapshots.containerMount(containerId);
+  }
+
+  containerUpperDir(containerId: string): string {
+    return this.snapshots.containerUpperDir(containerId);
+  }
+
+  async removeContainerRootfs(containerId: string): Promise<void> {
+    await this.snapshots.removeContainer(containerId);
+  }
+
+  setUsageProbe(probe: (imageId: string) => Promise<string[]>): void {
+    this.usageProbe = probe;
+  }
+
+  /** Containers using an image: the container service's answer plus our own container snapshots. */
+  private async usersOf(id: string): Promise<string[]> {
+    const fromProbe = await this.usageProbe(id).catch(() => [] as string[]);
+    const fromSnapshots = this.snapshots.containers().filter((c) => c.imageId === id).map((c) => c.containerId);
+    return [...new Set([...fromProbe, ...fromSnapshots])];
+  }
+
+  // ---- creation ----
+
+  async createImageFromLayers(opts: CreateImageOptions): Promise<ImageRecord> {
+    const progress = opts.onProgress ?? (() => undefined);
+    let parentChain = '';
+    const layers: Array<{ diffID: string; tarSize: number; size: number }> = [];
+    for (const input of opts.layers) {
+      if (input.diffID) {
+        const chain = parentChain ? chainIDs([parentChain, input.diffID])[1] : input.diffID;
+        const have = this.snapshots.getLayer(chain);
+        if (have && (await this.content.exists(input.diffID))) {
+          progress({ id: shortId(input.diffID), status: 'Already exists' });
+          layers.push({ diffID: input.diffID, tarSize: await this.content.size(input.diffID), size: have.size });
+          parentChain = chain;
+          continue;
+        }
+      }
+      const ingest = this.content.newIngest();
+      let result;
+      try {
+        result = await this.snapshots.unpackLayer(parentChain, await input.open(), ingest.stream);
+        await new Promise<void>((resolve, reject) => {
+          ingest.stream.once('error', reject);
+          ingest.stream.end(() => resolve());
+        });
+      } catch (err) {
+        await ingest.abort();
+        throw err;
+      }
+      const diffID = result.apply.diffID;
+      if (input.diffID && input.diffID !== diffID) {
+        await ingest.abort();
+        if (!result.existed) await this.snapshots.removeLayer(result.layer.chainID).catch(() => undefined);
+        throw invalidArgument(`layer diffID mismatch: expected ${input.diffID}, got ${diffID}`);
+      }
+      if (await this.content.exists(diffID)) await ingest.abort();
+      else await ingest.commit({ digest: diffID });
+      progress({ id: shortId(diffID), status: result.existed ? 'Already exists' : 'Loading layer' });
+      layers.push({ diffID, tarSize: result.apply.tarSize, size: result.layer.size });
+      parentChain = result.layer.chainID;
+    }
+
+    const diffIDs = layers.map((l) => l.diffID);
+    let configBytes: Buffer;
+    if (Buffer.isBuffer(opts.config)) {
+      configBytes = opts.config;
+      let cfg: OciImageConfig;
+      try { cfg = JSON.parse(configBytes.toString('utf8')); } catch { throw invalidArgument('invalid image config: not JSON'); }
+      const want = cfg.rootfs?.diff_ids ?? [];
+      if (want.length !== diffIDs.length || want.some((d, i) => d !== diffIDs[i])) {
+        throw invalidArgument(`image config rootfs.diff_ids do not match the layers (${want.join(',')} vs ${diffIDs.join(',')})`);
+      }
+    } else {
+      const cfg = { ...opts.config, rootfs: { type: 'layers' as const, diff_ids: diffIDs } };
+      configBytes = Buffer.from(JSON.stringify(cfg));
+    }
+    const entry = await this.store.add(configBytes, layers, opts.parent ?? '');
+    if (opts.eventAction) this.events.emitEvent('image', opts.eventAction, entry.id, { name: entry.id });
+    for (const t of opts.tags ?? []) await this.tag(entry.id, t);
+    return this.record(this.store.get(entry.id)!);
+  }
+
+  // ---- tags ----
+
+  async tag(ref: string, newRef: string): Promise<void> {
+    const e = this.lookup(ref);
+    const full = normalizeName(newRef);
+    if (parseReference(newRef).digest !== undefined) throw invalidArgument('refusing to create a tag with a digest reference');
+    await this.store.setTag(full, e.id);
+    this.events.emitEvent('image', 'tag', e.id, { name: familiarString(full) });
+  }
+
+  async untag(ref: string): Promise<boolean> {
+    const full = normalizeName(ref);
+    const id = this.store.tagTarget(full);
+    const removed = await this.store.removeTag(full);
+    if (removed && id) this.events.emitEvent('image', 'untag', id, { name: id });
+    return removed;
+  }
+
+  // ---- removal ----
+
+  async remove(ref: string, opts: { force?: boolean; noprune?: boolean } = {}): Promise<DeleteItem[]> {
+    const force = !!opts.force;
+    const prune = !opts.noprune;
+    const img = this.lookup(ref);
+    const id = img.id;
+    const records: DeleteItem[] = [];
+    const isIdRef = isIdPrefixOf(id, ref);
+    let repoRefs = this.store.refsOf(id);
+    let quiet = false;
+    if (!isIdRef) {
+      if (!force && repoRefs.length <= 1) {
+        const users = await this.usersOf(id);
+        if (users.length) {
+          throw conflict(`conflict: unable to remove repository reference "${ref}" (must force) - container ${shortId(users[0])} is using its referenced image ${shortId(id)}`);
+        }
+      }
+      const full = normalizeName(ref);
+      await this.store.removeTag(full);
+      records.push({ Untagged: familiarString(full) });
+      this.events.emitEvent('image', 'untag', id, { name: id });
+      repoRefs = this.store.refsOf(id);
+      if (repoRefs.length > 0) return records;
+      quiet = true;
+    } else if (isSingleRepository(repoRefs)) {
+      const c = await this.deleteConflict(id, force ? 'hard' : 'hard+soft-nonref');
+      if (c) throw c.err;
+      for (const r of repoRefs) {
+        await this.store.removeTag(r);
+        records.push({ Untagged: familiarString(r) });
+        this.events.emitEvent('image', 'untag', id, { name: id });
+      }
+    }
+    await this.deleteHelper(id, records, force, prune, quiet);
+    return records;
+  }
+
+  /** Docker's checkImageDeleteConflict; `used` tells a conflict caused by a container. */
+  private async deleteConflict(id: string, mode: 'hard' | 'hard+soft' | 'hard+soft-nonref'): Promise<{ err: BerthError; used: boolean } | undefined> {
+    const short = shortId(id);
+    if (this.store.children(id).length) {
+      return { err: conflict(`conflict: unable to delete ${short} (cannot be forced) - image has dependent child images`), used: false };
+    }
+    if (mode === 'hard') return undefined;
+    if (mode === 'hard+soft' && this.store.refsOf(id).length > 0) {
+      return { err: conflict(`conflict: unable to delete ${short} (must be forced) - image is referenced in multiple repositories`), used: false };
+    }
+    const users = await this.usersOf(id);
+    if (users.length) {
+      return { err: conflict(`conflict: unable to delete ${short} (must be forced) - image is being used by stopped container ${shortId(users[0])}`), used: true };
+    }
+    return undefined;
+  }
+
+  private async deleteHelper(id: string, records: DeleteItem[], force: boolean, prune: boolean, quiet: boolean): Promise<void> {
+    const c = await this.deleteConflict(id, force ? 'hard' : 'hard+soft');
+    if (c) {
+      // Docker stays quiet unless the image is dangling and unused.
+      if (quiet && (this.store.refsOf(id).length > 0 || c.used)) return;
+      throw c.err;
+    }
+    const img = this.store.get(id)!;
+    const parent = img.parent;
+    for (const r of this.store.refsOf(id)) {
+      await this.store.removeTag(r);
+      records.push({ Untagged: familiarString(r) });
+      this.events.emitEvent('image', 'untag', id, { name: id });
+    }
+    await this.store.delete(id);
+    this.events.emitEvent('image', 'delete', id, { name: id });
+    records.push({ Deleted: id });
+    const removed = await this.collectGarbage();
+    for (const l of removed) records.push({ Deleted: l });
+    if (!prune || !parent || !this.store.get(parent)) return;
+    await this.deleteHelper(parent, records, false, true, true);
+  }
+
+  /** Removes layer snapshots and layer blobs no image or container uses. Returns removed chain IDs. */
+  private async collectGarbage(): Promise<string[]> {
+    const images = this.store.all();
+    const tops = images.map((e) => this.topChain(e)).filter(Boolean);
+    const removed = await this.snapshots.gc(tops);
+    const usedDiffs = new Set(images.flatMap((e) => e.config.rootfs?.diff_ids ?? []));
+    for (const l of this.snapshots.layers()) usedDiffs.add(l.diffID);
+    for (const l of removed) if (!usedDiffs.has(l.diffID)) await this.content.delete(l.diffID);
+    return removed.map((l) => l.chainID);
+  }
+
+  async prune(opts: { all?: boolean; filters?: Record<string, string[]> }): Promise<{ ImagesDeleted: DeleteItem[] | null; SpaceReclaimed: number }> {
+    const filters = opts.filters ?? {};
+    let all = !!opts.all;
+    if (filters.dangling?.length) all = !filters.dangling.some((v) => v === 'true' || v === '1');
+    const until = filters.until?.[0] ? parseUntil(filters.until[0]) : undefined;
+    const deleted: DeleteItem[] = [];
+    let reclaimed = 0;
+    const layersBefore = new Map(this.snapshots.layers().map((l) => [l.chainID, l.size]));
+    for (const img of this.store.all()) {
+      if (!this.store.get(img.id)) continue; // removed as someone's parent meanwhile
+      const refs = this.store.refsOf(img.id);
+      if (!all && refs.length > 0) continue;
+      if (this.store.children(img.id).length) continue;
+      if ((await this.usersOf(img.id)).length) continue;
+      if (until !== undefined && Date.parse(img.config.created ?? img.added) / 1000 >= until) continue;
+      if (!matchLabels(img.config.config?.Labels ?? {}, filters.label ?? [], filters['label!'] ?? [])) continue;
+      try {
+        const items = await this.remove(img.id, { force: false, noprune: false });
+        deleted.push(...items);
+      } catch (err) {
+        if (err instanceof BerthError && err.kind === 'conflict') continue;
+        throw err;
+      }
+    }
+    for (const [chain, size] of layersBefore) if (!this.snapshots.hasLayer(chain)) reclaimed += size;
+    if (deleted.length) this.events.emitEvent('image', 'prune', '', { reclaimed: String(reclaimed) });
+    return { ImagesDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed };
+  }
+
+  // ---- API shapes ----
+
+  async inspect(ref: string, apiVersion = '1.47'): Promise<any> {
+    const e = this.lookup(ref);
+    const cfg = e.config;
+    const size = e.layerSizes.reduce((a, b) => a + b, 0);
+    const chain = chainIDs(cfg.rootfs?.diff_ids ?? []);
+    const dirs = chain.map((c) => (this.snapshots.hasLayer(c) ? this.snapshots.layerPath(c) : '')).reverse();
+    const graphData: Record<string, string> = {};
+    if (dirs.length) {
+      graphData.MergedDir = '';
+      graphData.UpperDir = dirs[0];
+      graphData.WorkDir = path.join(path.dirname(dirs[0]), 'work');
+      if (dirs.length > 1) graphData.LowerDir = dirs.slice(1).join(':');
+      delete graphData.MergedDir;
+    }
+    const out: any = {
+      Id: e.id,
+      RepoTags: this.repoTags(e.id),
+      RepoDigests: [],
+      Parent: e.parent,
+      Comment: (cfg as any).comment ?? '',
+      Created: cfg.created ?? e.added,
+      DockerVersion: (cfg as any).docker_version ?? '',
+      Author: cfg.author ?? '',
+      Config: containerConfigOf(cfg),
+      Architecture: cfg.architecture,
+      ...((cfg as any).variant ? { Variant: (cfg as any).variant } : {}),
+      Os: cfg.os,
+      ...((cfg as any)['os.version'] ? { OsVersion: (cfg as any)['os.version'] } : {}),
+      Size: size,
+      GraphDriver: { Data: graphData, Name: 'overlay2' },
+      RootFS: { Type: 'layers', Layers: cfg.rootfs?.diff_ids ?? [] },
+      Metadata: { LastTagTime: e.lastTagTime || '0001-01-01T00:00:00Z' },
+    };
+    if (versionLess(apiVersion, '1.44')) out.VirtualSize = size;
+    return out;
+  }
+
+  async history(ref: string): Promise<any[]> {
+    const e = this.lookup(ref);
+    const cfg = e.config;
+    const diffIDs = cfg.rootfs?.diff_ids ?? [];
+    const hist: NonNullable<OciImageConfig['history']> = cfg.history && cfg.history.length ? cfg.history : diffIDs.map(() => ({ created: cfg.created }));
+    const out: any[] = [];
+    let layerIndex = 0;
+    for (const h of hist) {
+      let size = 0;
+      if (!h.empty_layer) {
+        size = e.layerSizes[layerIndex] ?? 0;
+        layerIndex++;
+      }
+      out.unshift({
+        Comment: h.comment ?? '',
+        Created: h.created ? Math.floor(Date.parse(h.created) / 1000) : 0,
+        CreatedBy: h.created_by ?? '',
+        Id: '<missing>',
+        Size: size,
+        Tags: null,
+      });
+    }
+    if (out.length) {
+      out[0].Id = e.id;
+      const tags = this.repoTags(e.id);
+      out[0].Tags = tags.length ? tags : null;
+    }
+    return out;
+  }
+
+  async summaries(opts: { all?: boolean; filters?: Record<string, string[]>; digests?: boolean; apiVersion?: string }): Promise<any[]> {
+    const f = opts.filters ?? {};
+    for (const k of Object.keys(f)) {
+      if (!['dangling', 'label', 'label!', 'before', 'since', 'reference', 'until'].includes(k)) throw invalidArgument(`invalid filter '${k}'`);
+    }
+    let images = this.store.all();
+    if (f.dangling?.length) {
+      const v = f.dangling[0];
+      if (!['true', 'false', '1', '0'].includes(v)) throw invalidArgument(`invalid filter 'dangling=${v}'`);
+      const want = v === 'true' || v === '1';
+      images = images.filter((i) => (this.store.refsOf(i.id).length === 0) === want);
+    }
+    const createdOf = (i: ImageEntry) => Date.parse(i.config.created ?? i.added);
+    if (f.before?.length) {
+      const t = createdOf(this.lookup(f.before[0]));
+      images = images.filter((i) => createdOf(i) < t);
+    }
+    if (f.since?.length) {
+      const t = createdOf(this.lookup(f.since[0]));
+      images = images.filter((i) => createdOf(i) > t);
+    }
+    if (f.until?.length) {
+      const t = parseUntil(f.until[0]) * 1000;
+      images = images.filter((i) => createdOf(i) < t);
+    }
+    if (f.label?.length || f['label!']?.length) {
+      images = images.filter((i) => matchLabels(i.config.config?.Labels ?? {}, f.label ?? [], f['label!'] ?? []));
+    }
+    const out: any[] = [];
+    for (const i of images) {
+      let refs = this.store.refsOf(i.id);
+      // Without --all, hide untagged intermediate images that have children (Docker's rule).
+      if (!opts.all && refs.length === 0 && this.store.children(i.id).length > 0) continue;
+      if (f.reference?.length) {
+        refs = refs.filter((r) => f.reference.some((pat) => matchReference(r, pat)));
+        if (refs.length === 0) continue;
+      }
+      const size = i.layerSizes.reduce((a, b) => a + b, 0);
+      const s: any = {
+        Containers: -1,
+        Created: Math.floor(createdOf(i) / 1000),
+        Id: i.id,
+        Labels: i.config.config?.Labels ?? null,
+        ParentId: i.parent,
+        RepoDigests: refs.length || !f.reference ? [] : [],
+        RepoTags: refs.map((r) => familiarString(r)),
+        SharedSize: -1,
+        Size: size,
+      };
+      if (versionLess(opts.apiVersion ?? '1.47', '1.44')) s.VirtualSize = size;
+      if (versionLess(opts.apiVersion ?? '1.47', '1.43') && refs.length === 0) {
+        s.RepoTags = ['<none>:<none>'];
+        s.RepoDigests = ['<none>@<none>'];
+      }
+      out.push(s);
+    }
+    out.sort((a, b) => b.Created - a.Created || (a.Id < b.Id ? -1 : 1));
+    return out;
+  }
+
+  async configBytes(id: string): Promise<Buffer> {
+    return this.content.readBuffer(this.lookup(id).id);
+  }
+
+  async openLayerTar(diffID: string): Promise<Readable> {
+    return this.content.readStream(diffID);
+  }
+}
+
+/** isImageIDPrefix of moby: the reference given is (a prefix of) the image id. */
+function isIdPrefixOf(id: string, ref: string): boolean {
+  const hex = id.slice('sha256:'.length);
+  const r = ref.startsWith('sha256:') ? ref.slice(7) : ref;
+  return r.length > 0 && hex.startsWith(r) && (ref.startsWith('sha256:') || /^[a-f0-9]+$/.test(r));
+}
+
+/** All references are in one repository (isSingleReference of moby). */
+function isSingleRepository(refs: string[]): boolean {
+  const repos = new Set(refs.map((r) => familiarName(parseReference(r))));
+  return repos.size <= 1;
+}
+
+/** The Config of inspect: the container-config shape Docker shows, filled from the image config. */
+function containerConfigOf(cfg: OciImageConfig): Record<string, unknown> {
+  const c = (cfg.config ?? {}) as Record<string, unknown>;
+  return {
+    Hostname: '',
+    Domainname: '',
+    User: c.User ?? '',
+    AttachStdin: false,
+    AttachStdout: false,
+    AttachStderr: false,
+    ...(c.ExposedPorts ? { ExposedPorts: c.ExposedPorts } : {}),
+    Tty: false,
+    OpenStdin: false,
+    StdinOnce: false,
+    Env: c.Env ?? null,
+    Cmd: c.Cmd ?? null,
+    ...(c.Healthcheck ? { Healthcheck: c.Healthcheck } : {}),
+    ...(c.ArgsEscaped ? { ArgsEscaped: c.ArgsEscaped } : {}),
+    Image: '',
+    Volumes: c.Volumes ?? null,
+    WorkingDir: c.WorkingDir ?? '',
+    Entrypoint: c.Entrypoint ?? null,
+    OnBuild: c.OnBuild ?? null,
+    Labels: c.Labels ?? null,
+    ...(c.StopSignal ? { StopSignal: c.StopSignal } : {}),
+    ...(c.Shell ? { Shell: c.Shell } : {}),
+  };
+}
+
+function versionLess(a: string, b: string): boolean {
+  const [a1, a2] = a.split('.').map(Number);
+  const [b1, b2] = b.split('.').map(Number);
+  return a1 < b1 || (a1 === b1 && a2 < b2);
+}
+
+function matchLabels(labels: Record<string, string>, want: string[], notWant: string[]): boolean {
+  const has = (spec: string) => {
+    const eq = spec.indexOf('=');
+    if (eq === -1) return spec in labels;
+    return labels[spec.slice(0, eq)] === spec.slice(eq + 1);
+  };
+  return want.every(has) && !notWant.some(has);
+}
+
+/** `until` filter: unix seconds, RFC 3339 date, or a Go duration ago (`24h`, `10m`). */
+function parseUntil(v: string): number {
+  if (/^\d+(\.\d+)?$/.test(v)) return Number(v);
+  const dur = /^(\d+(?:\.\d+)?)(h|m|s)$/.exec(v);
+  if (dur) return Date.now() / 1000 - Number(dur[1]) * ({ h: 3600, m: 60, s: 1 } as Record<string, number>)[dur[2]];
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw invalidArgument(`failed to parse value as time or duration: "${v}"`);
+  return t / 1000;
+}
+
+/**
+ * The `reference` filter: a glob against the familiar name (`busybox`,
+ * `busybox:latest`, `busy*`, `*:1.0`), as Docker's reference.FamiliarMatch.
+ */
+function matchReference(fullRef: string, pattern: string): boolean {
+  const fam = familiarString(fullRef);
+  const famName = fam.replace(/:[^:/]+$/, '');
+  const re = globToRegExp(pattern);
+  return re.test(fam) || re.test(famName) || re.test(fullRef);
+}
+
+function globToRegExp(glob: string): RegExp {
+  let s = '';
+  for (const ch of glob) {
+    if (ch === '*') s += '[^/]*';
+    else if (ch === '?') s += '[^/]';
+    else s += ch.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${s}$`);
+}
