@@ -76,7 +76,7 @@ test('exec -it into a running container', async () => {
     await s.expect(PROMPT);
     s.send('stty size; ps\r');
     await s.expect(/30 90\r?\n/);
-    await s.expect(/1 root\s+\S+\s+sleep 1000/);
+    await s.expect(/1 root\s+(\S+\s+)?sleep 1000/);
     s.resize(33, 120);
     await new Promise((r) => setTimeout(r, 300));
     s.send('stty size\r');

@@ -521,12 +521,16 @@ export function ok(r: RunResult, what = 'command'): RunResult {
   return r;
 }
 
-/** Rows of busybox `ps` output: [{pid, user, command}]. */
+/** Rows of busybox `ps` output ("PID USER [TIME] COMMAND"): [{pid, command}]. */
 export function parsePs(text: string): Array<{ pid: number; command: string }> {
+  const lines = text.split('\n');
+  const cols = (lines[0] ?? '').trim().split(/\s+/);
+  const ci = cols.indexOf('COMMAND') >= 0 ? cols.indexOf('COMMAND') : cols.indexOf('CMD');
   const rows: Array<{ pid: number; command: string }> = [];
-  for (const line of text.split('\n').slice(1)) {
-    const m = line.trim().match(/^(\d+)\s+\S+\s+\S+\s+(.*)$/);
-    if (m) rows.push({ pid: Number(m[1]), command: m[2] });
+  for (const line of lines.slice(1)) {
+    const parts = line.trim().split(/\s+/);
+    if (!/^\d+$/.test(parts[0] ?? '') || ci < 0) continue;
+    rows.push({ pid: Number(parts[0]), command: parts.slice(ci).join(' ') });
   }
   return rows;
 }

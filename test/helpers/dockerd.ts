@@ -17,7 +17,8 @@ export interface Dockerd {
   stop(): Promise<void>;
 }
 
-export const DOCKERD_BIN = '/usr/bin/dockerd';
+/** Debian's docker.io installs dockerd in /usr/sbin. */
+export const DOCKERD_BIN = ['/usr/sbin/dockerd', '/usr/bin/dockerd'].find((p) => fs.existsSync(p)) ?? 'dockerd';
 
 export async function startDockerd(): Promise<Dockerd> {
   // Short paths: containerd's sockets live under the exec root.
@@ -36,6 +37,11 @@ export async function startDockerd(): Promise<Dockerd> {
     '--config-file', configFile, '--bridge', 'none', '--iptables=false', '--ip-masq=false', '--ip6tables=false',
     '--storage-driver', 'overlay2',
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let spawnFailed = false;
+  child.on('error', (e) => {
+    spawnFailed = true;
+    log += `spawn ${DOCKERD_BIN}: ${e.message}\n`;
+  });
   child.stdout!.on('data', (b: Buffer) => (log = (log + b.toString()).slice(-64 * 1024)));
   child.stderr!.on('data', (b: Buffer) => (log = (log + b.toString()).slice(-64 * 1024)));
   const stop = async () => {
@@ -56,7 +62,7 @@ export async function startDockerd(): Promise<Dockerd> {
   };
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (child.exitCode !== null) {
+    if (child.exitCode !== null || spawnFailed) {
       await stop();
       throw new Error(`dockerd exited during start-up:\n${log}`);
     }
