@@ -13,6 +13,7 @@ import { createContainerService } from '../container/service';
 import { registerSystemRoutes } from '../api/routes/system';
 import { registerContainerRoutes } from '../api/routes/containers';
 import { registerImageRoutes } from '../api/routes/images';
+import { registerImageArchiveRoutes } from '../api/routes/image-archive';
 import type { Services } from '../engine/services';
 
 function parseArgs(argv: string[]): DaemonConfig {
@@ -67,6 +68,7 @@ export async function main(argv: string[]): Promise<void> {
   registerSystemRoutes(router, services);
   registerContainerRoutes(router, services);
   registerImageRoutes(router, services);
+  registerImageArchiveRoutes(router, services);
 
   await containers.restore();
 

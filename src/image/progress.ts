@@ -1,0 +1,39 @@
+/**
+ * Docker's JSON message stream (wire README section 6): one compact JSON
+ * object per chunk, `\r\n`-terminated, `<`, `>`, `&` escaped like Go's
+ * encoder. Headers go out with the first message, so an error found before
+ * anything was sent is still an ordinary HTTP error; after that it becomes
+ * an in-band `{"errorDetail":{...},"error":...}` message.
+ */
+import type { ServerResponse } from 'node:http';
+import { sendError, type Ctx } from '../api/router';
+
+export class JsonStream {
+  private res: ServerResponse | undefined;
+  constructor(private ctx: Ctx) {}
+
+  get started(): boolean { return this.res !== undefined; }
+
+  send(msg: unknown): void {
+    if (!this.res) this.res = this.ctx.startStream('application/json');
+    if (this.res.destroyed || this.res.writableEnded) return;
+    this.res.write(goJson(msg) + '\r\n');
+  }
+
+  end(): void {
+    if (!this.res) this.res = this.ctx.startStream('application/json');
+    if (!this.res.writableEnded) this.res.end();
+  }
+
+  /** Reports a failure the way the current state allows. */
+  fail(err: unknown): void {
+    if (!this.res) { sendError(this.ctx, err); return; }
+    const message = err instanceof Error ? err.message : String(err);
+    this.send({ errorDetail: { message }, error: message });
+    this.end();
+  }
+}
+
+export function goJson(v: unknown): string {
+  return JSON.stringify(v).replace(/[<>&]/g, (c) => ({ '<': '\\u003c', '>': '\\u003e', '&': '\\u0026' } as Record<string, string>)[c]);
+}
