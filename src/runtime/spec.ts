@@ -292,10 +292,11 @@ export function resolveArgs(config: { Entrypoint?: string[] | null; Cmd?: string
  * the user gives neither Entrypoint nor Cmd, image Entrypoint unless the
  * user set one (an explicit `[""]` clears it).
  */
-export function mergeImageConfig<T extends { Env?: string[] | null; Cmd?: string[] | null; Entrypoint?: string[] | null; WorkingDir?: string; User?: string }>(
+export interface RunConfigLike { Env?: string[] | null; Cmd?: string[] | null; Entrypoint?: string[] | null; WorkingDir?: string; User?: string }
+export function mergeImageConfig<T extends RunConfigLike>(
   user: T, image: { Env?: string[]; Cmd?: string[] | null; Entrypoint?: string[] | null; WorkingDir?: string; User?: string } | undefined,
-): T {
-  const out = { ...user };
+): T & RunConfigLike {
+  const out: T & RunConfigLike = { ...user };
   if (!image) return out;
   out.Env = replaceOrAppendEnv(image.Env ?? [], user.Env ?? []);
   const userEntry = user.Entrypoint ?? [];
