@@ -167,7 +167,7 @@ export class SnapshotStore {
     p = (async () => {
       const r = await this.unpackLayer(parentChainID, await open(), tee?.());
       if (r.layer.diffID !== diffID) {
-        await this.removeLayer(r.layer.chainID).catch(() => undefined);
+        if (!r.existed) await this.removeLayer(r.layer.chainID).catch(() => undefined);
         throw conflict(`layer digest mismatch: expected diffID ${diffID}, got ${r.apply.diffID}`);
       }
       return r.layer;
@@ -291,7 +291,9 @@ export class SnapshotStore {
       const mark = (top: string) => { for (const c of this.chain(top)) keep.add(c); };
       keepTops.forEach(mark);
       for (const c of Object.values(this.meta.containers)) if (c.parent) mark(c.parent);
-      const removed = Object.values(this.meta.layers).filter((l) => !keep.has(l.chainID));
+      // Top layers first, as Docker lists them.
+      const removed = Object.values(this.meta.layers).filter((l) => !keep.has(l.chainID))
+        .sort((a, b) => this.chain(b.chainID).length - this.chain(a.chainID).length);
       if (removed.length === 0) return [];
       for (const l of removed) delete this.meta.layers[l.chainID];
       await this.save();
