@@ -1,0 +1,96 @@
+// What every command gets: the program name, a lazily connected API client, output helpers.
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { ApiClient, CliError, DEFAULT_HOST, parseHost } from './client';
+import type { CommandSpec, Parsed } from './flags';
+
+export const PROG = 'berth';
+
+export interface Ctx {
+  prog: string;
+  /** The API client; connecting (and auto-starting berthd) happens on first use. */
+  api(): Promise<ApiClient>;
+  out(s: string): void;
+  err(s: string): void;
+}
+
+export interface CommandDef {
+  spec: CommandSpec;
+  run(ctx: Ctx, p: Parsed): Promise<number>;
+}
+
+export function makeCtx(hostFlag: string | undefined): Ctx {
+  let client: Promise<ApiClient> | null = null;
+  return {
+    prog: PROG,
+    api() {
+      client ??= connect(hostFlag);
+      return client;
+    },
+    out: (s) => void process.stdout.write(s),
+    err: (s) => void process.stderr.write(s),
+  };
+}
+
+async function connect(hostFlag: string | undefined): Promise<ApiClient> {
+  const explicit = hostFlag || process.env.BERTH_HOST || process.env.DOCKER_HOST;
+  const host = explicit || DEFAULT_HOST;
+  const c = new ApiClient(host);
+  if (!explicit) {
+    const sock = parseHost(host).socketPath!;
+    if (!(await canConnect(sock))) await startDaemon(sock);
+  }
+  await c.negotiate();
+  return c;
+}
+
+function canConnect(sock: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createConnection(sock);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Where berthd lives: next to this script (bin/berth -> bin/berthd, dist/src/cli -> dist/src/daemon). */
+function daemonEntry(): string {
+  const self = process.argv[1] ? fs.realpathSync(process.argv[1]) : __filename;
+  const dir = path.dirname(self);
+  const sibling = path.join(dir, 'berthd');
+  if (fs.existsSync(sibling)) return sibling;
+  const dist = path.join(dir, '..', 'daemon', 'main.js');
+  if (fs.existsSync(dist)) return dist;
+  throw new CliError(`Cannot connect to the Berth daemon at ${DEFAULT_HOST}. Is the berth daemon running?`);
+}
+
+/** No daemon at the default socket and no host given: start berthd detached and wait for it. */
+async function startDaemon(sock: string): Promise<void> {
+  const { spawn } = await import('node:child_process');
+  const entry = daemonEntry();
+  const execRoot = path.dirname(sock);
+  let logFile = '/var/log/berth.log';
+  let fd: number;
+  try {
+    fd = fs.openSync(logFile, 'a');
+  } catch {
+    fs.mkdirSync(execRoot, { recursive: true });
+    logFile = path.join(execRoot, 'berthd.log');
+    fd = fs.openSync(logFile, 'a');
+  }
+  const child = spawn(process.execPath, [entry], { detached: true, stdio: ['ignore', fd, fd] });
+  child.unref();
+  fs.closeSync(fd);
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline) {
+    if (await canConnect(sock)) return;
+    if (exited) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new CliError(`Cannot connect to the Berth daemon at ${DEFAULT_HOST}. Is the berth daemon running? (berthd did not start; see ${logFile})`);
+}

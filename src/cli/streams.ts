@@ -1,0 +1,141 @@
+// Moves bytes between the terminal and a hijacked attach/exec connection:
+// stdcopy demultiplexing (unless TTY), raw mode, detach keys, stdin half-close.
+import type { Hijacked } from './client';
+import { CliError } from './client';
+import { StdcopyDecoder, STDERR } from '../common/stdcopy';
+
+export const DEFAULT_DETACH_KEYS = 'ctrl-p,ctrl-q';
+
+/** term.ToBytes: `ctrl-p,ctrl-q` -> [0x10, 0x11]. */
+export function detachKeyBytes(spec: string): number[] {
+  const out: number[] = [];
+  for (const part of spec.split(',')) {
+    const k = part.trim();
+    if (k.length > 1 && k.toLowerCase().startsWith('ctrl-')) {
+      const c = k.slice(5).toLowerCase();
+      if (c.length !== 1) throw new CliError(`Unknown character: '${k}'`);
+      const code = c.charCodeAt(0);
+      if (c >= 'a' && c <= 'z') out.push(code - 96);
+      else if (c === '@') out.push(0);
+      else if (c === '[') out.push(27);
+      else if (c === '\\') out.push(28);
+      else if (c === ']') out.push(29);
+      else if (c === '^') out.push(30);
+      else if (c === '_') out.push(31);
+      else throw new CliError(`Unknown character: '${k}'`);
+    } else if (k.length === 1) out.push(k.charCodeAt(0));
+    else throw new CliError(`Unknown character: '${k}'`);
+  }
+  return out;
+}
+
+/** Filters the detach sequence out of the input; calls onDetach when it is complete. */
+export class EscapeFilter {
+  private held: number[] = [];
+  constructor(private readonly keys: number[], private readonly onDetach: () => void) {}
+  push(chunk: Buffer): Buffer {
+    if (this.keys.length === 0) return chunk;
+    const out: number[] = [];
+    for (const b of chunk) {
+      if (b === this.keys[this.held.length]) {
+        this.held.push(b);
+        if (this.held.length === this.keys.length) {
+          this.held = [];
+          this.onDetach();
+          return Buffer.from(out);
+        }
+      } else {
+        out.push(...this.held);
+        this.held = [];
+        if (b === this.keys[0]) this.held.push(b);
+        else out.push(b);
+      }
+    }
+    return Buffer.from(out);
+  }
+}
+
+export interface PumpOptions {
+  tty: boolean;
+  /** Forward process.stdin to the container. */
+  stdin: boolean;
+  detachKeys?: string;
+  /** Called once the streams are live (e.g. to send the first resize). */
+  onStart?: () => void;
+}
+
+export type PumpResult = 'eof' | 'detached';
+
+/** Pumps until the daemon closes the stream (or the user types the detach keys). */
+export function pump(h: Hijacked, o: PumpOptions): Promise<PumpResult> {
+  return new Promise((resolve, reject) => {
+    const sock = h.socket;
+    const stdin = process.stdin;
+    let rawSet = false;
+    let finished = false;
+    const writeOut = (stream: number, data: Buffer): void => {
+      if (stream === STDERR) process.stderr.write(data);
+      else process.stdout.write(data);
+    };
+    const dec = o.tty ? null : new StdcopyDecoder((s, d) => writeOut(s, d));
+    const onData = (d: Buffer): void => {
+      try {
+        if (dec) dec.push(d);
+        else process.stdout.write(d);
+      } catch (e) {
+        finish(null, e as Error);
+      }
+    };
+    const cleanup = (): void => {
+      if (o.stdin) {
+        stdin.removeListener('data', onIn);
+        stdin.removeListener('end', onInEnd);
+        stdin.pause();
+        if (rawSet && stdin.isTTY) stdin.setRawMode(false);
+      }
+    };
+    const finish = (res: PumpResult | null, err?: Error): void => {
+      if (finished) return;
+      finished = true;
+      cleanup();
+      if (res === 'detached') sock.destroy();
+      if (err) reject(err);
+      else resolve(res ?? 'eof');
+    };
+    const escape = new EscapeFilter(o.stdin && o.tty !== undefined ? detachKeyBytes(o.detachKeys || DEFAULT_DETACH_KEYS) : [], () => finish('detached'));
+    const onIn = (d: Buffer): void => {
+      const out = escape.push(d);
+      if (!finished && out.length) sock.write(out);
+    };
+    const onInEnd = (): void => {
+      if (!finished) sock.end(); // half-close: the container sees EOF on stdin, output keeps flowing
+    };
+    if (h.head.length) onData(h.head);
+    sock.on('data', onData);
+    sock.on('end', () => finish('eof'));
+    sock.on('close', () => finish('eof'));
+    sock.on('error', (e) => finish(null, e));
+    if (o.stdin) {
+      if (o.tty && stdin.isTTY) {
+        stdin.setRawMode(true);
+        rawSet = true;
+      }
+      stdin.on('data', onIn);
+      stdin.on('end', onInEnd);
+      stdin.resume();
+    } else {
+      sock.end();
+    }
+    o.onStart?.();
+  });
+}
+
+/** Resolves once everything written to stdout/stderr has been handed to the OS. */
+export function flushStdio(): Promise<void> {
+  return new Promise((r) => process.stdout.write('', () => process.stderr.write('', () => r())));
+}
+
+export function terminalSize(): { h: number; w: number } | null {
+  if (!process.stdout.isTTY) return null;
+  return { h: process.stdout.rows, w: process.stdout.columns };
+}
