@@ -217,6 +217,14 @@ async function main(argv: string[]): Promise<number> {
 
 const mainSpec = { path: '', usage: '[OPTIONS] COMMAND', description: '', flags: [] };
 
+// A closed pipe on stdout (`berth events | head`) ends the command quietly, as in docker.
+for (const s of [process.stdout, process.stderr]) {
+  s.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
+}
+
 main(process.argv.slice(2)).then(
   async (code) => {
     await new Promise<void>((r) => process.stdout.write('', () => r()));

@@ -182,7 +182,13 @@ const renameCmd: CommandDef = {
     const api = await ctx.api();
     const newName = p.args[1].trim();
     if (!newName) throw new CliError('Error: Neither old nor new names may be empty', 1);
-    await drain(await api.request('POST', `/containers/${p.args[0]}/rename`, { query: { name: newName } }));
+    try {
+      await drain(await api.request('POST', `/containers/${p.args[0]}/rename`, { query: { name: newName } }));
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      ctx.err(`Error response from daemon: ${e.message}\n`);
+      throw new CliError(`Error: failed to rename container named ${p.args[0]}`, 1);
+    }
     return 0;
   },
 };
@@ -282,7 +288,7 @@ const psCmd: CommandDef = {
     if (o.quiet && !format) format = '{{.ID}}';
     if (!format) format = 'table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}' + (o.size ? '\t{{.Size}}' : '');
     else if (format === 'table') format = 'table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}';
-    const wantSize = o.size || /\.Size\b/.test(format);
+    const wantSize = o.size || /\.Size\b/.test(format) || /json\s+\.\s*(\}\}|\|)/.test(format);
     let limit: number = o.last;
     if (o.latest && limit === -1) limit = 1;
     const api = await ctx.api();

@@ -146,7 +146,7 @@ const history: CommandDef = {
     let format: string = o.format;
     if (o.quiet && !format) format = '{{.ID}}';
     if (!format || format === 'table') format = 'table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}';
-    ctx.out(renderRows(format, rows, { ID: 'IMAGE', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', CreatedBy: 'CREATED BY', Size: 'SIZE', Comment: 'COMMENT' }));
+    ctx.out(renderRows(format, rows, { ID: 'IMAGE', CreatedSince: o.human ? 'CREATED' : 'CREATED AT', CreatedAt: 'CREATED AT', CreatedBy: 'CREATED BY', Size: 'SIZE', Comment: 'COMMENT' }));
     return 0;
   },
 };

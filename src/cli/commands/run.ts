@@ -95,7 +95,7 @@ const byLong = (a: FlagSpec, b: FlagSpec): number => a.long.localeCompare(b.long
 export const runSpec = {
   path: 'run',
   usage: 'run [OPTIONS] IMAGE [COMMAND] [ARG...]',
-  description: 'Create and run a new container from an image',
+  description: 'Run a command in a new container',
   flags: [...commonFlags, ...runOnly].sort(byLong),
   interspersed: false,
   minArgs: 1,
@@ -705,7 +705,8 @@ async function runCmd(ctx: Ctx, p: Parsed, isRun: boolean): Promise<number> {
     hijacked?.socket.destroy();
     if (e instanceof ApiError) {
       if (o.rm) await exitP.catch(() => undefined);
-      throw runFail(cmdName, `Error response from daemon: ${e.message}`, startErrorCode(e.message));
+      // docker prints start failures without the `See ... --help` hint.
+      throw new RunError(`berth: Error response from daemon: ${e.message}.`, startErrorCode(e.message));
     }
     throw e;
   }

@@ -116,7 +116,7 @@ const version: CommandDef = {
           out += `  ${pad('API version', 18)}${server.ApiVersion} (minimum version ${server.MinAPIVersion})\n`;
           if (server.GoVersion) out += `  ${pad('Go version', 18)}${server.GoVersion}\n`;
           out += `  ${pad('Git commit', 18)}${server.GitCommit ?? ''}\n`;
-          out += `  ${pad('Built', 18)}${server.BuildTime ?? ''}\n`;
+          out += `  ${pad('Built', 18)}${ansiC(server.BuildTime)}\n`;
           out += `  ${pad('OS/Arch', 18)}${server.Os}/${server.Arch}\n`;
           out += `  ${pad('Experimental', 18)}${Boolean(server.Experimental)}\n`;
         } else {
@@ -130,6 +130,16 @@ const version: CommandDef = {
     return 0;
   },
 };
+
+/** Go's time.ANSIC layout (`Thu May  7 21:09:36 2026`), as `docker version` shows build times. */
+function ansiC(t: unknown): string {
+  const d = new Date(String(t ?? ''));
+  if (Number.isNaN(d.getTime())) return String(t ?? '');
+  const days = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  const p = (n: number): string => String(n).padStart(2, '0');
+  return `${days[d.getUTCDay()]} ${months[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, ' ')} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} ${d.getUTCFullYear()}`;
+}
 
 const info: CommandDef = {
   spec: spec('info', 'info [OPTIONS]', 'Display system-wide information', [{ long: 'format', short: 'f', kind: 'string', usage: 'Format output using a custom template' }], { maxArgs: 0 }),
