@@ -82,6 +82,9 @@ export class Containers implements ContainerService {
   private ctrDir(id: string): string { return this.store.dir(id); }
 
   async init(): Promise<void> {
+    // conmon wants an absolute runtime path.
+    (this.config as { runtime: string }).runtime = findBinary(this.config.runtime);
+    (this.runc as unknown as { opts: { binary: string } }).opts.binary = this.config.runtime;
     for (const d of [this.exitDir, this.runcRoot, path.join(this.config.execRoot, 'b'), this.store.root]) {
       await fsp.mkdir(d, { recursive: true, mode: 0o711 });
     }
@@ -720,6 +723,15 @@ export class Containers implements ContainerService {
     if (this.scanTimer) clearInterval(this.scanTimer);
     for (const c of this.byId.values()) if (c.restartTimer) clearTimeout(c.restartTimer);
   }
+}
+
+function findBinary(name: string): string {
+  if (name.includes('/')) return path.resolve(name);
+  for (const dir of (process.env.PATH || '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+    const p = path.join(dir || '.', name);
+    try { fs.accessSync(p, fs.constants.X_OK); return p; } catch { /* next */ }
+  }
+  return name;
 }
 
 function newCtr(rec: ContainerRecord): Ctr {

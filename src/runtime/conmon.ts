@@ -107,6 +107,8 @@ function spawnWithPipes(conmon: string, args: string[], attachPipe: boolean): { 
   if (process.env.TMPDIR) env.TMPDIR = process.env.TMPDIR;
   if (attachPipe) { stdio.push('pipe'); env._OCI_ATTACHPIPE = '5'; }
   const child = spawn(conmon, args, { stdio, env, detached: true });
+  // conmon closes or resets its pipe ends when it daemonises or exits; that is not our error.
+  for (const s of child.stdio) (s as Socket | null)?.on?.('error', () => undefined);
   let err = '';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (d: string) => { if (err.length < 8192) err += d; });
