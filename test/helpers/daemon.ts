@@ -219,9 +219,11 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
   let child: ChildProcess | undefined;
   let logText = '';
   let stopped = false;
+  let expectingExit = false;
 
   const spawnDaemon = async () => {
     fs.rmSync(socket, { force: true });
+    expectingExit = false;
     const c = spawn(process.execPath, [BERTHD_BIN, '--data-root', dataRoot, '--exec-root', execRoot,
       '-H', host, '--config-file', configFile, ...(opts.args ?? [])], {
       env: { ...process.env, ...opts.env },
@@ -235,8 +237,13 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
     c.stdout!.on('data', onData);
     c.stderr!.on('data', onData);
     let exited = false;
-    c.on('exit', () => {
+    c.on('exit', (code, signal) => {
       exited = true;
+      // A daemon that dies on its own is a bug: show why in the test output.
+      if (child === c && !expectingExit) {
+        process.stderr.write(`[harness] berthd (pid ${c.pid}) exited unexpectedly (code ${code}, signal ${signal}); last log lines:\n` +
+          logText.split('\n').slice(-30).join('\n') + '\n');
+      }
     });
     const deadline = Date.now() + 30_000;
     for (;;) {
@@ -265,6 +272,7 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
   const stopDaemonProcess = async (signal: NodeJS.Signals) => {
     const c = child;
     if (!c || c.pid === undefined) return;
+    expectingExit = true;
     if (c.exitCode === null && c.signalCode === null) {
       c.kill(signal);
       if (!(await waitExit(c, 10_000))) {
