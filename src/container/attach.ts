@@ -28,6 +28,8 @@ export class AttachBridge {
   private stdinBuf: Buffer[] = [];
   private clientEof = false;
   private finished = false;
+  /** The client got its EOF (or left): nothing more may be written to it. */
+  private clientClosed = false;
   private resolveDone!: () => void;
   /** Resolves when the session is over (output ended, or the client went away). */
   readonly done: Promise<void>;
@@ -49,7 +51,7 @@ export class AttachBridge {
 
   /** Writes bytes to the client unframed (log replay, error text). */
   writeRaw(buf: Buffer): void {
-    if (!this.finished && !this.client.destroyed && buf.length) this.client.write(buf);
+    if (!this.clientClosed && !this.client.destroyed && buf.length) this.client.write(buf);
   }
 
   /** Connects to conmon's attach socket; resolves once connected (or failed: the session then ends). */
@@ -90,6 +92,7 @@ export class AttachBridge {
     this.finished = true;
     try { this.seq?.destroy(); } catch { /* already closed */ }
     void Promise.resolve(this.o.holdEnd?.()).catch(() => undefined).then(() => {
+      this.clientClosed = true;
       if (!this.client.destroyed) this.client.end();
       this.resolveDone();
     });
@@ -97,6 +100,7 @@ export class AttachBridge {
 
   /** The client is gone: drop our end of the attach socket only. */
   private detach(): void {
+    this.clientClosed = true;
     if (this.finished) return;
     this.finished = true;
     try { this.seq?.destroy(); } catch { /* already closed */ }

@@ -150,18 +150,20 @@ export class ExecManager {
       if (bridge) await bridge.connect(path.join(dir, 'attach'));
       e.Pid = await session.go();
     } catch (err) {
-      exitKnown();
       e.ExitCode = err instanceof ConmonStartError && /executable file not found/.test(err.runtimeMessage) ? 127 : 126;
       const text = err instanceof ConmonStartError
         ? `OCI runtime exec failed: ${runcMessage(err.runtimeMessage)}: unknown`
         : `exec failed: ${(err as Error).message}`;
-      await cleanupDir();
       if (bridge) {
         // Docker reports a failed exec start inside the hijacked stream, as stdout.
         bridge.writeRaw(tty ? Buffer.from(text + '\r\n') : encodeFrame(1, text + '\n'));
+        exitKnown();
         bridge.finish();
+        await cleanupDir();
         return;
       }
+      exitKnown();
+      await cleanupDir();
       throw conflict(text);
     }
     e.Running = true;
