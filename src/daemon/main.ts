@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import { Command } from 'commander';
+import { resolveBinary } from '../engine/binaries';
 import { defaultConfig, socketPathOf, type DaemonConfig } from '../engine/config';
 import { EventBus } from '../engine/events';
 import { Router } from '../api/router';
@@ -48,6 +49,8 @@ function parseArgs(argv: string[]): DaemonConfig {
   if (o.runtime) cfg.runtime = o.runtime;
   if (o.conmon) cfg.conmon = o.conmon;
   if (o.debug) cfg.debug = true;
+  cfg.runtime = resolveBinary(cfg.runtime);
+  cfg.conmon = resolveBinary(cfg.conmon);
   if (cfg.hosts.length === 0) cfg.hosts = [`unix://${socketPathOf(cfg)}`];
   return cfg;
 }
