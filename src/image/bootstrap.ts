@@ -212,6 +212,11 @@ export async function bootstrapImage(images: BerthImageService, dataRoot: string
       // apt caches and debootstrap leftovers do not belong in an image.
       await fsp.rm(path.join(root, 'var', 'cache', 'apt', 'archives'), { recursive: true, force: true }).catch(() => undefined);
       await fsp.mkdir(path.join(root, 'var', 'cache', 'apt', 'archives', 'partial'), { recursive: true });
+      // Package lists are re-fetched by `apt-get update`; Debian's own images ship without them.
+      const lists = path.join(root, 'var', 'lib', 'apt', 'lists');
+      for (const n of await fsp.readdir(lists).catch(() => [] as string[])) {
+        if (n !== 'partial' && n !== 'lock') await fsp.rm(path.join(lists, n), { recursive: true, force: true });
+      }
       excludeContents = ['proc', 'sys', 'dev', 'run', 'tmp'];
       config = {
         architecture: goArch(),
