@@ -336,48 +336,51 @@ export class Containers implements ContainerService {
     await this.handleExit(c, Number.parseInt(text, 10));
   }
 
-  /** Applies an exit: state, cleanup, events, waiters, restart policy, auto-remove. */
+  /** Applies an exit: state, events, waiters first (fast `docker run`), then cleanup, restart policy, auto-remove. */
   private async handleExit(c: Ctr, code: number): Promise<void> {
     const id = c.rec.Id;
-    let finish!: () => void;
-    c.exiting = new Promise((r) => { finish = r; });
-    try {
-      const st = c.rec.State;
-      const oom = await fsp.stat(path.join(this.ctrDir(id), 'persist', 'oom')).then(() => true, () => false);
-      Object.assign(st, {
-        Status: 'exited', Running: false, Paused: false, Restarting: false, OOMKilled: oom,
-        Pid: 0, ExitCode: Number.isFinite(code) && code >= 0 ? code : 255, FinishedAt: nowRfc3339(),
-      });
-      c.rec.ExecIDs = null;
-      await this.save(c).catch(() => undefined);
+    const st = c.rec.State;
+    Object.assign(st, {
+      Status: 'exited', Running: false, Paused: false, Restarting: false, OOMKilled: false,
+      Pid: 0, ExitCode: Number.isFinite(code) && code >= 0 ? code : 255, FinishedAt: nowRfc3339(),
+    });
+    c.rec.ExecIDs = null;
+    // Anything that needs the host resources gone (start, remove, withRootfs) awaits this.
+    c.exiting = (async () => {
+      st.OOMKilled = await fsp.stat(path.join(this.ctrDir(id), 'persist', 'oom')).then(() => true, () => false);
       await this.cleanupRuntime(id);
       await fsp.rm(path.join(this.exitDir, id), { force: true }).catch(() => undefined);
-    } finally {
-      c.exiting = undefined;
-      finish();
-    }
-    this.emit(c, 'die', { exitCode: String(c.rec.State.ExitCode), execDuration: '0' });
+    })().finally(() => { c.exiting = undefined; });
+    await this.save(c).catch(() => undefined);
+    this.emit(c, 'die', { exitCode: String(st.ExitCode), execDuration: '0' });
     for (const w of c.exitWaiters.splice(0)) w();
     this.execs.containerStopped(id);
     if (c.removing || c.removed) return;
     if (this.shouldRestart(c)) {
       c.rec.RestartCount++;
-      c.rec.State.Restarting = true;
-      c.rec.State.Status = 'restarting';
+      st.Restarting = true;
+      st.Status = 'restarting';
       await this.save(c).catch(() => undefined);
       const delay = Math.min(100 * 2 ** Math.min(c.rec.RestartCount - 1, 10), 60_000);
       c.restartTimer = setTimeout(() => {
         c.restartTimer = undefined;
         void this.withLock(c, async () => {
-          if (c.removed || c.removing || !c.rec.State.Restarting || c.rec.State.Running) return;
-          c.rec.State.Restarting = false;
-          try { await this.doStart(c); } catch { c.rec.State.Restarting = false; await this.save(c).catch(() => undefined); }
+          if (c.removed || c.removing || !st.Restarting || st.Running) return;
+          // Restarting stays set until doStart reports running (or fails), so observers never see a gap.
+          try { await this.doStart(c); } catch {
+            st.Restarting = false;
+            st.Status = 'exited';
+            await this.save(c).catch(() => undefined);
+          }
         });
       }, delay);
       return;
     }
     if (c.rec.HostConfig.AutoRemove) {
       await this.withLock(c, () => this.destroy(c)).catch(() => undefined);
+    } else {
+      await c.exiting;
+      await this.save(c).catch(() => undefined); // OOMKilled
     }
   }
 
@@ -392,10 +395,12 @@ export class Containers implements ContainerService {
     }
   }
 
-  /** runc delete (cgroup, state), unmount rootfs, drop the bundle. */
+  /** runc delete (cgroup, state) and unmount rootfs (in parallel), then drop the bundle. */
   private async cleanupRuntime(id: string): Promise<void> {
-    await this.runc.delete(id, true).catch(() => undefined);
-    await unmount(this.rootfsDir(id)).catch(() => undefined);
+    await Promise.all([
+      this.runc.delete(id, true).catch(() => undefined),
+      unmount(this.rootfsDir(id)).catch(() => undefined),
+    ]);
     await fsp.rm(this.bundleDir(id), { recursive: true, force: true }).catch(() => undefined);
   }
 
@@ -553,24 +558,27 @@ export class Containers implements ContainerService {
     }
   }
 
-  /** Deletes every trace of a stopped container and wakes 'removed' waiters. */
+  /**
+   * Deletes a stopped container. Deleting the record is the commit point:
+   * waiters wake right after it; the snapshot and directory go afterwards
+   * (a crash in between leaves an orphan directory that restore() removes).
+   */
   private async destroy(c: Ctr): Promise<void> {
     if (c.removed) return;
     if (c.exiting) await c.exiting;
     const id = c.rec.Id;
+    if (c.rec.State.Running) await this.cleanupRuntime(id); // force-removed container whose exit was never seen
     c.removed = true;
     for (const b of c.pending.splice(0)) b.finish();
-    await this.cleanupRuntime(id);
-    await this.images.removeContainerRootfs(id);
-    // Delete the record first so a crash mid-way leaves an orphan dir that restore removes.
     await fsp.rm(this.store.file(id), { force: true });
-    await fsp.rm(this.ctrDir(id), { recursive: true, force: true });
     this.byId.delete(id);
     if (this.names.get(c.rec.Name) === id) this.names.delete(c.rec.Name);
     this.execs.containerStopped(id);
     this.emit(c, 'destroy');
     for (const w of c.removedWaiters.splice(0)) w();
     for (const w of c.exitWaiters.splice(0)) w();
+    await this.images.removeContainerRootfs(id).catch(() => undefined);
+    await fsp.rm(this.ctrDir(id), { recursive: true, force: true }).catch(() => undefined);
   }
 
   // ---- wait ----------------------------------------------------------------
@@ -663,6 +671,7 @@ export class Containers implements ContainerService {
     const c = this.find(idOrName);
     return this.withLock(c, async () => {
       if (c.rec.State.Running) return fn(this.rootfsDir(c.rec.Id), this.view(c.rec));
+      if (c.exiting) await c.exiting;
       const tmp = path.join(this.config.execRoot, 'm', `${c.rec.Id.slice(0, 12)}-${randomBytes(3).toString('hex')}`);
       await fsp.mkdir(tmp, { recursive: true });
       try {
