@@ -38,11 +38,11 @@ export class AttachBridge {
     this.done = new Promise((r) => { this.resolveDone = r; });
     client.on('data', (d: Buffer) => {
       if (!o.stdin) return;
-      if (this.seq) this.seq.write(d); else this.stdinBuf.push(d);
+      if (this.seq) this.seqWrite(d); else this.stdinBuf.push(d);
     });
     client.on('end', () => {
       this.clientEof = true;
-      if (o.stdin && o.closeStdinOnEof && this.seq) this.seq.end();
+      if (o.stdin && o.closeStdinOnEof && this.seq) this.seqEnd();
     });
     // A client that goes away detaches; the container keeps running.
     client.on('error', () => this.detach());
@@ -67,8 +67,8 @@ export class AttachBridge {
         seq.on('close', () => this.finish());
         seq.connect(socketPath, () => {
           this.seq = seq;
-          for (const b of this.stdinBuf.splice(0)) seq.write(b);
-          if (this.o.stdin && this.o.closeStdinOnEof && this.clientEof) seq.end();
+          for (const b of this.stdinBuf.splice(0)) this.seqWrite(b);
+          if (this.o.stdin && this.o.closeStdinOnEof && this.clientEof) this.seqEnd();
           resolve();
         });
       } catch {
@@ -76,6 +76,17 @@ export class AttachBridge {
         resolve();
       }
     });
+  }
+
+  // The native socket throws synchronously once conmon has gone away; that only means the session is over.
+  private seqWrite(b: Buffer): void {
+    if (this.finished || !this.seq) return;
+    try { this.seq.write(b); } catch { this.finish(); }
+  }
+
+  private seqEnd(): void {
+    if (this.finished || !this.seq) return;
+    try { this.seq.end(); } catch { this.finish(); }
   }
 
   private onPacket(pkt: Buffer): void {
