@@ -704,7 +704,8 @@ async function runCmd(ctx: Ctx, p: Parsed, isRun: boolean): Promise<number> {
     stopSignals();
     hijacked?.socket.destroy();
     if (e instanceof ApiError) {
-      if (o.rm) await exitP.catch(() => undefined);
+      // Like docker, let the daemon finish removing an --rm container, but never hang on it.
+      if (o.rm) await Promise.race([exitP.catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
       // docker prints start failures without the `See ... --help` hint.
       throw new RunError(`berth: Error response from daemon: ${e.message}.`, startErrorCode(e.message));
     }
