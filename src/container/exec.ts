@@ -123,6 +123,8 @@ export class ExecManager {
     if (!rec.State.Running) throw conflict(`Container ${rec.Id} is not running`);
     if (rec.State.Paused) throw conflict(`Container ${rec.Id} is paused, unpause the container before exec`);
     e.started = true;
+    const startSize = (body as { ConsoleSize?: number[] }).ConsoleSize;
+    if (Array.isArray(startSize) && startSize[0] > 0) e.body.ConsoleSize = startSize;
     const tty = e.ProcessConfig.tty;
     const bundle = this.svc.bundleDir(rec.Id);
     const dir = path.join(this.svc.config.execRoot, 'x', id.slice(0, 12));

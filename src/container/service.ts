@@ -60,7 +60,7 @@ export class Containers implements ContainerService {
   private readonly byId = new Map<string, Ctr>();
   private readonly names = new Map<string, string>(); // '/name' -> id
   private readonly store: ContainerStore;
-  readonly runc: Runc;
+  runc: Runc;
   readonly exitDir: string;
   readonly runcRoot: string;
   private watcher: fs.FSWatcher | undefined;
@@ -84,7 +84,7 @@ export class Containers implements ContainerService {
   async init(): Promise<void> {
     // conmon wants an absolute runtime path.
     (this.config as { runtime: string }).runtime = findBinary(this.config.runtime);
-    (this.runc as unknown as { opts: { binary: string } }).opts.binary = this.config.runtime;
+    this.runc = new Runc({ binary: this.config.runtime, root: this.runcRoot });
     for (const d of [this.exitDir, this.runcRoot, path.join(this.config.execRoot, 'b'), this.store.root]) {
       await fsp.mkdir(d, { recursive: true, mode: 0o711 });
     }
