@@ -702,7 +702,11 @@ export class Containers implements ContainerService {
     }
     for (const c of this.byId.values()) {
       const st = c.rec.State;
-      if (!st.Running && !st.Restarting) continue;
+      if (!st.Running && !st.Restarting) {
+        // A crash mid-start can leave a mount/bundle/runc state behind for a stopped container.
+        if (fs.existsSync(this.bundleDir(c.rec.Id))) await this.cleanupRuntime(c.rec.Id);
+        continue;
+      }
       const exitFile = path.join(this.exitDir, c.rec.Id);
       const exitText = await fsp.readFile(exitFile, 'utf8').catch(() => undefined);
       if (exitText !== undefined && exitText.trim() !== '') {
