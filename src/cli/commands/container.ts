@@ -31,6 +31,7 @@ async function forEach(ctx: Ctx, names: string[], fn: (name: string) => Promise<
   return failed ? 1 : 0;
 }
 
+/** Discards a response body we do not need (keeps the keep-alive connection usable). */
 async function drain(r: { res: NodeJS.ReadableStream & { resume(): void } }): Promise<void> {
   r.res.resume();
 }
@@ -224,11 +225,9 @@ export function psRow(c: Record<string, any>, trunc: boolean, now = Date.now()):
   else if (trunc && /^[0-9a-f]{64}$/.test(image)) image = truncateId(image);
   const cmd = trunc ? ellipsis(String(c.Command ?? ''), 20) : String(c.Command ?? '');
   const created = new Date(Number(c.Created) * 1000);
-  let size = '';
-  if (c.SizeRw !== undefined || c.SizeRootFs !== undefined) {
-    size = humanSize(Number(c.SizeRw ?? 0));
-    if (c.SizeRootFs) size += ` (virtual ${humanSize(Number(c.SizeRootFs))})`;
-  }
+  // formatter.ContainerContext.Size: always the rw size, plus the virtual size when known.
+  let size = humanSize(Number(c.SizeRw ?? 0));
+  if (Number(c.SizeRootFs ?? 0) > 0) size += ` (virtual ${humanSize(Number(c.SizeRootFs))})`;
   const mounts = (c.Mounts ?? []).map((m: Record<string, string>) => {
     const n = m.Name || m.Source || '';
     return trunc ? ellipsis(n, 15) : n;
