@@ -25,11 +25,16 @@ import {
 import { ContentStore } from '../store/content';
 import { ImageStore, type ImageEntry } from '../store/imagestore';
 import { SnapshotStore, chainIDs } from '../store/snapshots';
+import { TarSplitter, assembleTar } from '../store/tarsplit';
 import * as path from 'node:path';
 
 /** One layer given to createImageFromLayers. */
 export interface LayerInput {
-  /** Opens the layer tar (plain, gzip, xz or zstd). Only called when the layer must be unpacked. */
+  /**
+   * Opens the layer tar (plain, gzip, xz or zstd). Only called when the layer
+   * must be unpacked; may be called a second time (rarely: a tar that
+   * overwrites its own entries is then stored whole), so it must reopen.
+   */
   open: () => Promise<Readable>;
   /** Expected diffID when known (load): lets existing layers be skipped without reading them. */
   diffID?: string;
@@ -223,17 +228,19 @@ class ImageServiceImpl implements BerthImageService {
       if (input.diffID) {
         const chain = parentChain ? chainIDs([parentChain, input.diffID])[1] : input.diffID;
         const have = this.snapshots.getLayer(chain);
-        if (have && (await this.content.exists(input.diffID))) {
+        if (have && (await this.hasLayerTar(input.diffID))) {
           progress({ id: shortId(input.diffID), status: 'Already exists' });
-          layers.push({ diffID: input.diffID, tarSize: await this.content.size(input.diffID), size: have.size });
+          layers.push({ diffID: input.diffID, tarSize: have.tarSize, size: have.size });
           parentChain = chain;
           continue;
         }
       }
+      // The layer tar is not kept twice: a tar-split record plus the unpacked files rebuild it (tarsplit.ts).
       const ingest = this.content.newIngest();
+      const split = new TarSplitter(ingest.stream);
       let result;
       try {
-        result = await this.snapshots.unpackLayer(parentChain, await input.open(), ingest.stream);
+        result = await this.snapshots.unpackLayer(parentChain, await input.open(), { split });
         await new Promise<void>((resolve, reject) => {
           ingest.stream.once('error', reject);
           ingest.stream.end(() => resolve());
@@ -248,8 +255,15 @@ class ImageServiceImpl implements BerthImageService {
         if (!result.existed) await this.snapshots.removeLayer(result.layer.chainID).catch(() => undefined);
         throw invalidArgument(`layer diffID mismatch: expected ${input.diffID}, got ${diffID}`);
       }
-      if (await this.content.exists(diffID)) await ingest.abort();
-      else await ingest.commit({ digest: diffID });
+      if (await this.hasLayerTar(diffID)) {
+        await ingest.abort();
+      } else if (!split.broken) {
+        await ingest.commitAs(this.content.splitPath(diffID));
+      } else {
+        // Rare: the tar overwrites its own entries, so the files can not give it back; keep the tar itself.
+        await ingest.abort();
+        await this.content.writeStream(await input.open(), { digest: diffID });
+      }
       progress({ id: shortId(diffID), status: result.existed ? 'Already exists' : 'Loading layer' });
       layers.push({ diffID, tarSize: result.apply.tarSize, size: result.layer.size });
       parentChain = result.layer.chainID;
@@ -378,7 +392,11 @@ class ImageServiceImpl implements BerthImageService {
     const removed = await this.snapshots.gc(tops);
     const usedDiffs = new Set(images.flatMap((e) => e.config.rootfs?.diff_ids ?? []));
     for (const l of this.snapshots.layers()) usedDiffs.add(l.diffID);
-    for (const l of removed) if (!usedDiffs.has(l.diffID)) await this.content.delete(l.diffID);
+    for (const l of removed) {
+      if (usedDiffs.has(l.diffID)) continue;
+      await this.content.delete(l.diffID);
+      await this.content.deleteSplit(l.diffID);
+    }
     return removed.map((l) => l.chainID);
   }
 
@@ -544,8 +562,18 @@ class ImageServiceImpl implements BerthImageService {
     return this.content.readBuffer(this.lookup(id).id);
   }
 
+  /** The stored tar of a layer: a blob, or rebuilt from its tar-split record and files. */
   async openLayerTar(diffID: string): Promise<Readable> {
-    return this.content.readStream(diffID);
+    if (await this.content.exists(diffID)) return this.content.readStream(diffID);
+    const layer = this.snapshots.layers().find((l) => l.diffID === diffID);
+    if (layer && (await this.content.hasSplit(diffID))) {
+      return assembleTar(this.content.splitPath(diffID), this.snapshots.layerPath(layer.chainID), diffID);
+    }
+    throw notFound(`layer ${diffID} not found`);
+  }
+
+  private async hasLayerTar(diffID: string): Promise<boolean> {
+    return (await this.content.exists(diffID)) || (await this.content.hasSplit(diffID));
   }
 }
 

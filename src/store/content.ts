@@ -91,6 +91,25 @@ export class Ingest {
     }
   }
 
+  /** Publishes the written file at `target` without digest checks (tar-split records). */
+  async commitAs(target: string): Promise<void> {
+    if (this.done) throw new Error('ingest already finished');
+    this.done = true;
+    try {
+      if (!this.file.closed) await new Promise<void>((resolve, reject) => {
+        this.file.once('close', resolve);
+        this.file.once('error', reject);
+      });
+      const fh = await fsp.open(this.tmpPath, 'r');
+      try { await fh.sync(); } finally { await fh.close(); }
+      await fsp.rename(this.tmpPath, target);
+      await fsyncDir(path.dirname(target));
+    } catch (err) {
+      await fsp.rm(this.tmpPath, { force: true });
+      throw err;
+    }
+  }
+
   async abort(): Promise<void> {
     if (this.done) return;
     this.done = true;
@@ -102,15 +121,19 @@ export class Ingest {
 export class ContentStore {
   readonly blobsDir: string;
   readonly ingestDir: string;
+  /** Tar-split records of layers kept as directories only (see tarsplit.ts). */
+  readonly splitDir: string;
 
   constructor(readonly root: string) {
     this.blobsDir = path.join(root, 'blobs', 'sha256');
+    this.splitDir = path.join(root, 'tarsplit', 'sha256');
     this.ingestDir = path.join(root, 'ingest');
   }
 
   /** Creates the directories and removes partial writes left by a crash. */
   async open(): Promise<void> {
     await fsp.mkdir(this.blobsDir, { recursive: true, mode: 0o700 });
+    await fsp.mkdir(this.splitDir, { recursive: true, mode: 0o700 });
     await fsp.rm(this.ingestDir, { recursive: true, force: true });
     await fsp.mkdir(this.ingestDir, { recursive: true, mode: 0o700 });
   }
@@ -118,6 +141,19 @@ export class ContentStore {
   blobPath(digest: string): string {
     if (!DIGEST_RE.test(digest)) throw invalidArgument(`invalid digest: ${digest}`);
     return path.join(this.blobsDir, digest.slice('sha256:'.length));
+  }
+
+  splitPath(diffID: string): string {
+    if (!DIGEST_RE.test(diffID)) throw invalidArgument(`invalid digest: ${diffID}`);
+    return path.join(this.splitDir, diffID.slice('sha256:'.length));
+  }
+
+  async hasSplit(diffID: string): Promise<boolean> {
+    try { await fsp.access(this.splitPath(diffID)); return true; } catch { return false; }
+  }
+
+  async deleteSplit(diffID: string): Promise<void> {
+    await fsp.rm(this.splitPath(diffID), { force: true });
   }
 
   /** Starts a write; see Ingest. */

@@ -30,6 +30,7 @@ import * as tar from 'tar-stream';
 
 type Headers = Partial<tar.Header> & { name: string };
 import { invalidArgument, BerthError } from '../common/errors';
+import type { TarSplitter } from './tarsplit';
 
 export interface ApplyResult {
   /** `sha256:` digest of the uncompressed tar stream. */
@@ -43,6 +44,8 @@ export interface ApplyResult {
 export interface ApplyOptions {
   /** Receives the uncompressed tar bytes as they stream (e.g. a content-store ingest). Not ended by applyLayer. */
   tee?: Writable;
+  /** Records the tar's non-file bytes so the tar can be rebuilt from the layer directory (see tarsplit.ts). */
+  split?: TarSplitter;
 }
 
 const SMALL_FILE = 1 << 20;      // files up to this size are buffered and written by the pool
@@ -194,6 +197,8 @@ export async function applyLayer(input: Readable, root: string, opts: ApplyOptio
   const replaceExisting = async (rel: string[], newKind: NodeKind) => {
     const n = nodes.get(key(rel));
     if (!n || (n.kind === 'dir' && newKind === 'dir')) return;
+    // Earlier file contents are gone: the tar can no longer be rebuilt from the directory.
+    if (opts.split) opts.split.broken = true;
     await drain();
     await fsp.rm(abs(rel), { recursive: true, force: true });
     const prefix = key(rel) + '/';
@@ -208,7 +213,10 @@ export async function applyLayer(input: Readable, root: string, opts: ApplyOptio
   };
 
   const handleEntry = async (h: Headers, stream: Readable) => {
+    const offset = (stream as unknown as { offset: number }).offset;
+    const isFile = h.type === 'file' || h.type === 'contiguous-file' || h.type == null;
     const parts = cleanArchivePath(h.name);
+    if (!isFile || parts.length === 0) opts.split?.entry(offset, h.size ?? 0);
     if (parts.length === 0) {
       // The root itself ("./"): keep its metadata for the end.
       if (h.type === 'directory') dirMeta.set('', h);
@@ -219,6 +227,11 @@ export async function applyLayer(input: Readable, root: string, opts: ApplyOptio
     const rel = await resolveParent(parts, h.name);
     const target = abs(rel);
 
+    if (isFile) {
+      // Whiteout markers are not written as files: their (normally empty) data stays in the record.
+      const stored = base !== WHITEOUT_OPAQUE && !base.startsWith(WHITEOUT_PREFIX);
+      opts.split?.entry(offset, h.size ?? 0, stored ? key(rel) : undefined);
+    }
     if (base === WHITEOUT_OPAQUE) {
       stream.resume();
       specials.push(`setfattr -n trusted.overlay.opaque -v y -- ${shQuote(abs(rel.slice(0, -1)))}`);
@@ -349,6 +362,7 @@ export async function applyLayer(input: Readable, root: string, opts: ApplyOptio
       for await (const chunk of source) {
         const b = chunk as Buffer;
         hash.update(b);
+        if (opts.split) await opts.split.push(b, tarSize);
         tarSize += b.length;
         if (opts.tee && !opts.tee.write(b)) await new Promise<void>((res, rej) => {
           const tee = opts.tee!;
@@ -380,6 +394,7 @@ export async function applyLayer(input: Readable, root: string, opts: ApplyOptio
     }
     await produce;
     await drain();
+    await opts.split?.end();
   } catch (err) {
     extract.destroy();
     source.destroy();

@@ -20,7 +20,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { MountSpec } from '../engine/types';
 import { readJsonIfExists, writeJsonAtomic } from '../common/atomic';
 import { notFound, conflict } from '../common/errors';
-import { applyLayer, type ApplyResult } from './layer';
+import { applyLayer, type ApplyResult, type ApplyOptions } from './layer';
 
 export interface LayerSnapshot {
   /** Directory number under snapshots/. */
@@ -31,6 +31,8 @@ export interface LayerSnapshot {
   parent: string;
   /** Unpacked size of this layer alone. */
   size: number;
+  /** Length of the uncompressed layer tar. */
+  tarSize: number;
   created: string;
 }
 
@@ -129,20 +131,20 @@ export class SnapshotStore {
    * computed while streaming). If the resulting chain already exists the
    * fresh copy is discarded and `existed` is true.
    */
-  async unpackLayer(parentChainID: string, tarStream: Readable, tee?: Writable): Promise<{ layer: LayerSnapshot; existed: boolean; apply: ApplyResult }> {
+  async unpackLayer(parentChainID: string, tarStream: Readable, applyOpts: ApplyOptions = {}): Promise<{ layer: LayerSnapshot; existed: boolean; apply: ApplyResult }> {
     if (parentChainID && !this.hasLayer(parentChainID)) throw notFound(`parent snapshot ${parentChainID} not found`);
     const tmp = path.join(this.dir, `tmp-${randomBytes(8).toString('hex')}`);
     await fsp.mkdir(path.join(tmp, 'fs'), { recursive: true, mode: 0o700 });
     try {
       await fsp.chmod(path.join(tmp, 'fs'), 0o755);
-      const apply = await applyLayer(tarStream, path.join(tmp, 'fs'), { tee });
+      const apply = await applyLayer(tarStream, path.join(tmp, 'fs'), applyOpts);
       const chainID = parentChainID ? chainIDs([parentChainID, apply.diffID])[1] : apply.diffID;
       const result = await this.withLock(async () => {
         const existing = this.meta.layers[chainID];
         if (existing) return { layer: existing, existed: true };
         const n = this.meta.next++;
         await fsp.rename(tmp, path.join(this.dir, String(n)));
-        const layer: LayerSnapshot = { n, chainID, diffID: apply.diffID, parent: parentChainID, size: apply.size, created: new Date().toISOString() };
+        const layer: LayerSnapshot = { n, chainID, diffID: apply.diffID, parent: parentChainID, size: apply.size, tarSize: apply.tarSize, created: new Date().toISOString() };
         this.meta.layers[chainID] = layer;
         await this.save();
         return { layer, existed: false };
@@ -165,7 +167,8 @@ export class SnapshotStore {
     let p = this.inflight.get(chainID);
     if (p) return { layer: await p, existed: true };
     p = (async () => {
-      const r = await this.unpackLayer(parentChainID, await open(), tee?.());
+      const t = tee?.();
+      const r = await this.unpackLayer(parentChainID, await open(), t ? { tee: t } : {});
       if (r.layer.diffID !== diffID) {
         if (!r.existed) await this.removeLayer(r.layer.chainID).catch(() => undefined);
         throw conflict(`layer digest mismatch: expected diffID ${diffID}, got ${r.apply.diffID}`);

@@ -156,3 +156,25 @@ test('bootstrap busybox: /bin/sh and /bin/ls exist, same diffID twice', { skip: 
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('layer tars are rebuilt byte for byte from tar-split records', async () => {
+  const dir = tmp();
+  try {
+    const svc = await createImageService({ ...defaultConfig(), dataRoot: dir }, new EventBus());
+    const t = await makeTar({ 'a.txt': 'alpha', 'dir/b.bin': 'x'.repeat(70000), 'empty': '' });
+    const img = await svc.createImageFromLayers({ layers: [{ open: async () => Readable.from([t]) }], config: { architecture: 'amd64', os: 'linux' } });
+    const diff = img.config.rootfs.diff_ids[0];
+    assert.equal(await svc.content.exists(diff), false, 'no second copy of the tar');
+    const back: Buffer[] = [];
+    for await (const c of await svc.openLayerTar(diff)) back.push(c as Buffer);
+    assert.ok(Buffer.concat(back).equals(t));
+    // A tar that overwrites its own entry is kept whole.
+    const dup = Buffer.concat([(await makeTar({ same: 'one' })).subarray(0, 1024), await makeTar({ same: 'two!' })]);
+    const img2 = await svc.createImageFromLayers({ layers: [{ open: async () => Readable.from([dup]) }], config: { architecture: 'amd64', os: 'linux' } });
+    const back2: Buffer[] = [];
+    for await (const c of await svc.openLayerTar(img2.config.rootfs.diff_ids[0])) back2.push(c as Buffer);
+    assert.ok(Buffer.concat(back2).equals(dup));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
