@@ -18,7 +18,7 @@ for (const t of targets) {
     target: 'node20',
     format: 'cjs',
     // The native SOCK_SEQPACKET addon is loaded from node_modules at run time.
-    external: ['node-unix-socket'],
+    external: ['node-unix-socket-linux-x64-gnu'],
     banner: { js: '#!/usr/bin/env node' },
     sourcemap: false,
     logLevel: 'warning',

@@ -8,9 +8,8 @@
 import type { Duplex } from 'node:stream';
 import { encodeFrame } from '../common/stdcopy';
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const { SeqpacketSocket } = require('node-unix-socket') as typeof import('node-unix-socket');
-type Seq = InstanceType<typeof SeqpacketSocket>;
+import { SeqpacketClient } from '../runtime/seqpacket';
+type Seq = SeqpacketClient;
 
 export interface BridgeOptions {
   tty: boolean;
@@ -60,17 +59,18 @@ export class AttachBridge {
     return new Promise((resolve) => {
       let seq: Seq;
       try {
-        seq = new SeqpacketSocket();
+        seq = new SeqpacketClient();
         seq.on('error', () => { this.finish(); resolve(); });
         seq.on('data', (pkt: Buffer) => this.onPacket(pkt));
         seq.on('end', () => this.finish());
         seq.on('close', () => this.finish());
-        seq.connect(socketPath, () => {
+        seq.once('connect', () => {
           this.seq = seq;
           for (const b of this.stdinBuf.splice(0)) this.seqWrite(b);
           if (this.o.stdin && this.o.closeStdinOnEof && this.clientEof) this.seqEnd();
           resolve();
         });
+        seq.connect(socketPath);
       } catch {
         this.finish();
         resolve();
