@@ -56,6 +56,8 @@ function parseArgs(argv: string[]): DaemonConfig {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // Layer unpack and load are fs-bound: more libuv threads keep the disk busy.
+  process.env.UV_THREADPOOL_SIZE ??= '16';
   const config = parseArgs(argv);
   const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
   fs.mkdirSync(config.dataRoot, { recursive: true, mode: 0o711 });
@@ -94,6 +96,14 @@ export async function main(argv: string[]): Promise<void> {
     for (const h of config.hosts) if (h.startsWith('unix://')) fs.rmSync(h.slice(7), { force: true });
     process.exit(0);
   };
+  // A client vanishing mid-stream (reset, broken pipe, an fd already closed
+  // by the peer) must never take the daemon down with it; anything else is
+  // a bug, and crashing is safe because conmon keeps the containers alive.
+  const peerGone = new Set(['ECONNRESET', 'EPIPE', 'EBADF', 'ENOTSOCK', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
+  process.on('uncaughtException', (err: NodeJS.ErrnoException) => {
+    log(`uncaught: ${err?.stack ?? err}`);
+    if (!peerGone.has(err?.code ?? '') && !/Bad file|non-socket|EPIPE|ECONNRESET/.test(String(err?.message))) process.exit(70);
+  });
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
 }
