@@ -233,6 +233,7 @@ function detachHttpParser(sock: Duplex): void {
     s.parser = null;
   }
   s._httpMessage = null;
+  s.on('error', () => { /* the session sees the close */ });
 }
 
 export type Handler = (ctx: Ctx) => Promise<void> | void;

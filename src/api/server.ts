@@ -23,6 +23,8 @@ export class ApiServer {
     this.server.headersTimeout = 0;
     this.server.timeout = 0;
     this.server.on('upgrade', (req, socket, head) => {
+      // Node drops its own error handler on upgraded sockets; a client reset must not crash the daemon.
+      socket.on('error', () => { /* the session sees the close */ });
       void this.dispatch(req, undefined, socket, head);
     });
     this.server.on('clientError', (_err, socket) => {

@@ -92,6 +92,9 @@ test(`${lifecycleBin}: run, logs, exec, inspect, top, pause, rename, stop, wait,
   assert.match(top.stdout, /PID/);
   assert.match(top.stdout, /sleep 300/);
 
+  const stats = ok(await docker(['stats', '--no-stream', '--format', '{{.Name}} {{.PIDs}} {{.MemUsage}}', 'web']));
+  assert.match(stats.stdout, /^web 1 \d+(\.\d+)?[KMG]iB \/ /);
+
   ok(await docker(['pause', 'web']));
   assert.equal(ok(await docker(['inspect', '--format', '{{.State.Status}}', 'web'])).stdout.trim(), 'paused');
   ok(await docker(['unpause', 'web']));
