@@ -244,7 +244,9 @@ export function upperDirToLayerTar(upper: string, entries: UpperEntry[], quietDi
 
 function addEntry(pack: tar.Pack, header: TarHeader): Promise<void> {
   return new Promise((resolve, reject) => {
-    pack.entry(header, (err) => (err ? reject(err) : resolve()));
+    // Regular-file entries (whiteouts, opaque markers) need a body, even an empty one, to complete.
+    if (header.type === 'file') pack.entry(header, Buffer.alloc(0), (err) => (err ? reject(err) : resolve()));
+    else pack.entry(header, (err) => (err ? reject(err) : resolve()));
   });
 }
 

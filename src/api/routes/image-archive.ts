@@ -13,7 +13,8 @@ import { invalidArgument } from '../../common/errors';
 import { familiarName, familiarString, parseReference, referenceString, withDefaultTag } from '../../common/reference';
 import { openSpooledLayer, readSpooledImages, spoolArchive, writeDockerArchive, type SaveImage } from '../../image/archive';
 import { commitContainer } from '../../image/commit';
-import { changesFromQuery, humanSize } from '../../image/import';
+import { changesFromQuery, humanSize, importFromRequest } from '../../image/import';
+import { setFromSrcHandler } from './images';
 import { JsonStream } from '../../image/progress';
 import type { BerthImageService } from '../../image/service';
 import { containerChangesOf, getArchive, headArchive, putArchive } from '../../container/archive';
@@ -21,6 +22,8 @@ import { containerChangesOf, getArchive, headArchive, putArchive } from '../../c
 export function registerImageArchiveRoutes(router: Router, services: Services): void {
   const images = services.images as BerthImageService;
   const spoolRoot = path.join(services.config.dataRoot, 'tmp');
+  // POST /images/create?fromSrc= is routed by the images routes to import.
+  setFromSrcHandler(importFromRequest);
   // Spools of loads interrupted by a crash.
   try {
     for (const n of fs.readdirSync(spoolRoot)) if (n.startsWith('load-')) fs.rmSync(path.join(spoolRoot, n), { recursive: true, force: true });
