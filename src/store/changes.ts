@@ -142,7 +142,7 @@ export function computeChanges(entries: UpperEntry[], lowerDirs: string[], skipp
         const st = lstatOrUndefined(path.join(layer, e.rel));
         if (!st) continue;
         if (st.isDirectory() && e.stat.isDirectory() && !e.opaque && !skippedDirs.has(abs) &&
-            st.size === e.stat.size && st.mode === e.stat.mode && st.mtimeMs === e.stat.mtimeMs) {
+            st.size === e.stat.size && st.mode === e.stat.mode && sameFsTime(st.mtimeMs, e.stat.mtimeMs)) {
           kind = -1 as ChangeKind; // unchanged directory
         } else {
           kind = ChangeKind.Modified;
@@ -162,6 +162,12 @@ export function computeChanges(entries: UpperEntry[], lowerDirs: string[], skipp
     changes.push({ Path: p, Kind: kind });
   }
   return changes;
+}
+
+/** Docker's sameFsTime: equal, or same second when one side lacks sub-second precision. */
+function sameFsTime(a: number, b: number): boolean {
+  if (a === b) return true;
+  return Math.floor(a / 1000) === Math.floor(b / 1000) && (a % 1000 === 0 || b % 1000 === 0);
 }
 
 /**
