@@ -13,6 +13,8 @@ const VERSION_PREFIX = /^\/v(\d+\.\d+)(\/.*)$/;
  */
 export class ApiServer {
   private server: http.Server;
+  /** Every accepted connection, hijacked ones included (closeAllConnections skips those). */
+  private sockets = new Set<Duplex>();
 
   constructor(private router: Router, private log: (msg: string) => void = () => {}) {
     this.server = http.createServer({ keepAliveTimeout: 0 } as http.ServerOptions, (req, res) => {
@@ -26,6 +28,10 @@ export class ApiServer {
       // Node drops its own error handler on upgraded sockets; a client reset must not crash the daemon.
       socket.on('error', () => { /* the session sees the close */ });
       void this.dispatch(req, undefined, socket, head);
+    });
+    this.server.on('connection', (sock: Duplex) => {
+      this.sockets.add(sock);
+      sock.once('close', () => this.sockets.delete(sock));
     });
     this.server.on('clientError', (_err, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\n\r\n');
@@ -53,6 +59,7 @@ export class ApiServer {
     return new Promise((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections?.();
+      for (const sock of this.sockets) sock.destroy();
     });
   }
 
