@@ -5,6 +5,7 @@
  * (inotify on <execRoot>/exits) and re-attaches on restart (restore()).
  */
 import * as fs from 'node:fs';
+import { directorySize } from '../common/du';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -209,8 +210,18 @@ export class Containers implements ContainerService {
   }
 
   // ---- inspect / list -----------------------------------------------------
-  async inspect(idOrName: string): Promise<any> {
-    return this.view(this.find(idOrName).rec);
+  async inspect(idOrName: string, size = false): Promise<any> {
+    const c = this.find(idOrName);
+    const out = this.view(c.rec);
+    if (size) Object.assign(out, await this.sizes(c.rec));
+    return out;
+  }
+
+  /** SizeRw (the writable layer) and SizeRootFs (image + writable layer), as Docker computes them. */
+  private async sizes(rec: ContainerRecord): Promise<{ SizeRw: number; SizeRootFs: number }> {
+    const rw = await directorySize(this.images.containerUpperDir(rec.Id));
+    const image = await this.images.resolve(rec.Image).then((i) => i.size, () => 0);
+    return { SizeRw: rw, SizeRootFs: image + rw };
   }
 
   private view(rec: ContainerRecord): any {
@@ -220,7 +231,14 @@ export class Containers implements ContainerService {
 
   async list(opts: { all: boolean; limit?: number; size: boolean; filters: Record<string, string[]> }): Promise<any[]> {
     const all = [...this.byId.values()].filter((c) => !c.removed).map((c) => c.rec);
-    return listContainers(all, opts, (ref) => this.images.resolve(ref).then((i) => i.id, () => undefined));
+    const rows = await listContainers(all, opts, (ref) => this.images.resolve(ref).then((i) => i.id, () => undefined));
+    if (opts.size) {
+      await Promise.all(rows.map(async (row: any) => {
+        const c = this.byId.get(row.Id);
+        if (c) Object.assign(row, await this.sizes(c.rec));
+      }));
+    }
+    return rows;
   }
 
   async containersUsingImage(imageId: string): Promise<string[]> {
@@ -236,7 +254,14 @@ export class Containers implements ContainerService {
       if (c.rec.State.Running) throw new BerthError('not-modified', 'container already started');
       if (c.restartTimer) { clearTimeout(c.restartTimer); c.restartTimer = undefined; }
       c.rec.Berth.manuallyStopped = false;
-      await this.doStart(c);
+      try {
+        await this.doStart(c);
+      } catch (err) {
+        // Like dockerd: an --rm container that fails to start is removed, which
+        // also answers the CLI's pending wait?condition=removed.
+        if (c.rec.HostConfig.AutoRemove) await this.destroy(c).catch(() => undefined);
+        throw err;
+      }
     });
   }
 
