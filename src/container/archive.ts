@@ -21,6 +21,7 @@ import { commonHeaders, type Ctx } from '../api/router';
 import { invalidArgument, notFound, BerthError } from '../common/errors';
 import type { Services } from '../engine/services';
 import { decompressed } from '../image/compression';
+import { detachedBody } from '../image/progress';
 import { checkEntryPath } from '../image/tarcheck';
 import { containerChanges, lowerDirsOf, type Change } from '../store/changes';
 
@@ -244,10 +245,11 @@ export async function putArchive(ctx: Ctx, services: Services, idOrName: string)
     if (!st.isDirectory()) throw invalidArgument('extraction point is not a directory');
     const destInCtr = destHost.startsWith(root + '/') || destHost === root ? inContainer(root, destHost) : undefined;
     const owner = copyUIDGID ? await containerUser(root, ctr?.Config?.User ?? '') : { uid: 0, gid: 0 };
-    const { stream } = await decompressed(ctx.req);
+    const { stream } = await decompressed(detachedBody(ctx.req));
     const extract = tar.extract();
     const dirTimes: Array<{ p: string; mtime: Date }> = [];
     extract.on('entry', (header, entry, next) => {
+      entry.on('error', () => undefined); // the extract's own error is reported
       extractEntry(header, entry as unknown as Readable).then(() => next(), (err) => { entry.resume(); next(err); });
     });
     const extractEntry = async (h: tar.Header, body: Readable) => {

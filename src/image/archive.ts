@@ -200,6 +200,8 @@ export async function spoolArchive(input: Readable, dir: string): Promise<Spool>
   const extract = tar.extract();
   let count = 0;
   extract.on('entry', (header, entry, next) => {
+    // When the extract is destroyed the current entry errors too; the extract's error is what we report.
+    entry.on('error', () => undefined);
     const fail = (err: unknown) => next(err instanceof Error ? err : new Error(String(err)));
     let name: string;
     try {

@@ -10,7 +10,7 @@ import { familiarString, parseRepoAndTag, referenceString } from '../common/refe
 import type { Services } from '../engine/services';
 import type { ImageRunConfig } from '../engine/types';
 import type { BerthImageService } from './service';
-import { JsonStream } from './progress';
+import { JsonStream, detachedBody } from './progress';
 
 /* ------------------------------------------------------- --change parser */
 
@@ -285,7 +285,7 @@ export async function importFromRequest(ctx: Ctx, services: Services): Promise<v
     let received = 0;
     let lastReport = 0;
     // Counts bytes for progress without taking the body out of paused mode.
-    const body: Readable = ctx.req.pipe(new Transform({
+    const body: Readable = detachedBody(ctx.req).pipe(new Transform({
       transform(chunk: Buffer, _enc, cb) {
         received += chunk.length;
         if (received - lastReport >= 8 << 20) {
@@ -295,7 +295,6 @@ export async function importFromRequest(ctx: Ctx, services: Services): Promise<v
         cb(null, chunk);
       },
     }));
-    ctx.req.on('error', (err) => body.destroy(err));
     const record = await images.createImageFromLayers({
       layers: [{ open: async () => body }],
       config: {

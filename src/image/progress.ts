@@ -5,7 +5,8 @@
  * anything was sent is still an ordinary HTTP error; after that it becomes
  * an in-band `{"errorDetail":{...},"error":...}` message.
  */
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PassThrough, type Readable } from 'node:stream';
 import { sendError, type Ctx } from '../api/router';
 
 export class JsonStream {
@@ -36,4 +37,19 @@ export class JsonStream {
 
 export function goJson(v: unknown): string {
   return JSON.stringify(v).replace(/[<>&]/g, (c) => ({ '<': '\\u003c', '>': '\\u003e', '&': '\\u0026' } as Record<string, string>)[c]);
+}
+
+/**
+ * The request body as a stream that consumers may destroy on error without
+ * destroying the request (and with it the socket the error response needs).
+ * After a failure the rest of the upload is drained.
+ */
+export function detachedBody(req: IncomingMessage): Readable {
+  const body = new PassThrough({ highWaterMark: 1 << 20 });
+  req.pipe(body);
+  req.on('error', (err) => body.destroy(err));
+  body.on('close', () => {
+    if (!req.readableEnded) { req.unpipe(body); req.resume(); }
+  });
+  return body;
 }

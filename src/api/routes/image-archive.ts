@@ -15,7 +15,7 @@ import { openSpooledLayer, readSpooledImages, spoolArchive, writeDockerArchive, 
 import { commitContainer } from '../../image/commit';
 import { changesFromQuery, humanSize, importFromRequest } from '../../image/import';
 import { setFromSrcHandler } from './images';
-import { JsonStream } from '../../image/progress';
+import { JsonStream, detachedBody } from '../../image/progress';
 import type { BerthImageService } from '../../image/service';
 import { containerChangesOf, getArchive, headArchive, putArchive } from '../../container/archive';
 
@@ -35,7 +35,12 @@ export function registerImageArchiveRoutes(router: Router, services: Services): 
     const res = ctx.startStream('application/x-tar');
     try {
       await writeDockerArchive(list, {
-        size: (d) => images.content.size(d),
+        // Layer tars are kept as blobs or rebuilt from the snapshot (tar-split); either way the size is known.
+        size: async (d) => {
+          const snap = images.snapshots.layers().find((l) => l.diffID === d);
+          if (snap && typeof snap.tarSize === 'number') return snap.tarSize;
+          return images.content.size(d);
+        },
         open: (d) => images.openLayerTar(d),
       }, res);
     } catch (err) {
@@ -52,8 +57,9 @@ export function registerImageArchiveRoutes(router: Router, services: Services): 
     const spoolDir = path.join(spoolRoot, `load-${randomBytes(8).toString('hex')}`);
     const out = new JsonStream(ctx);
     let spool;
+    let failure: unknown;
     try {
-      spool = await spoolArchive(ctx.req, spoolDir);
+      spool = await spoolArchive(detachedBody(ctx.req), spoolDir);
       const loaded = await readSpooledImages(spool);
       for (const img of loaded) {
         const moved: string[] = [];
@@ -85,12 +91,12 @@ export function registerImageArchiveRoutes(router: Router, services: Services): 
         if (img.tags.length === 0) out.send({ stream: `Loaded image ID: ${img.id}\n` });
         for (const t of img.tags) out.send({ stream: `Loaded image: ${familiarString(t)}\n` });
       }
-      out.end();
     } catch (err) {
-      out.fail(err);
-    } finally {
-      await fsp.rm(spoolDir, { recursive: true, force: true });
+      failure = err;
     }
+    // The spool goes before the answer ends, so a client never sees it linger.
+    await fsp.rm(spoolDir, { recursive: true, force: true });
+    if (failure) out.fail(failure); else out.end();
   });
 
   router.post('/commit', async (ctx) => {
