@@ -31,10 +31,5 @@ install_npm_packages() {
     return 0
   fi
   echo "==> npm ci"
-  if npm ci --no-audit --no-fund; then return 0; fi
-  # npm 11 refuses a lock file that lacks other platforms' optional packages
-  # (node-unix-socket-darwin-*), which this machine's registry does not serve;
-  # npm install resolves from the same lock file without rewriting it.
-  echo "==> npm ci failed; falling back to npm install (lock file kept)"
-  npm install --no-audit --no-fund || return 1
+  npm ci --no-audit --no-fund
 }
