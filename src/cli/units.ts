@@ -1,23 +1,7 @@
 // Formatting helpers that reproduce the docker CLI's output (go-units, stringid,
 // text/tabwriter, encoding/json Indent) so `berth` output matches `docker` byte for byte.
 
-/** go-units HumanDuration. */
-export function humanDuration(ms: number): string {
-  const seconds = Math.floor(ms / 1000);
-  if (seconds < 1) return 'Less than a second';
-  if (seconds === 1) return '1 second';
-  if (seconds < 60) return `${seconds} seconds`;
-  const minutes = Math.floor(ms / 60000);
-  if (minutes === 1) return 'About a minute';
-  if (minutes < 60) return `${minutes} minutes`;
-  const hours = Math.round(ms / 3600000);
-  if (hours === 1) return 'About an hour';
-  if (hours < 48) return `${hours} hours`;
-  if (hours < 24 * 7 * 2) return `${Math.floor(hours / 24)} days`;
-  if (hours < 24 * 30 * 2) return `${Math.floor(hours / 24 / 7)} weeks`;
-  if (hours < 24 * 365 * 2) return `${Math.floor(hours / 24 / 30)} months`;
-  return `${Math.floor(Math.floor(ms / 3600000) / 24 / 365)} years`;
-}
+export { humanDuration } from '../common/duration';
 
 /** Go's %.<p>g formatting (trailing zeros removed, Go-style exponent). */
 export function formatG(n: number, precision: number): string {
