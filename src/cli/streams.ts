@@ -1,5 +1,6 @@
 // Moves bytes between the terminal and a hijacked attach/exec connection:
 // stdcopy demultiplexing (unless TTY), raw mode, detach keys, stdin half-close.
+import { spawnSync } from 'node:child_process';
 import type { Hijacked } from './client';
 import { CliError } from './client';
 import { StdcopyDecoder, STDERR } from '../common/stdcopy';
@@ -117,7 +118,7 @@ export function pump(h: Hijacked, o: PumpOptions): Promise<PumpResult> {
     sock.on('error', (e) => finish(null, e));
     if (o.stdin) {
       if (o.tty && stdin.isTTY) {
-        stdin.setRawMode(true);
+        makeRaw(stdin);
         rawSet = true;
       }
       stdin.on('data', onIn);
@@ -128,6 +129,18 @@ export function pump(h: Hijacked, o: PumpOptions): Promise<PumpResult> {
     }
     o.onStart?.();
   });
+}
+
+/**
+ * Raw mode as the docker CLI's term.MakeRaw: libuv's raw mode keeps output
+ * post-processing (OPOST/ONLCR), which would turn the container's `\r\n` into
+ * `\r\r\n` on our terminal, so output processing is switched off too.
+ * setRawMode(false) later restores the termios libuv saved before this
+ * (and Node restores the startup termios on exit or a fatal signal).
+ */
+function makeRaw(stdin: NodeJS.ReadStream & { fd: number }): void {
+  stdin.setRawMode(true);
+  spawnSync('stty', ['-opost'], { stdio: [stdin.fd, 'ignore', 'ignore'] });
 }
 
 /** Resolves once everything written to stdout/stderr has been handed to the OS. */
