@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { startDaemon, bootstrapBusybox, defaultDockerCli, ok, run, waitFor, type Daemon } from '../helpers/daemon';
+import { startDaemon, bootstrapBusybox, defaultDockerCli, dockerClis, ok, run, waitFor, type Daemon } from '../helpers/daemon';
 import { busyboxRootfsTar } from '../helpers/rootfs';
 
 let d: Daemon;
@@ -148,9 +148,22 @@ test('cp out of and into a container: files, directories, symlinks', async () =>
   ok(await docker('cp', 'cweb:/tmp/tree', path.join(work, 'back')));
   assert.equal(fs.readlinkSync(path.join(work, 'back', 'link')), 'sub/f.txt');
   assert.equal(fs.readFileSync(path.join(work, 'back', 'sub', 'f.txt'), 'utf8'), 'payload\n');
-  const missing = await docker('cp', 'cweb:/nope', out);
-  assert.equal(missing.code, 1);
-  assert.match(missing.stderr, /Could not find the file \/nope in container cweb/);
+  // berthd answers a missing path like dockerd: 404 (no body on HEAD, the JSON message on GET).
+  // What gets printed is each CLI's own choice, checked against a real dockerd: 20.10 stats
+  // first (HEAD) and prints its own text; 28.x shows the daemon's message.
+  for (const bin of dockerClis()) {
+    const missing = await d.docker(['cp', 'cweb:/nope', out], { bin });
+    assert.equal(missing.code, 1, bin);
+    const major = Number(/version (\d+)\./.exec(spawnSync(bin, ['--version'], { encoding: 'utf8' }).stdout)?.[1]);
+    assert.equal(missing.stderr, major <= 20
+      ? 'Error: No such container:path: cweb:/nope\n'
+      : 'Error response from daemon: Could not find the file /nope in container cweb\n', bin);
+  }
+  const head = await d.api('HEAD', '/containers/cweb/archive?path=/nope');
+  assert.equal(head.status, 404);
+  const get = await d.api('GET', '/containers/cweb/archive?path=/nope');
+  assert.equal(get.status, 404);
+  assert.deepEqual(get.body, { message: 'Could not find the file /nope in container cweb' });
 });
 
 test('save -o, docker-loadable layout, load -i, save | gzip, load <', async () => {

@@ -61,7 +61,20 @@ test('create body: ports, limits, restart, ulimits, labels, volumes', () => {
   assert.equal(hc.NetworkMode, 'none');
   assert.deepEqual(hc.CapAdd, ['NET_ADMIN']);
   assert.equal(b.body.AttachStdout, false);
-  assert.throws(() => buildCreate(parseFlags(runSpec, ['--restart', 'sometimes', 'x']).opts, ['x'], true, new Set()), /invalid restart policy/);
+  // Like the docker CLI: only the "name[:count]" shape is checked here; the policy name is the daemon's to reject.
+  const create = (args: string[]) => {
+    const q = parseFlags(runSpec, [...args, 'x']);
+    return buildCreate(q.opts, q.args, true, q.changed).body.HostConfig as Record<string, any>;
+  };
+  assert.deepEqual(create(['--restart', 'sometimes']).RestartPolicy, { Name: 'sometimes', MaximumRetryCount: 0 });
+  assert.throws(() => create(['--restart', 'on-failure:x']), /^Error: invalid restart policy format: maximum retry count must be an integer$/);
+  assert.throws(() => create(['--restart', ':3']), /^Error: invalid restart policy format: no policy provided before colon$/);
+  assert.throws(() => create(['--rm', '--restart', 'always']), /^Error: conflicting options: cannot specify both --restart and --rm$/);
+  // --cpus parses like Go's big.Rat; the range (0.01..N) is checked by the daemon.
+  assert.equal(create(['--cpus', '-1']).NanoCpus, -1e9);
+  assert.equal(create(['--cpus', '1/2']).NanoCpus, 5e8);
+  assert.throws(() => create(['--cpus', 'abc']), /failed to parse abc as a rational number/);
+  assert.throws(() => create(['--cpus', '0.0000000001']), /value is too precise/);
 });
 
 test('filters and detach keys', () => {

@@ -10,9 +10,15 @@ import { familiarName, parseReference, withDefaultTag } from '../../common/refer
 
 const memFlag = (long: string, short: string | undefined, usage: string): FlagSpec => ({ long, short, kind: 'string', valueName: 'bytes', usage, convert: (v) => ramInBytes(v) });
 
+// Like Go's big.Rat.SetString as the docker CLI uses it: signed decimals, exponents and a/b
+// fractions parse; the range check (0.01..N) is the daemon's, so `--cpus -1` reaches it.
 const cpusConvert = (v: string): number => {
-  if (!/^\d*\.?\d+$/.test(v)) throw new Error(`failed to parse ${v} as a rational number`);
-  return Math.round(Number(v) * 1e9);
+  const frac = /^([+-]?\d+)\/(\d+)$/.exec(v);
+  const value = frac ? Number(frac[1]) / Number(frac[2]) : /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(v) ? Number(v) : NaN;
+  if (!Number.isFinite(value)) throw new Error(`failed to parse ${v} as a rational number`);
+  const nanos = value * 1e9;
+  if (Math.abs(nanos - Math.round(nanos)) > 1e-6) throw new Error('value is too precise');
+  return Math.round(nanos);
 };
 
 const commonFlags: FlagSpec[] = [
@@ -164,13 +170,16 @@ function labelMap(o: Record<string, any>): Record<string, string> {
   return out;
 }
 
+// The docker CLI (opts.ParseRestartPolicy) only splits "name[:count]"; unknown names, counts on
+// other policies and negative counts are the daemon's to reject, with its words.
 function parseRestart(s: string): { Name: string; MaximumRetryCount: number } {
-  if (s === '' || s === 'no') return { Name: 'no', MaximumRetryCount: 0 };
-  const [name, count] = s.split(':');
-  if (!['always', 'on-failure', 'unless-stopped', 'no'].includes(name)) throw new Error(`invalid restart policy format: unknown policy '${name}'`);
-  if (count !== undefined) {
-    if (name !== 'on-failure') throw new Error(`invalid restart policy format: maximum retry count can only be used with 'on-failure'`);
-    if (!/^\d+$/.test(count)) throw new Error(`invalid restart policy format: maximum retry count must be an integer`);
+  if (s === '') return { Name: 'no', MaximumRetryCount: 0 };
+  const i = s.indexOf(':');
+  const name = i < 0 ? s : s.slice(0, i);
+  const count = i < 0 ? '' : s.slice(i + 1);
+  if (name === '') throw new Error('invalid restart policy format: no policy provided before colon');
+  if (count !== '') {
+    if (!/^[+-]?\d+$/.test(count)) throw new Error('invalid restart policy format: maximum retry count must be an integer');
     return { Name: name, MaximumRetryCount: Number(count) };
   }
   return { Name: name, MaximumRetryCount: 0 };
@@ -307,7 +316,7 @@ export function buildCreate(o: Record<string, any>, args: string[], detach: bool
   }
   if (!['always', 'missing', 'never'].includes(o.pull)) throw new Error(`invalid pull option: '${o.pull}': must be one of "always", "missing" or "never"`);
   const restart = parseRestart(o.restart);
-  if (o.rm && restart.Name !== 'no') throw new Error('Conflicting options: --restart and --rm');
+  if (o.rm && restart.Name !== 'no' && restart.Name !== '') throw new Error('conflicting options: cannot specify both --restart and --rm');
 
   const binds: string[] = [];
   const volumes: Record<string, object> = {};
