@@ -43,6 +43,8 @@ interface Ctr {
   starting?: Promise<void>;
   /** Set while exit cleanup (runc delete, unmount) runs. */
   exiting?: Promise<void>;
+  /** An --rm exit left runc state and the rootfs mount for destroy() to clean up. */
+  runtimeLeft?: boolean;
   exitHandled: boolean;
   removed: boolean;
   removing: boolean;
@@ -67,6 +69,8 @@ export class Containers implements ContainerService {
   private watcher: fs.FSWatcher | undefined;
   private scanTimer: NodeJS.Timeout | undefined;
   private readonly execs: ExecManager;
+  /** Host cleanups of removed containers still running (shutdown waits for them). */
+  private readonly cleanups = new Set<Promise<unknown>>();
 
   constructor(readonly config: DaemonConfig, readonly images: ImageService, readonly events: EventBus) {
     this.store = new ContainerStore(config.dataRoot);
@@ -370,6 +374,17 @@ export class Containers implements ContainerService {
       Pid: 0, ExitCode: Number.isFinite(code) && code >= 0 ? code : 255, FinishedAt: nowRfc3339(),
     });
     c.rec.ExecIDs = null;
+    if (c.rec.HostConfig.AutoRemove && !c.removing && !c.removed && !this.shouldRestart(c)) {
+      // --rm: the record is deleted right away, so no 'exited' record is written, and the host
+      // cleanup (runc delete, unmount) runs after the waiters are answered (destroy() does it).
+      // A crash before the record is gone finds it 'running' with an exit code: restore() redoes this.
+      c.runtimeLeft = true;
+      this.emit(c, 'die', { exitCode: String(st.ExitCode), execDuration: '0' });
+      for (const w of c.exitWaiters.splice(0)) w();
+      this.execs.containerStopped(id);
+      await this.withLock(c, () => this.destroy(c)).catch(() => undefined);
+      return;
+    }
     // Anything that needs the host resources gone (start, remove, withRootfs) awaits this.
     c.exiting = (async () => {
       st.OOMKilled = await fsp.stat(path.join(this.ctrDir(id), 'persist', 'oom')).then(() => true, () => false);
@@ -585,25 +600,37 @@ export class Containers implements ContainerService {
 
   /**
    * Deletes a stopped container. Deleting the record is the commit point:
-   * waiters wake right after it; the snapshot and directory go afterwards
-   * (a crash in between leaves an orphan directory that restore() removes).
+   * waiters wake right after it; runtime state, mount, snapshot and directory go
+   * afterwards (a crash in between leaves an orphan directory that restore() cleans up).
    */
   private async destroy(c: Ctr): Promise<void> {
     if (c.removed) return;
-    if (c.exiting) await c.exiting;
     const id = c.rec.Id;
     if (c.rec.State.Running) await this.cleanupRuntime(id); // force-removed container whose exit was never seen
     c.removed = true;
     for (const b of c.pending.splice(0)) b.finish();
     await fsp.rm(this.store.file(id), { force: true });
+    // Host cleanup runs after the waiters are answered; the image service learns now that
+    // the snapshot is going (rmi waits for it), and restore() finishes it after a crash.
+    const runtimeGone = (async () => {
+      if (c.exiting) await c.exiting;
+      if (c.runtimeLeft) {
+        c.runtimeLeft = false;
+        await this.cleanupRuntime(id);
+        await fsp.rm(path.join(this.exitDir, id), { force: true }).catch(() => undefined);
+      }
+    })();
+    const rootfsGone = this.images.removeContainerRootfs(id, runtimeGone).catch(() => undefined);
+    const cleanup = rootfsGone.then(() => fsp.rm(this.ctrDir(id), { recursive: true, force: true })).catch(() => undefined);
+    this.cleanups.add(cleanup);
+    void cleanup.finally(() => this.cleanups.delete(cleanup));
     this.byId.delete(id);
     if (this.names.get(c.rec.Name) === id) this.names.delete(c.rec.Name);
     this.execs.containerStopped(id);
     this.emit(c, 'destroy');
     for (const w of c.removedWaiters.splice(0)) w();
     for (const w of c.exitWaiters.splice(0)) w();
-    await this.images.removeContainerRootfs(id).catch(() => undefined);
-    await fsp.rm(this.ctrDir(id), { recursive: true, force: true }).catch(() => undefined);
+    await cleanup;
   }
 
   // ---- wait ----------------------------------------------------------------
@@ -716,7 +743,9 @@ export class Containers implements ContainerService {
   async restore(): Promise<void> {
     const { records, orphans } = await this.store.loadAll();
     for (const id of orphans) {
-      // Half-created (crash during create or remove): undo.
+      // Half-created (crash during create or remove): undo, host state first.
+      if (fs.existsSync(this.bundleDir(id))) await this.cleanupRuntime(id);
+      await fsp.rm(path.join(this.exitDir, id), { force: true }).catch(() => undefined);
       await this.images.removeContainerRootfs(id).catch(() => undefined);
       await fsp.rm(this.ctrDir(id), { recursive: true, force: true }).catch(() => undefined);
     }
@@ -760,6 +789,7 @@ export class Containers implements ContainerService {
     this.watcher?.close();
     if (this.scanTimer) clearInterval(this.scanTimer);
     for (const c of this.byId.values()) if (c.restartTimer) clearTimeout(c.restartTimer);
+    await Promise.race([Promise.allSettled([...this.cleanups]), sleep(10_000)]);
   }
 }
 

@@ -70,8 +70,11 @@ export interface ImageService {
   containerRootfsMount(containerId: string): Promise<MountSpec>;
   /** Directory holding the container's writable layer (overlay upperdir). */
   containerUpperDir(containerId: string): string;
-  /** Removes the container's writable layer. Idempotent. */
-  removeContainerRootfs(containerId: string): Promise<void>;
+  /**
+   * Removes the container's writable layer. Idempotent. With `after`, the removal is
+   * registered at once (image removal waits for it) and done once `after` settles.
+   */
+  removeContainerRootfs(containerId: string, after?: Promise<unknown>): Promise<void>;
   /** Images in use by containers can not be removed without force; the container service tells which. */
   setUsageProbe(probe: (imageId: string) => Promise<string[]>): void;
 }

@@ -98,6 +98,8 @@ export async function createImageService(config: DaemonConfig, events: EventBus)
 
 class ImageServiceImpl implements BerthImageService {
   private usageProbe: (imageId: string) => Promise<string[]> = async () => [];
+  /** Container snapshot removals waiting for their unmount (see removeContainerRootfs). */
+  private readonly rootfsRemovals = new Set<Promise<void>>();
 
   constructor(private store: ImageStore, readonly content: ContentStore, readonly snapshots: SnapshotStore, private events: EventBus) {}
 
@@ -203,8 +205,12 @@ class ImageServiceImpl implements BerthImageService {
     return this.snapshots.containerUpperDir(containerId);
   }
 
-  async removeContainerRootfs(containerId: string): Promise<void> {
-    await this.snapshots.removeContainer(containerId);
+  async removeContainerRootfs(containerId: string, after?: Promise<unknown>): Promise<void> {
+    if (!after) return this.snapshots.removeContainer(containerId);
+    // Registered now, done once the caller's unmount finished: image removal waits for it.
+    const done = after.catch(() => undefined).then(() => this.snapshots.removeContainer(containerId));
+    this.rootfsRemovals.add(done);
+    try { await done; } finally { this.rootfsRemovals.delete(done); }
   }
 
   setUsageProbe(probe: (imageId: string) => Promise<string[]>): void {
@@ -213,6 +219,7 @@ class ImageServiceImpl implements BerthImageService {
 
   /** Containers using an image: the container service's answer plus our own container snapshots. */
   private async usersOf(id: string): Promise<string[]> {
+    await Promise.allSettled([...this.rootfsRemovals]);
     const fromProbe = await this.usageProbe(id).catch(() => [] as string[]);
     const fromSnapshots = this.snapshots.containers().filter((c) => c.imageId === id).map((c) => c.containerId);
     return [...new Set([...fromProbe, ...fromSnapshots])];
