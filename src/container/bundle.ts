@@ -22,8 +22,8 @@ export function validateSpec(id: string, config: any, hostConfig: any): void {
   });
 }
 
-export async function prepareBundle(svc: unknown, rec: ContainerRecord, bundle: string, rootfs: string): Promise<void> {
-  void svc;
+/** The /etc files the spec bind-mounts; needs no rootfs, so start writes them while mounting. */
+export async function writeEtcFiles(rec: ContainerRecord): Promise<void> {
   const cfg = rec.Config;
   const hc = rec.HostConfig;
   const etc = buildEtcFiles({
@@ -36,6 +36,12 @@ export async function prepareBundle(svc: unknown, rec: ContainerRecord, bundle: 
     fsp.writeFile(rec.HostsPath, etc.hosts),
     fsp.writeFile(rec.ResolvConfPath, etc.resolvConf),
   ]);
+}
+
+/** config.json; the user is resolved from the mounted rootfs. */
+export async function writeSpec(rec: ContainerRecord, bundle: string, rootfs: string): Promise<void> {
+  const cfg = rec.Config;
+  const hc = rec.HostConfig;
   const user = resolveUser(rootfs, cfg.User ?? '', hc.GroupAdd ?? []);
   const spec = buildOciSpec({
     containerId: rec.Id, rootfsPath: rootfs, args: [rec.Path, ...rec.Args], env: cfg.Env ?? [],

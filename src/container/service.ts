@@ -27,7 +27,7 @@ import { mountSpec, unmount } from './mounts';
 import { parseSignal } from './signals';
 import { ContainerStore, type ContainerRecord } from './store';
 import { randomName, validateName } from './names';
-import { prepareBundle, validateSpec } from './bundle';
+import { validateSpec, writeEtcFiles, writeSpec } from './bundle';
 import { listContainers } from './list';
 import { containerTop } from './top';
 
@@ -280,16 +280,20 @@ export class Containers implements ContainerService {
     let mounted = false;
     let created = false;
     try {
-      await fsp.rm(path.join(this.exitDir, id), { force: true });
       await fsp.mkdir(rootfs, { recursive: true });
       const mount = await this.images.containerRootfsMount(id);
-      await mountSpec(mount, rootfs);
-      mounted = true;
-      const cfg = c.rec.Config;
-      await prepareBundle(this, c.rec, bundle, rootfs);
       const persist = path.join(this.ctrDir(id), 'persist');
-      await fsp.rm(persist, { recursive: true, force: true });
-      await fsp.mkdir(persist, { recursive: true });
+      // The mount is a spawn: everything that does not need the rootfs happens meanwhile.
+      // allSettled, so a failure elsewhere never leaves a mount the catch below does not know about.
+      const prep = await Promise.allSettled([
+        mountSpec(mount, rootfs).then(() => { mounted = true; }),
+        fsp.rm(path.join(this.exitDir, id), { force: true }),
+        writeEtcFiles(c.rec),
+        fsp.rm(persist, { recursive: true, force: true }).then(() => fsp.mkdir(persist, { recursive: true })),
+      ]);
+      for (const r of prep) if (r.status === 'rejected') throw r.reason;
+      const cfg = c.rec.Config;
+      await writeSpec(c.rec, bundle, rootfs);
       let pid: number;
       try {
         ({ pid } = await conmonCreate({
