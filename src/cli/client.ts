@@ -160,6 +160,8 @@ export class ApiClient {
 
   private reqOptions(method: string, path: string, headers: Record<string, string>, agent: http.Agent | false): http.RequestOptions {
     const o: http.RequestOptions = { method, path, headers: { Host: 'api.moby.localhost', 'User-Agent': 'Berth-Client/0.1.0 (linux)', ...headers }, agent };
+    // No TLS: an empty servername spares the agent its net.isIP() check, whose first call compiles a large regex (~7 ms).
+    (o as { servername?: string }).servername = '';
     if (this.addr.socketPath) o.socketPath = this.addr.socketPath;
     else {
       o.hostname = this.addr.hostname;

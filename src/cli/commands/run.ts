@@ -96,7 +96,8 @@ const runOnly: FlagSpec[] = [
   { long: 'sig-proxy', kind: 'bool', def: true, usage: 'Proxy received signals to the process' },
 ];
 
-const byLong = (a: FlagSpec, b: FlagSpec): number => a.long.localeCompare(b.long);
+// Byte order, as Go's sort.Strings in the docker CLI; localeCompare's ICU collator costs ~9 ms to set up.
+const byLong = (a: FlagSpec, b: FlagSpec): number => (a.long < b.long ? -1 : a.long > b.long ? 1 : 0);
 
 export const runSpec = {
   path: 'run',
@@ -679,6 +680,9 @@ async function runCmd(ctx: Ctx, p: Parsed, isRun: boolean): Promise<number> {
   }
   const tty: boolean = o.tty;
   const { stdin, stdout, stderr } = built.attach;
+  // Sent before the attach, not after it (one round trip less before start).
+  const exitP = waitExit(api, id, o.rm ? 'removed' : 'next-exit');
+  exitP.catch(() => undefined);
   let hijacked: Hijacked | null = null;
   if (!detach && (stdin || stdout || stderr)) {
     const q: Record<string, number> = { stream: 1 };
@@ -693,8 +697,6 @@ async function runCmd(ctx: Ctx, p: Parsed, isRun: boolean): Promise<number> {
       throw e;
     }
   }
-  const exitP = waitExit(api, id, o.rm ? 'removed' : 'next-exit');
-  exitP.catch(() => undefined);
   let pumpP: Promise<string> | null = null;
   let stopSignals = (): void => undefined;
   let stopResize = (): void => undefined;
