@@ -6,6 +6,7 @@ BENCH_BASE=$(mktemp -d /tmp/bb-XXXXXX)
 BENCH_PIDS=()
 export DOCKER_CONFIG=$BENCH_BASE/docker-config
 mkdir -p "$DOCKER_CONFIG"
+echo '{}' > "$DOCKER_CONFIG/config.json" # podman reads it (auth) and fails when it is missing
 
 BERTH_SOCK=$BENCH_BASE/berth/x/berth.sock
 DOCKERD_SOCK=$BENCH_BASE/dockerd/docker.sock
