@@ -21,7 +21,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
 import { invalidArgument } from '../common/errors';
@@ -29,6 +29,7 @@ import { familiarString, parseReference, withDefaultTag, referenceString } from 
 import type { OciImageConfig } from '../engine/types';
 import { decompressed, decompressStream, detectCompression, type Compression } from './compression';
 import { checkEntryPath, checkLinkTarget, TarHeaderScanner } from './tarcheck';
+import type { PreparedLayer } from './prepared-layer';
 
 export const MEDIA_TYPE_INDEX = 'application/vnd.oci.image.index.v1+json';
 export const MEDIA_TYPE_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -147,6 +148,8 @@ interface SpoolFile {
   checkedTar: boolean;
   /** Error from checking the member as a layer tar, raised only if it is used as one. */
   tarError?: Error;
+  /** Big plain tar members are also unpacked while spooled (see prepared-layer.ts); undefined when that failed. */
+  prepared?: Promise<PreparedLayer | undefined>;
 }
 
 /** A validated image of the archive, ready to commit. */
@@ -156,7 +159,7 @@ export interface LoadedImage {
   config: OciImageConfig;
   /** Full normalised references (`docker.io/library/busybox:latest`). */
   tags: string[];
-  layers: Array<{ diffID: string; file: string; compression: Compression; size: number }>;
+  layers: Array<{ diffID: string; file: string; compression: Compression; size: number; prepared?: Promise<PreparedLayer | undefined> }>;
 }
 
 export class Spool {
@@ -185,7 +188,17 @@ export class Spool {
   }
 
   async remove(): Promise<void> {
+    await this.discardPrepared();
     await fsp.rm(this.dir, { recursive: true, force: true });
+  }
+
+  /** Every speculative unpack started, with the stream feeding it (also those of members that failed to spool). */
+  readonly unpacks: Array<{ feed: PassThrough; prepared: Promise<PreparedLayer | undefined> }> = [];
+
+  /** Drops every speculative unpack not committed (a no-op for committed ones), waiting for those still running. */
+  async discardPrepared(): Promise<void> {
+    for (const u of this.unpacks) if (!u.feed.writableEnded) u.feed.destroy(new Error('load aborted'));
+    await Promise.all(this.unpacks.map(async (u) => (await u.prepared)?.discard()));
   }
 }
 
@@ -193,7 +206,15 @@ export class Spool {
  * Reads the (possibly compressed) upload into `dir`, hashing each member
  * and header-checking members that look like tars. Returns the spool.
  */
-export async function spoolArchive(input: Readable, dir: string): Promise<Spool> {
+export interface SpoolOptions {
+  /** Unpacks a plain layer tar while it is spooled (load); see prepared-layer.ts. */
+  prepare?: (src: Readable) => Promise<PreparedLayer>;
+}
+
+/** Members at least this big that start with a ustar header are unpacked while spooled. */
+const PREPARE_MIN = 1 << 20;
+
+export async function spoolArchive(input: Readable, dir: string, opts: SpoolOptions = {}): Promise<Spool> {
   await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
   const spool = new Spool(dir);
   const { stream } = await decompressed(input);
@@ -221,7 +242,12 @@ export async function spoolArchive(input: Readable, dir: string): Promise<Spool>
     }
     if (!name) { entry.resume(); fail(invalidArgument('invalid archive: file entry without a name')); return; }
     const file = path.join(dir, `m${count++}`);
-    spoolMember(entry as unknown as Readable, file).then((m) => {
+    const prepare = (header.size ?? 0) >= PREPARE_MIN ? opts.prepare : undefined;
+    spoolMember(entry as unknown as Readable, file, prepare && ((src) => {
+      const prepared = prepare(src).catch(() => undefined);
+      spool.unpacks.push({ feed: src, prepared });
+      return prepared;
+    })).then((m) => {
       spool.files.set(name, { name, path: file, ...m });
       next();
     }, fail);
@@ -229,6 +255,7 @@ export async function spoolArchive(input: Readable, dir: string): Promise<Spool>
   try {
     await pipeline(stream, extract as unknown as Writable);
   } catch (err) {
+    await spool.discardPrepared();
     throw archiveError(err);
   }
   if (spool.files.size === 0) throw invalidArgument('invalid archive: empty or not a tar archive');
@@ -249,15 +276,20 @@ function archiveError(err: unknown): Error {
  * Writes one member to disk, computing its sha256 and, when it is an
  * uncompressed tar, checking all of its headers, in the same pass.
  */
-async function spoolMember(entry: Readable, file: string): Promise<Omit<SpoolFile, 'name' | 'path'>> {
+async function spoolMember(entry: Readable, file: string, prepare?: (src: PassThrough) => Promise<PreparedLayer | undefined>): Promise<Omit<SpoolFile, 'name' | 'path'>> {
   const hash = createHash('sha256');
   let size = 0;
   let first: Buffer | undefined;
   let scanner: TarHeaderScanner | undefined;
   let tarError: Error | undefined;
+  // Speculative unpack: fed the same bytes; dropped (not fed further) as soon as it fails.
+  let feed: PassThrough | undefined;
+  let prepared: Promise<PreparedLayer | undefined> | undefined;
+  let prepareDone = false;
   const out = fs.createWriteStream(file, { flags: 'wx', mode: 0o600, highWaterMark: 1 << 20 });
   await pipeline(entry, new Writable({
     highWaterMark: 1 << 20,
+    destroy(err, cb) { if (err) feed?.destroy(err); cb(err); },
     write(chunk: Buffer, _enc, cb) {
       hash.update(chunk);
       size += chunk.length;
@@ -266,13 +298,31 @@ async function spoolMember(entry: Readable, file: string): Promise<Omit<SpoolFil
         // Any uncompressed member may be a layer: check its tar headers on
         // the fly; the verdict matters only if the manifest uses it as one.
         if (detectCompression(chunk) === 'none') scanner = new TarHeaderScanner('layer');
+        if (prepare && chunk.length >= 512 && chunk.toString('latin1', 257, 262) === 'ustar') {
+          const pass = new PassThrough({ highWaterMark: 4 << 20 });
+          pass.on('error', () => undefined); // the unpack reports through `prepared`; nobody may be listening any more
+          feed = pass;
+          prepared = prepare(pass).finally(() => {
+            prepareDone = true;
+            pass.resume(); // never leave the spool waiting on a failed unpack
+            pass.emit('drain');
+          });
+        }
       }
       if (scanner && !tarError) {
         try { scanner.push(chunk); } catch (err) { tarError = err as Error; }
       }
-      if (out.write(chunk)) cb(); else out.once('drain', () => cb());
+      let waits = 0;
+      const done = () => { if (--waits === 0) cb(); };
+      waits++;
+      if (!out.write(chunk)) { waits++; out.once('drain', done); }
+      if (feed && !prepareDone && !feed.write(chunk)) { waits++; feed.once('drain', done); }
+      done();
     },
-    final(cb) { out.end(); out.once('close', () => cb()); out.once('error', cb); },
+    final(cb) {
+      feed?.end();
+      out.end(); out.once('close', () => cb()); out.once('error', cb);
+    },
   }));
   if (scanner && !tarError) {
     try { scanner.end(); } catch (err) { tarError = err as Error; }
@@ -283,6 +333,7 @@ async function spoolMember(entry: Readable, file: string): Promise<Omit<SpoolFil
     compression: first ? detectCompression(first) : 'none',
     checkedTar: !!scanner && !tarError,
     tarError,
+    prepared,
   };
 }
 
@@ -333,7 +384,7 @@ export async function readSpooledImages(spool: Spool): Promise<LoadedImage[]> {
       if (diffID !== diffIDs[i]) {
         throw invalidArgument(`invalid diffID for layer ${i} (${item.Layers[i]}): expected ${diffIDs[i]}, got ${diffID}`);
       }
-      layers.push({ diffID, file: f.path, compression: f.compression, size: f.size });
+      layers.push({ diffID, file: f.path, compression: f.compression, size: f.size, prepared: f.prepared });
     }
     const tags: string[] = [];
     for (const t of item.RepoTags ?? []) {

@@ -44,6 +44,9 @@ export interface ContainerSnapshot {
   parent: string;
 }
 
+/** A layer unpacked into a temp directory, not yet published (prepareLayer). */
+export interface PreparedUnpack { tmp: string; apply: ApplyResult }
+
 interface SnapshotMeta {
   next: number;
   layers: Record<string, LayerSnapshot>;
@@ -133,26 +136,50 @@ export class SnapshotStore {
    */
   async unpackLayer(parentChainID: string, tarStream: Readable, applyOpts: ApplyOptions = {}): Promise<{ layer: LayerSnapshot; existed: boolean; apply: ApplyResult }> {
     if (parentChainID && !this.hasLayer(parentChainID)) throw notFound(`parent snapshot ${parentChainID} not found`);
+    const prep = await this.prepareLayer(tarStream, applyOpts);
+    try {
+      return { ...(await this.commitPrepared(parentChainID, prep)), apply: prep.apply };
+    } finally {
+      await this.discardPrepared(prep);
+    }
+  }
+
+  /**
+   * Unpacks a layer into a temp directory without publishing it (a layer
+   * directory does not depend on its parent; only its chain ID does).
+   */
+  async prepareLayer(tarStream: Readable, applyOpts: ApplyOptions = {}): Promise<PreparedUnpack> {
     const tmp = path.join(this.dir, `tmp-${randomBytes(8).toString('hex')}`);
     await fsp.mkdir(path.join(tmp, 'fs'), { recursive: true, mode: 0o700 });
     try {
       await fsp.chmod(path.join(tmp, 'fs'), 0o755);
-      const apply = await applyLayer(tarStream, path.join(tmp, 'fs'), applyOpts);
-      const chainID = parentChainID ? chainIDs([parentChainID, apply.diffID])[1] : apply.diffID;
-      const result = await this.withLock(async () => {
-        const existing = this.meta.layers[chainID];
-        if (existing) return { layer: existing, existed: true };
-        const n = this.meta.next++;
-        await fsp.rename(tmp, path.join(this.dir, String(n)));
-        const layer: LayerSnapshot = { n, chainID, diffID: apply.diffID, parent: parentChainID, size: apply.size, tarSize: apply.tarSize, created: new Date().toISOString() };
-        this.meta.layers[chainID] = layer;
-        await this.save();
-        return { layer, existed: false };
-      });
-      return { ...result, apply };
-    } finally {
+      return { tmp, apply: await applyLayer(tarStream, path.join(tmp, 'fs'), applyOpts) };
+    } catch (err) {
       await fsp.rm(tmp, { recursive: true, force: true });
+      throw err;
     }
+  }
+
+  /** Publishes a prepared layer on top of `parentChainID`; if that chain exists already the copy is left for discardPrepared. */
+  async commitPrepared(parentChainID: string, prep: PreparedUnpack): Promise<{ layer: LayerSnapshot; existed: boolean }> {
+    if (parentChainID && !this.hasLayer(parentChainID)) throw notFound(`parent snapshot ${parentChainID} not found`);
+    const { apply, tmp } = prep;
+    const chainID = parentChainID ? chainIDs([parentChainID, apply.diffID])[1] : apply.diffID;
+    return this.withLock(async () => {
+      const existing = this.meta.layers[chainID];
+      if (existing) return { layer: existing, existed: true };
+      const n = this.meta.next++;
+      await fsp.rename(tmp, path.join(this.dir, String(n)));
+      const layer: LayerSnapshot = { n, chainID, diffID: apply.diffID, parent: parentChainID, size: apply.size, tarSize: apply.tarSize, created: new Date().toISOString() };
+      this.meta.layers[chainID] = layer;
+      await this.save();
+      return { layer, existed: false };
+    });
+  }
+
+  /** Removes a prepared layer's temp directory (a no-op once committed). */
+  async discardPrepared(prep: PreparedUnpack): Promise<void> {
+    await fsp.rm(prep.tmp, { recursive: true, force: true });
   }
 
   /**

@@ -177,6 +177,27 @@ test('loads the pre-25 layout, xz/zstd-compressed archives, compressed layers an
   assert.deepEqual(messages(r.raw), [{ stream: `Loaded image ID: sha256:${sha(config)}\n` }]);
 });
 
+test('a big layer unpacked while the upload streams is stored and saved back byte for byte', async () => {
+  const files: Entry[] = [{ name: 'd/', type: 'directory' }];
+  for (let i = 0; i < 40; i++) files.push({ name: `d/f${i}`, data: Buffer.alloc(40000 + i, i) });
+  files.push({ name: 'd/link', type: 'symlink', linkname: 'f1' }, { name: 'd/hard', type: 'link', linkname: 'd/f2' });
+  const layer = await makeTar(files);
+  assert.ok(layer.length >= 1 << 20);
+  const { tar: body, id } = await legacyArchive(layer, { tags: ['bigstream:1'] });
+  const r = await load(body, false);
+  assert.equal(r.status, 200, r.raw.toString());
+  assert.ok(messages(r.raw).some((m) => m.status === 'Loading layer'), r.raw.toString());
+  assert.equal((await d.api('GET', `/images/${id}/json`)).body.Id, id);
+  const saved = (await d.api('GET', '/images/bigstream:1/get')).raw;
+  const blobs = new Map<string, Buffer>();
+  const ex = tar.extract();
+  ex.on('entry', (h, st, next) => { const c: Buffer[] = []; st.on('data', (b) => { c.push(b as Buffer); }); st.on('end', () => { blobs.set(h.name, Buffer.concat(c)); next(); }); });
+  await new Promise<void>((res, rej) => { ex.on('finish', res); ex.on('error', rej); ex.end(saved); });
+  assert.ok(blobs.get(`blobs/sha256/${sha(layer)}`)?.equals(layer), 'layer tar rebuilt byte for byte');
+  assert.deepEqual(fs.readdirSync(path.join(d.dataRoot, 'snapshots')).filter((n) => n.startsWith('tmp-')), []);
+  assert.equal((await d.api('DELETE', '/images/bigstream:1')).status, 200);
+});
+
 test('bad archives are refused and the store is left exactly as before', async () => {
   const good = await makeTar([{ name: 'ok.txt', data: 'ok' }]);
   const saved = (await d.api('GET', '/images/get?names=busybox')).raw;
@@ -192,6 +213,11 @@ test('bad archives are refused and the store is left exactly as before', async (
     ['escaping hardlink', (await legacyArchive(await makeTar([{ name: 'h', type: 'link', linkname: '../../etc/passwd' }]))).tar, /outside/],
     ['bad tag', (await legacyArchive(good, { tags: ['UPPER:1'] })).tar, /must be lowercase/],
     ['.. in archive', await makeTar([{ name: '../manifest.json', data: '[]' }]), /escapes/],
+    // Layers of 1 MiB and more are unpacked while the upload streams (prepared-layer.ts): same refusals, nothing left behind.
+    ['.. in a big layer', (await legacyArchive(await makeTar([{ name: 'big.bin', data: Buffer.alloc(3 << 20, 7) }, { name: '../evil', data: 'x' }]))).tar, /escapes/],
+    ['escaping symlink in a big layer', (await legacyArchive(await makeTar([{ name: 'big.bin', data: Buffer.alloc(3 << 20, 7) }, { name: 'a/l', type: 'symlink', linkname: '../../../etc' }]))).tar, /outside/],
+    ['big layer, digest mismatch', (await legacyArchive(await makeTar([{ name: 'big.bin', data: Buffer.alloc(3 << 20, 7) }]), { diffID: 'sha256:' + 'cd'.repeat(32) })).tar, /invalid diffID/],
+    ['big layer truncated', (await legacyArchive(await makeTar([{ name: 'big.bin', data: Buffer.alloc(3 << 20, 7) }]))).tar.subarray(0, 2 << 20), /truncated|unexpected EOF|invalid/i],
   ];
   // An archive whose second image is bad: the first must not be loaded either.
   {

@@ -13,6 +13,8 @@ import { invalidArgument } from '../../common/errors';
 import { familiarName, familiarString, parseReference, referenceString, withDefaultTag } from '../../common/reference';
 import { openSpooledLayer, readSpooledImages, spoolArchive, writeDockerArchive, type SaveImage } from '../../image/archive';
 import { commitContainer } from '../../image/commit';
+import { prepareLayer } from '../../image/prepared-layer';
+import { chainIDs } from '../../store/snapshots';
 import { changesFromQuery, humanSize, importFromRequest } from '../../image/import';
 import { setFromSrcHandler } from './images';
 import { JsonStream, detachedBody } from '../../image/progress';
@@ -59,9 +61,19 @@ export function registerImageArchiveRoutes(router: Router, services: Services): 
     let spool;
     let failure: unknown;
     try {
-      spool = await spoolArchive(detachedBody(ctx.req), spoolDir);
+      spool = await spoolArchive(detachedBody(ctx.req), spoolDir, { prepare: (src) => prepareLayer(images, src) });
       const loaded = await readSpooledImages(spool);
       for (const img of loaded) {
+        // Layers unpacked while the upload streamed are published now that the whole archive checked out;
+        // createImageFromLayers then finds them in place (the rest it unpacks from the spool).
+        const fresh = new Set<string>();
+        let parent = '';
+        for (const l of img.layers) {
+          const chain = parent ? chainIDs([parent, l.diffID])[1] : l.diffID;
+          const p = images.snapshots.hasLayer(chain) ? undefined : await l.prepared;
+          if (p && p.diffID === l.diffID && (await p.commit(parent))) fresh.add(l.diffID.slice(7, 19));
+          parent = chain;
+        }
         const moved: string[] = [];
         for (const t of img.tags) {
           const old = await images.resolve(t).catch(() => undefined);
@@ -74,6 +86,7 @@ export function registerImageArchiveRoutes(router: Router, services: Services): 
           eventAction: 'load',
           onProgress: (p) => {
             if (quiet) return;
+            if (p.status === 'Already exists' && p.id && fresh.has(p.id)) p = { ...p, status: 'Loading layer' };
             const layer = img.layers.find((l) => l.diffID.slice(7, 19) === p.id);
             if (p.status === 'Loading layer' && layer) {
               out.send({
@@ -95,6 +108,7 @@ export function registerImageArchiveRoutes(router: Router, services: Services): 
       failure = err;
     }
     // The spool goes before the answer ends, so a client never sees it linger.
+    if (spool) await spool.discardPrepared().catch(() => undefined);
     await fsp.rm(spoolDir, { recursive: true, force: true });
     if (failure) out.fail(failure); else out.end();
   });

@@ -1,0 +1,59 @@
+/**
+ * Speculative layer unpacking for `load`: while the upload is spooled, a
+ * member that looks like a plain layer tar is also unpacked (with its
+ * tar-split record) into an unpublished snapshot temp dir, so the layer is
+ * not read, hashed and parsed a second time after the upload. Nothing is
+ * published until the whole archive has been validated; then commit() only
+ * renames. Any failure (bad tar, a tar that overwrites its own entries, a
+ * diffID used at two chain positions) makes commit() answer false and the
+ * caller falls back to unpacking the spooled member the ordinary way, with
+ * its ordinary errors.
+ */
+import type { Readable } from 'node:stream';
+import type { BerthImageService } from './service';
+import { TarSplitter } from '../store/tarsplit';
+import type { PreparedUnpack } from '../store/snapshots';
+
+export interface PreparedLayer {
+  diffID: string;
+  /** Publishes the layer on top of `parentChain`; false when this copy can not be used. */
+  commit(parentChain: string): Promise<boolean>;
+  discard(): Promise<void>;
+}
+
+export async function prepareLayer(images: BerthImageService, src: Readable): Promise<PreparedLayer> {
+  const ingest = images.content.newIngest();
+  const split = new TarSplitter(ingest.stream);
+  let prep: PreparedUnpack;
+  try {
+    prep = await images.snapshots.prepareLayer(src, { split });
+    await new Promise<void>((resolve, reject) => {
+      ingest.stream.once('error', reject);
+      ingest.stream.end(() => resolve());
+    });
+  } catch (err) {
+    await ingest.abort();
+    throw err;
+  }
+  let used = false;
+  const discard = async () => {
+    used = true;
+    await ingest.abort();
+    await images.snapshots.discardPrepared(prep);
+  };
+  return {
+    diffID: prep.apply.diffID,
+    discard,
+    async commit(parentChain: string): Promise<boolean> {
+      if (used || split.broken) return false;
+      used = true;
+      const diffID = prep.apply.diffID;
+      const { existed } = await images.snapshots.commitPrepared(parentChain, prep);
+      const haveTar = (await images.content.exists(diffID)) || (await images.content.hasSplit(diffID));
+      if (existed || haveTar) await ingest.abort();
+      else await ingest.commitAs(images.content.splitPath(diffID));
+      await images.snapshots.discardPrepared(prep);
+      return !existed;
+    },
+  };
+}
