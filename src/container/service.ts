@@ -16,7 +16,7 @@ import type { EventBus } from '../engine/events';
 import type {
   AttachOptions, ContainerService, ImageService, LogsOptions, WaitCondition,
 } from '../engine/types';
-import { conmonCreate, ConmonStartError } from '../runtime/conmon';
+import { conmonSpawn, ConmonStartError } from '../runtime/conmon';
 import { Runc, RuncError, runcMessage } from '../runtime/runc';
 import { AttachBridge } from './attach';
 import { mergeConfig, networkSettings, validateHostConfig } from './createconfig';
@@ -283,25 +283,32 @@ export class Containers implements ContainerService {
       await fsp.mkdir(rootfs, { recursive: true });
       const mount = await this.images.containerRootfsMount(id);
       const persist = path.join(this.ctrDir(id), 'persist');
-      // The mount is a spawn: everything that does not need the rootfs happens meanwhile.
-      // allSettled, so a failure elsewhere never leaves a mount the catch below does not know about.
-      const prep = await Promise.allSettled([
-        mountSpec(mount, rootfs).then(() => { mounted = true; }),
-        fsp.rm(path.join(this.exitDir, id), { force: true }),
-        writeEtcFiles(c.rec),
-        fsp.rm(persist, { recursive: true, force: true }).then(() => fsp.mkdir(persist, { recursive: true })),
-      ]);
-      for (const r of prep) if (r.status === 'rejected') throw r.reason;
       const cfg = c.rec.Config;
-      await writeSpec(c.rec, bundle, rootfs);
+      // conmon starts now and waits on its start pipe while the bundle is made.
+      const conmon = conmonSpawn({
+        conmon: this.config.conmon, runc: this.config.runtime, runcRoot: this.runcRoot, cid: id,
+        bundle, pidFile: path.join(bundle, 'pidfile'), conmonPidFile: path.join(bundle, 'conmon.pid'),
+        terminal: !!cfg.Tty, stdin: !!cfg.OpenStdin, leaveStdinOpen: !cfg.StdinOnce,
+        logPath: c.rec.LogPath, name: c.rec.Name.slice(1), exitDir: this.exitDir, persistDir: persist,
+      });
+      try {
+        // The mount is a spawn: everything that does not need the rootfs happens meanwhile.
+        // allSettled, so a failure elsewhere never leaves a mount the catch below does not know about.
+        const prep = await Promise.allSettled([
+          mountSpec(mount, rootfs).then(() => { mounted = true; }),
+          fsp.rm(path.join(this.exitDir, id), { force: true }),
+          writeEtcFiles(c.rec),
+          fsp.rm(persist, { recursive: true, force: true }).then(() => fsp.mkdir(persist, { recursive: true })),
+        ]);
+        for (const r of prep) if (r.status === 'rejected') throw r.reason;
+        await writeSpec(c.rec, bundle, rootfs);
+      } catch (err) {
+        conmon.cancel();
+        throw err;
+      }
       let pid: number;
       try {
-        ({ pid } = await conmonCreate({
-          conmon: this.config.conmon, runc: this.config.runtime, runcRoot: this.runcRoot, cid: id,
-          bundle, pidFile: path.join(bundle, 'pidfile'), conmonPidFile: path.join(bundle, 'conmon.pid'),
-          terminal: !!cfg.Tty, stdin: !!cfg.OpenStdin, leaveStdinOpen: !cfg.StdinOnce,
-          logPath: c.rec.LogPath, name: c.rec.Name.slice(1), exitDir: this.exitDir, persistDir: persist,
-        }));
+        ({ pid } = await conmon.go());
       } catch (err) {
         if (err instanceof ConmonStartError) throw startFailure(err.runtimeMessage);
         throw err;

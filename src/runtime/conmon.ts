@@ -128,22 +128,51 @@ export interface ContainerCreateResult { pid: number }
  * The caller then attaches and runs `runc start`.
  */
 export async function conmonCreate(o: ContainerConmonOptions): Promise<ContainerCreateResult> {
+  return conmonSpawn(o).go();
+}
+
+/** A conmon that has started and waits on its start pipe; it reads the bundle only after go(). */
+export interface PendingConmon {
+  /** Lets conmon run `runc create`; resolves with the container's PID or throws ConmonStartError. */
+  go(): Promise<ContainerCreateResult>;
+  /** Kills the waiting conmon (the bundle could not be made). */
+  cancel(): void;
+}
+
+/**
+ * Spawns conmon for a container without letting it go yet, so its start-up
+ * overlaps the caller's bundle work (mount, config.json). conmon blocks on the
+ * start pipe before it forks or touches the bundle (the caller's cgroup hook).
+ */
+export function conmonSpawn(o: ContainerConmonOptions): PendingConmon {
   // --no-sync-log: no fsync of the log before the exit file is written (dockerd's json-file
   // does not fsync either); it sat on the critical path of every `run --rm`.
   const args = [...baseArgs(o, o.cid), '-n', o.name, '--exit-dir', o.exitDir, '--persist-dir', o.persistDir, '--no-sync-log'];
   const { child, stderr } = spawnWithPipes(o.conmon, args, false);
   const sync = new SyncReader(pipe(child, 3), () => (stderr() ? `: ${stderr()}` : ''));
   const start = pipe(child, 4);
-  try {
-    start.end('0');
-    const msg = await sync.next();
-    if (msg.data < 0) throw new ConmonStartError(msg.message ?? 'container create failed');
-    return { pid: msg.data };
-  } finally {
+  const release = (): void => {
     pipe(child, 3).destroy();
     start.destroy();
     child.unref();
-  }
+  };
+  return {
+    async go() {
+      try {
+        start.end('0');
+        const msg = await sync.next();
+        if (msg.data < 0) throw new ConmonStartError(msg.message ?? 'container create failed');
+        return { pid: msg.data };
+      } finally {
+        release();
+      }
+    },
+    cancel() {
+      // Still our direct child: it has not forked yet.
+      try { child.kill('SIGKILL'); } catch { /* gone */ }
+      release();
+    },
+  };
 }
 
 export class ConmonStartError extends Error {
