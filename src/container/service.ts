@@ -624,6 +624,8 @@ export class Containers implements ContainerService {
     // Host cleanup runs after the waiters are answered; the image service learns now that
     // the snapshot is going (rmi waits for it), and restore() finishes it after a crash.
     const runtimeGone = (async () => {
+      // Spawning runc/umount blocks the event loop for ms: only after the answers went out.
+      await new Promise((r) => setImmediate(r));
       if (c.exiting) await c.exiting;
       if (c.runtimeLeft) {
         c.runtimeLeft = false;
