@@ -99,14 +99,17 @@ export function pump(h: Hijacked, o: PumpOptions): Promise<PumpResult> {
       if (finished) return;
       finished = true;
       cleanup();
-      if (res === 'detached') sock.destroy();
+      // Detach drops our end once the bytes typed before the detach keys are sent.
+      if (res === 'detached') sock.write('', () => sock.destroy());
       if (err) reject(err);
       else resolve(res ?? 'eof');
     };
-    const escape = new EscapeFilter(o.stdin && o.tty !== undefined ? detachKeyBytes(o.detachKeys || DEFAULT_DETACH_KEYS) : [], () => finish('detached'));
+    let detachTyped = false;
+    const escape = new EscapeFilter(o.stdin && o.tty !== undefined ? detachKeyBytes(o.detachKeys || DEFAULT_DETACH_KEYS) : [], () => (detachTyped = true));
     const onIn = (d: Buffer): void => {
       const out = escape.push(d);
       if (!finished && out.length) sock.write(out);
+      if (detachTyped) finish('detached');
     };
     const onInEnd = (): void => {
       if (!finished) sock.end(); // half-close: the container sees EOF on stdin, output keeps flowing

@@ -175,11 +175,18 @@ test('attach streams the output and returns the exit code', async () => {
 });
 
 test('attach -i / run -di: stdin reaches the container', async () => {
+  // `run -di` sets OpenStdin but not StdinOnce, so (as with the real dockerd and
+  // docker CLI) an attach's EOF does not close cat's stdin and the attach stays
+  // open: each attach here ends with the detach keys, cat keeps running and
+  // every attach can write to it.
   ok(await berth('run', '-di', '--name', 'catter', 'busybox', 'cat'));
-  const r = await d.cli(['attach', 'catter'], { input: 'hello attach\n' });
-  assert.equal(r.stdout, 'hello attach\n');
-  await waitFor('cat exits on EOF', async () => (await inspect('catter')).State.Status === 'exited');
-  ok(await berth('rm', 'catter'));
+  for (const line of ['hello attach', 'second attach']) {
+    ok(await d.cli(['attach', 'catter'], { input: `${line}\n\x10\x11`, timeoutMs: 15_000 }));
+    await waitFor(`cat echoes ${line}`, async () => ok(await berth('logs', 'catter')).stdout.includes(`${line}\n`));
+  }
+  assert.equal(ok(await berth('logs', 'catter')).stdout, 'hello attach\nsecond attach\n');
+  assert.equal((await inspect('catter')).State.Status, 'running');
+  ok(await berth('rm', '-f', 'catter'));
 });
 
 test('pause freezes and unpause thaws web', async () => {
