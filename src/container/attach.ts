@@ -7,6 +7,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { encodeFrame } from '../common/stdcopy';
+import { DetachKeyMatcher } from './detachkeys';
 
 import { SeqpacketClient } from '../runtime/seqpacket';
 type Seq = SeqpacketClient;
@@ -18,6 +19,8 @@ export interface BridgeOptions {
   stderr: boolean;
   /** Close the container's stdin when the client half-closes (StdinOnce, exec). */
   closeStdinOnEof: boolean;
+  /** Escape sequence that ends the session without touching the container (attach only). */
+  detachKeys?: number[];
   /** Delays the client's EOF until this resolves (exec: until the exit code is known). */
   holdEnd?: () => Promise<unknown>;
 }
@@ -35,9 +38,17 @@ export class AttachBridge {
 
   constructor(private readonly client: Duplex, private readonly o: BridgeOptions) {
     this.done = new Promise((r) => { this.resolveDone = r; });
+    const escape = o.detachKeys?.length ? new DetachKeyMatcher(o.detachKeys) : undefined;
     client.on('data', (d: Buffer) => {
-      if (!o.stdin) return;
-      if (this.seq) this.seqWrite(d); else this.stdinBuf.push(d);
+      if (!o.stdin || this.clientClosed) return;
+      let detached = false;
+      if (escape) ({ forward: d, detached } = escape.feed(d));
+      if (d.length) { if (this.seq) this.seqWrite(d); else this.stdinBuf.push(d); }
+      if (detached) {
+        // Like dockerd: the escape sequence ends this client's session only.
+        this.detach();
+        if (!this.client.destroyed) this.client.end();
+      }
     });
     client.on('end', () => {
       this.clientEof = true;

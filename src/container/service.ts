@@ -5,6 +5,7 @@
  * (inotify on <execRoot>/exits) and re-attaches on restart (restore()).
  */
 import * as fs from 'node:fs';
+import { parseDetachKeys } from './detachkeys';
 import { directorySize } from '../common/du';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -700,6 +701,7 @@ export class Containers implements ContainerService {
       stdout: opts.stdout,
       stderr: opts.stderr,
       closeStdinOnEof: !!cfg.StdinOnce,
+      detachKeys: parseDetachKeys(opts.detachKeys),
     });
     if (opts.logs) {
       const ac = new AbortController();

@@ -4,6 +4,7 @@
  * does (see shared/specs/docker-cli-wire). No container logic lives here.
  */
 import * as fs from 'node:fs';
+import { parseDetachKeys } from '../../container/detachkeys';
 import * as os from 'node:os';
 import type { Duplex } from 'node:stream';
 import { commonHeaders, compareApi, type Ctx, type Router } from '../router';
@@ -303,6 +304,7 @@ export function registerContainerRoutes(router: Router, services: Services): voi
       logs: ctx.bool('logs'),
       detachKeys: ctx.query.get('detachKeys') || undefined,
     };
+    parseDetachKeys(opts.detachKeys); // a bad sequence is a 400, before the upgrade
     await ctx.bodyBuffer();
     const sock = ctx.hijack(streamType(ctx, tty), false);
     sock.on('error', () => { /* the session notices through its own handlers */ });
