@@ -44,6 +44,12 @@ interface Ctr {
   starting?: Promise<void>;
   /** Set while exit cleanup (runc delete, unmount) runs. */
   exiting?: Promise<void>;
+  /**
+   * The runtime made ahead of start (mount, bundle, conmon + runc create) right
+   * after create answered: the docker CLI's attach/wait/start round trips then
+   * overlap with runc create. Dropped again if start does not come soon.
+   */
+  prestart?: { created: Promise<PreparedRuntime>; timer: NodeJS.Timeout };
   /** An --rm exit left runc state and the rootfs mount for destroy() to clean up. */
   runtimeLeft?: boolean;
   exitHandled: boolean;
@@ -51,6 +57,12 @@ interface Ctr {
   removing: boolean;
   restartTimer?: NodeJS.Timeout;
 }
+
+/** A container whose process exists (runc created, conmon watching) but has not been started. */
+interface PreparedRuntime { pid: number; conmonPid: number }
+
+/** How long a pre-created runtime waits for its start before it is torn down. */
+const PRESTART_TTL_MS = 10_000;
 
 export function startFailure(runtimeMsg: string): BerthError {
   const msg = runcMessage(runtimeMsg);
@@ -210,7 +222,9 @@ export class Containers implements ContainerService {
       await fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
       throw err;
     }
-    this.emit(this.byId.get(id)!, 'create');
+    const made = this.byId.get(id)!;
+    this.emit(made, 'create');
+    this.prestart(made);
     return { Id: id, Warnings: [] };
   }
 
@@ -271,15 +285,62 @@ export class Containers implements ContainerService {
   }
 
   private async doStart(c: Ctr): Promise<void> {
+    const pre = this.takePrestart(c);
     if (c.exiting) await c.exiting;
     const id = c.rec.Id;
-    const bundle = this.bundleDir(id);
-    const rootfs = this.rootfsDir(id);
     let finishStart!: () => void;
     c.starting = new Promise((r) => { finishStart = r; });
     c.exitHandled = false;
-    let mounted = false;
     let created = false;
+    try {
+      // A pre-created runtime that failed is simply made again: a real error (e.g. 127) recurs.
+      const rt = pre ? await pre.catch(() => this.createRuntime(c)) : await this.createRuntime(c);
+      created = true;
+      // Connect waiting attach sessions before the process runs, so no output is lost.
+      const pending = c.pending.splice(0);
+      await Promise.all(pending.map((b) => b.connect(this.attachSocket(id))));
+      try {
+        await this.runc.start(id);
+      } catch (err) {
+        throw err instanceof RuncError ? startFailure(err.message) : err;
+      }
+      const st = c.rec.State;
+      Object.assign(st, {
+        Status: 'running', Running: true, Paused: false, Restarting: false, OOMKilled: false, Dead: false,
+        Pid: rt.pid, ExitCode: 0, Error: '', StartedAt: nowRfc3339(),
+      });
+      c.rec.Berth.conmonPid = rt.conmonPid;
+      c.rec.Berth.hasBeenStarted = true;
+      await this.save(c);
+      this.emit(c, 'start');
+    } catch (err) {
+      for (const b of c.pending.splice(0)) b.finish();
+      if (created) await this.undoRuntime(id);
+      const st = c.rec.State;
+      st.Error = (err as Error).message;
+      if (err instanceof BerthError && err.exitCode) st.ExitCode = err.exitCode;
+      else st.ExitCode = 128;
+      st.Status = c.rec.Berth.hasBeenStarted ? 'exited' : 'created';
+      if (c.rec.Berth.hasBeenStarted) st.FinishedAt = nowRfc3339();
+      c.exitHandled = true;
+      await this.save(c).catch(() => undefined);
+      throw err;
+    } finally {
+      c.starting = undefined;
+      finishStart();
+    }
+  }
+
+  /**
+   * Mounts the rootfs, writes the bundle and has conmon run `runc create`:
+   * the container process exists but waits for `runc start`. On failure
+   * everything it made on the host is undone before it throws.
+   */
+  private async createRuntime(c: Ctr): Promise<PreparedRuntime> {
+    const id = c.rec.Id;
+    const bundle = this.bundleDir(id);
+    const rootfs = this.rootfsDir(id);
+    let mounted = false;
     try {
       await fsp.mkdir(rootfs, { recursive: true });
       const mount = await this.images.containerRootfsMount(id);
@@ -314,47 +375,55 @@ export class Containers implements ContainerService {
         if (err instanceof ConmonStartError) throw startFailure(err.runtimeMessage);
         throw err;
       }
-      created = true;
       const conmonPid = Number((await fsp.readFile(path.join(bundle, 'conmon.pid'), 'utf8').catch(() => '0')).trim()) || 0;
-      // Connect waiting attach sessions before the process runs, so no output is lost.
-      const pending = c.pending.splice(0);
-      await Promise.all(pending.map((b) => b.connect(this.attachSocket(id))));
-      try {
-        await this.runc.start(id);
-      } catch (err) {
-        throw err instanceof RuncError ? startFailure(err.message) : err;
-      }
-      const st = c.rec.State;
-      Object.assign(st, {
-        Status: 'running', Running: true, Paused: false, Restarting: false, OOMKilled: false, Dead: false,
-        Pid: pid, ExitCode: 0, Error: '', StartedAt: nowRfc3339(),
-      });
-      c.rec.Berth.conmonPid = conmonPid;
-      c.rec.Berth.hasBeenStarted = true;
-      await this.save(c);
-      this.emit(c, 'start');
+      return { pid, conmonPid };
     } catch (err) {
-      // Undo everything this start created on the host.
-      for (const b of c.pending.splice(0)) b.finish();
-      if (created) {
-        await this.runc.delete(id, true).catch(() => undefined);
-        await fsp.rm(path.join(this.exitDir, id), { force: true }).catch(() => undefined);
-      }
       if (mounted) await unmount(rootfs).catch(() => undefined);
       await fsp.rm(bundle, { recursive: true, force: true }).catch(() => undefined);
-      const st = c.rec.State;
-      st.Error = (err as Error).message;
-      if (err instanceof BerthError && err.exitCode) st.ExitCode = err.exitCode;
-      else st.ExitCode = 128;
-      st.Status = c.rec.Berth.hasBeenStarted ? 'exited' : 'created';
-      if (c.rec.Berth.hasBeenStarted) st.FinishedAt = nowRfc3339();
-      c.exitHandled = true;
-      await this.save(c).catch(() => undefined);
       throw err;
-    } finally {
-      c.starting = undefined;
-      finishStart();
     }
+  }
+
+  /** Removes a created-but-unused runtime: runc state (kills the waiting process), exit file, mount, bundle. */
+  private async undoRuntime(id: string): Promise<void> {
+    await this.runc.delete(id, true).catch(() => undefined);
+    await fsp.rm(path.join(this.exitDir, id), { force: true }).catch(() => undefined);
+    await unmount(this.rootfsDir(id)).catch(() => undefined);
+    await fsp.rm(this.bundleDir(id), { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  /** Starts making the runtime of a just-created container, so that start finds it ready. */
+  private prestart(c: Ctr): void {
+    if (c.prestart || c.rec.State.Running) return;
+    const created = this.createRuntime(c);
+    created.catch(() => undefined); // start retries and reports
+    const timer = setTimeout(() => { void this.withLock(c, () => this.dropPrestart(c)); }, PRESTART_TTL_MS);
+    timer.unref?.();
+    c.prestart = { created, timer };
+  }
+
+  /** Hands the pre-created runtime to start (or undefined when there is none). */
+  private takePrestart(c: Ctr): Promise<PreparedRuntime> | undefined {
+    const p = c.prestart;
+    if (!p) return undefined;
+    clearTimeout(p.timer);
+    c.prestart = undefined;
+    return p.created;
+  }
+
+  /**
+   * Tears a pre-created runtime down (start did not come, or the container is
+   * removed or its rootfs is needed elsewhere). Waits for conmon to record the
+   * killed process's exit, so that no stale exit file outlives it.
+   */
+  private async dropPrestart(c: Ctr): Promise<void> {
+    const pre = this.takePrestart(c);
+    if (!pre) return;
+    const rt = await pre.catch(() => undefined);
+    if (!rt) return;
+    await this.runc.delete(c.rec.Id, true).catch(() => undefined);
+    for (let i = 0; i < 100 && isConmon(rt.conmonPid); i++) await sleep(20);
+    await this.undoRuntime(c.rec.Id);
   }
 
   // ---- exits -------------------------------------------------------------
@@ -368,6 +437,11 @@ export class Containers implements ContainerService {
     const c = this.byId.get(file);
     if (!c || c.removed) return;
     if (c.starting) await c.starting;
+    if (!c.rec.State.Running && !c.starting && !c.prestart && !c.exiting) {
+      // Left by a runtime that was torn down before it ran (dropped pre-start, crash mid-start).
+      await fsp.rm(path.join(this.exitDir, file), { force: true }).catch(() => undefined);
+      return;
+    }
     if (c.exitHandled || !c.rec.State.Running) return;
     let text: string;
     try { text = (await fsp.readFile(path.join(this.exitDir, file), 'utf8')).trim(); } catch { return; }
@@ -617,6 +691,7 @@ export class Containers implements ContainerService {
    */
   private async destroy(c: Ctr): Promise<void> {
     if (c.removed) return;
+    await this.dropPrestart(c);
     const id = c.rec.Id;
     if (c.rec.State.Running) await this.cleanupRuntime(id); // force-removed container whose exit was never seen
     c.removed = true;
@@ -738,6 +813,7 @@ export class Containers implements ContainerService {
     const c = this.find(idOrName);
     return this.withLock(c, async () => {
       if (c.rec.State.Running) return fn(this.rootfsDir(c.rec.Id), this.view(c.rec));
+      await this.dropPrestart(c);
       if (c.exiting) await c.exiting;
       const tmp = path.join(this.config.execRoot, 'm', `${c.rec.Id.slice(0, 12)}-${randomBytes(3).toString('hex')}`);
       await fsp.mkdir(tmp, { recursive: true });
@@ -801,6 +877,8 @@ export class Containers implements ContainerService {
   }
 
   async shutdown(): Promise<void> {
+    // Pre-created runtimes are not containers anyone started: leave nothing of them behind.
+    await Promise.allSettled([...this.byId.values()].map((c) => this.dropPrestart(c)));
     this.watcher?.close();
     if (this.scanTimer) clearInterval(this.scanTimer);
     for (const c of this.byId.values()) if (c.restartTimer) clearTimeout(c.restartTimer);
