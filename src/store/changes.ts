@@ -161,7 +161,9 @@ export function computeChanges(entries: UpperEntry[], lowerDirs: string[], skipp
     }
     changes.push({ Path: p, Kind: kind });
   }
-  return changes;
+  // A parent marked changed only because of a later child lands after its own
+  // children in walk order; Docker reports the list sorted by path.
+  return changes.sort((a, b) => byteOrder(a.Path, b.Path));
 }
 
 /** Docker's sameFsTime: equal, or same second when one side lacks sub-second precision. */
