@@ -181,6 +181,7 @@ export class Containers implements ContainerService {
     this.names.set(fullName, id);
     const dir = this.ctrDir(id);
     let snapshotMade = false;
+    let made: Ctr | undefined;
     try {
       await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
       const mount = await this.images.prepareContainerRootfs(id, image.id);
@@ -214,17 +215,19 @@ export class Containers implements ContainerService {
         NetworkSettings: networkSettings(hostConfig.NetworkMode),
         Berth: { imageId: image.id, conmonPid: 0, manuallyStopped: false, hasBeenStarted: false },
       };
+      made = newCtr(rec);
+      // The runtime is made while the record is written: start then finds it (nearly) ready.
+      this.prestart(made);
       await this.store.save(rec);
-      this.byId.set(id, newCtr(rec));
+      this.byId.set(id, made);
     } catch (err) {
       this.names.delete(fullName);
+      if (made) await this.dropPrestart(made);
       if (snapshotMade) await this.images.removeContainerRootfs(id).catch(() => undefined);
       await fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
       throw err;
     }
-    const made = this.byId.get(id)!;
-    this.emit(made, 'create');
-    this.prestart(made);
+    this.emit(made!, 'create');
     return { Id: id, Warnings: [] };
   }
 
