@@ -10,15 +10,16 @@ import { resolveUser } from '../runtime/user';
 import { buildEtcFiles } from './etcfiles';
 import type { ContainerRecord } from './store';
 
-function cgroupsPath(id: string): string { return `/berth/${id}`; }
+/** The container's cgroup below the daemon's cgroup parent (`--cgroup-parent`, default /berth). */
+function cgroupsPath(parent: string, id: string): string { return `${parent.replace(/\/+$/, '')}/${id}`; }
 
 /** Runs the spec builder at create time so bad HostConfig values fail with 400 there. */
-export function validateSpec(id: string, config: any, hostConfig: any): void {
+export function validateSpec(id: string, config: any, hostConfig: any, cgroupParent: string): void {
   buildOciSpec({
     containerId: id, rootfsPath: '/nonexistent', args: resolveArgs(config), env: config.Env ?? [],
     cwd: config.WorkingDir || '/', user: { uid: 0, gid: 0 }, terminal: !!config.Tty,
     hostname: config.Hostname, domainname: config.Domainname, hostConfig,
-    cgroupsPath: cgroupsPath(id), prepareHostPaths: false,
+    cgroupsPath: cgroupsPath(cgroupParent, id), prepareHostPaths: false,
   });
 }
 
@@ -39,7 +40,7 @@ export async function writeEtcFiles(rec: ContainerRecord): Promise<void> {
 }
 
 /** config.json; the user is resolved from the mounted rootfs. */
-export async function writeSpec(rec: ContainerRecord, bundle: string, rootfs: string): Promise<void> {
+export async function writeSpec(rec: ContainerRecord, bundle: string, rootfs: string, cgroupParent: string): Promise<void> {
   const cfg = rec.Config;
   const hc = rec.HostConfig;
   const user = resolveUser(rootfs, cfg.User ?? '', hc.GroupAdd ?? []);
@@ -49,7 +50,7 @@ export async function writeSpec(rec: ContainerRecord, bundle: string, rootfs: st
     consoleSize: Array.isArray(hc.ConsoleSize) && hc.ConsoleSize[0] > 0 ? { height: hc.ConsoleSize[0], width: hc.ConsoleSize[1] } : undefined,
     hostname: cfg.Hostname, domainname: cfg.Domainname, hostConfig: hc,
     etcFiles: { hostname: rec.HostnamePath, hosts: rec.HostsPath, resolvConf: rec.ResolvConfPath },
-    cgroupsPath: cgroupsPath(rec.Id),
+    cgroupsPath: cgroupsPath(cgroupParent, rec.Id),
   });
   await fsp.writeFile(path.join(bundle, 'config.json'), serializeOciSpec(spec), { mode: 0o600 });
 }

@@ -173,7 +173,7 @@ export class Containers implements ContainerService {
     let id: string;
     do { id = randomBytes(32).toString('hex'); } while (this.byId.has(id) || /^\d+$/.test(id.slice(0, 12)));
     const merged = mergeConfig(id, body, image, hostConfig.NetworkMode);
-    validateSpec(id, merged.config, hostConfig);
+    validateSpec(id, merged.config, hostConfig, this.config.cgroupParent);
     if (this.names.has(fullName)) {
       // Lost a race with another create of the same name.
       throw conflict(`Conflict. The container name "${fullName}" is already in use by container "${this.names.get(fullName)}". You have to remove (or rename) that container to be able to reuse that name.`);
@@ -366,7 +366,7 @@ export class Containers implements ContainerService {
           fsp.rm(persist, { recursive: true, force: true }).then(() => fsp.mkdir(persist, { recursive: true })),
         ]);
         for (const r of prep) if (r.status === 'rejected') throw r.reason;
-        await writeSpec(c.rec, bundle, rootfs);
+        await writeSpec(c.rec, bundle, rootfs, this.config.cgroupParent);
       } catch (err) {
         conmon.cancel();
         throw err;

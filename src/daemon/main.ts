@@ -26,6 +26,7 @@ function parseArgs(argv: string[]): DaemonConfig {
     .option('--config-file <file>', 'daemon configuration file (daemon.json)', '/etc/berth/daemon.json')
     .option('--runtime <path>', 'OCI runtime binary')
     .option('--conmon <path>', 'conmon binary')
+    .option('--cgroup-parent <path>', 'parent cgroup for all containers (default /berth)')
     .option('-D, --debug', 'debug logging')
     .allowExcessArguments(false);
   program.parse(argv);
@@ -42,12 +43,14 @@ function parseArgs(argv: string[]): DaemonConfig {
     if (typeof file['exec-root'] === 'string') cfg.execRoot = file['exec-root'];
     if (Array.isArray(file.hosts)) cfg.hosts = file.hosts.map(String);
     if (typeof file.debug === 'boolean') cfg.debug = file.debug;
+    if (typeof file['cgroup-parent'] === 'string') cfg.cgroupParent = file['cgroup-parent'];
   }
   if (o.dataRoot) cfg.dataRoot = o.dataRoot;
   if (o.execRoot) cfg.execRoot = o.execRoot;
   if (o.host) cfg.hosts = o.host;
   if (o.runtime) cfg.runtime = o.runtime;
   if (o.conmon) cfg.conmon = o.conmon;
+  if (o.cgroupParent) cfg.cgroupParent = o.cgroupParent.startsWith('/') ? o.cgroupParent : `/${o.cgroupParent}`;
   if (o.debug) cfg.debug = true;
   cfg.runtime = resolveBinary(cfg.runtime);
   cfg.conmon = resolveBinary(cfg.conmon);

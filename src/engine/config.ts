@@ -14,7 +14,8 @@ export interface DaemonConfig {
   conmon: string;
   /** Default network mode for containers that name none (`none` until bridges land). */
   defaultNetwork: string;
-  /** Pull policy applied when a registry is needed; tests set `never` so nothing leaves the host. */
+  /** Parent cgroup of every container (dockerd's --cgroup-parent); tests use their own. */
+  cgroupParent: string;
   debug: boolean;
 }
 
@@ -28,6 +29,7 @@ export function defaultConfig(): DaemonConfig {
     runtime: 'runc',
     conmon: 'conmon',
     defaultNetwork: 'none',
+    cgroupParent: '/berth',
     debug: false,
   };
 }

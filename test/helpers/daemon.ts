@@ -201,6 +201,11 @@ function berthCgroups(): Set<string> {
   return found;
 }
 
+/** The cgroup parent a test daemon's containers live under (unique per daemon). */
+export function cgroupParentOf(base: string): string {
+  return `/berth-${path.basename(base)}`;
+}
+
 export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
   const base = fs.mkdtempSync(TEMP_PREFIX);
   const dataRoot = path.join(base, 'd');
@@ -225,7 +230,9 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
     fs.rmSync(socket, { force: true });
     expectingExit = false;
     const c = spawn(process.execPath, [BERTHD_BIN, '--data-root', dataRoot, '--exec-root', execRoot,
-      '-H', host, '--config-file', configFile, ...(opts.args ?? [])], {
+      '-H', host, '--config-file', configFile,
+      // Own cgroup parent: the host's /berth (a real daemon's) is never touched, and cleanup removes ours whole.
+      '--cgroup-parent', cgroupParentOf(base), ...(opts.args ?? [])], {
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -421,7 +428,7 @@ export async function cleanupRoots(base: string, execRoot: string, dataRoot: str
   // 3. cgroups created during this run for our containers: kill what is left in them, remove deepest first.
   const leftover = [...berthCgroups()]
     .filter((p) => !cgroupsBefore.has(p))
-    .filter((p) => [...ids].some((id) => p.includes(id)) || [...ids].some((id) => p.includes(id.slice(0, 12))));
+    .filter((p) => p.includes(cgroupParentOf(base)) || [...ids].some((id) => p.includes(id)) || [...ids].some((id) => p.includes(id.slice(0, 12))));
   const withChildren = new Set<string>();
   for (const cg of leftover) {
     const walk = (dir: string) => {
