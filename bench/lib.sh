@@ -23,11 +23,15 @@ wait_socket() { # path what
   echo "bench: $2 did not start" >&2; return 1
 }
 
+# The benchmark's own cgroup parent, removed at the end (never the host's /berth).
+BERTH_CGROUP_PARENT=/berth-bench-$
+
 start_berthd() {
   mkdir -p "$BENCH_BASE/berth/d" "$BENCH_BASE/berth/x"
   echo '{}' > "$BENCH_BASE/berth/daemon.json"
   node "$REPO/bin/berthd" --data-root "$BENCH_BASE/berth/d" --exec-root "$BENCH_BASE/berth/x" \
-    -H "unix://$BERTH_SOCK" --config-file "$BENCH_BASE/berth/daemon.json" >"$BENCH_BASE/berthd.log" 2>&1 &
+    -H "unix://$BERTH_SOCK" --config-file "$BENCH_BASE/berth/daemon.json" \
+    --cgroup-parent "$BERTH_CGROUP_PARENT" >"$BENCH_BASE/berthd.log" 2>&1 &
   BERTHD_PID=$!; BENCH_PIDS+=("$BERTHD_PID")
   wait_socket "$BERTH_SOCK" berthd
 }
@@ -76,5 +80,7 @@ bench_cleanup() {
     umount "$m" 2>/dev/null || umount -l "$m"
   done
   rm -rf --one-file-system "$BENCH_BASE"
+  find /sys/fs/cgroup -mindepth 2 -maxdepth 2 -type d -name "${BERTH_CGROUP_PARENT#/}" 2>/dev/null |
+    while read -r cg; do find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null; done
 }
 trap bench_cleanup EXIT
