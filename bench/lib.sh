@@ -24,7 +24,7 @@ wait_socket() { # path what
 }
 
 # The benchmark's own cgroup parent, removed at the end (never the host's /berth).
-BERTH_CGROUP_PARENT=/berth-bench-$
+BERTH_CGROUP_PARENT=/berth-bench-$$
 
 start_berthd() {
   mkdir -p "$BENCH_BASE/berth/d" "$BENCH_BASE/berth/x"
