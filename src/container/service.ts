@@ -100,8 +100,6 @@ export class Containers implements ContainerService {
   private ctrDir(id: string): string { return this.store.dir(id); }
 
   async init(): Promise<void> {
-    // conmon wants an absolute runtime path.
-    (this.config as { runtime: string }).runtime = findBinary(this.config.runtime);
     this.runc = new Runc({ binary: this.config.runtime, root: this.runcRoot });
     for (const d of [this.exitDir, this.runcRoot, path.join(this.config.execRoot, 'b'), this.store.root]) {
       await fsp.mkdir(d, { recursive: true, mode: 0o711 });
@@ -889,14 +887,6 @@ export class Containers implements ContainerService {
   }
 }
 
-function findBinary(name: string): string {
-  if (name.includes('/')) return path.resolve(name);
-  for (const dir of (process.env.PATH || '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
-    const p = path.join(dir || '.', name);
-    try { fs.accessSync(p, fs.constants.X_OK); return p; } catch { /* next */ }
-  }
-  return name;
-}
 
 function newCtr(rec: ContainerRecord): Ctr {
   return { rec, lock: Promise.resolve(), pending: [], exitWaiters: [], removedWaiters: [], exitHandled: false, removed: false, removing: false };

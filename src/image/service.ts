@@ -70,6 +70,8 @@ export interface BerthImageService extends ImageService {
   summaries(opts: { all?: boolean; filters?: Record<string, string[]>; digests?: boolean; apiVersion?: string }): Promise<any[]>;
   configBytes(id: string): Promise<Buffer>;
   openLayerTar(diffID: string): Promise<Readable>;
+  /** Byte length of the tar openLayerTar streams. */
+  layerTarSize(diffID: string): Promise<number>;
   layerPath(chainID: string): string;
   /** Chain IDs of an image, base first. */
   imageChain(id: string): string[];
@@ -570,6 +572,13 @@ class ImageServiceImpl implements BerthImageService {
   }
 
   /** The stored tar of a layer: a blob, or rebuilt from its tar-split record and files. */
+  /** Byte length of a layer's tar as save streams it: rebuilt from the snapshot (tar-split) or stored whole. */
+  async layerTarSize(diffID: string): Promise<number> {
+    const snap = this.snapshots.layers().find((l) => l.diffID === diffID);
+    if (snap && typeof snap.tarSize === 'number') return snap.tarSize;
+    return this.content.size(diffID);
+  }
+
   async openLayerTar(diffID: string): Promise<Readable> {
     if (await this.content.exists(diffID)) return this.content.readStream(diffID);
     const layer = this.snapshots.layers().find((l) => l.diffID === diffID);

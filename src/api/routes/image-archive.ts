@@ -37,12 +37,7 @@ export function registerImageArchiveRoutes(router: Router, services: Services): 
     const res = ctx.startStream('application/x-tar');
     try {
       await writeDockerArchive(list, {
-        // Layer tars are kept as blobs or rebuilt from the snapshot (tar-split); either way the size is known.
-        size: async (d) => {
-          const snap = images.snapshots.layers().find((l) => l.diffID === d);
-          if (snap && typeof snap.tarSize === 'number') return snap.tarSize;
-          return images.content.size(d);
-        },
+        size: (d) => images.layerTarSize(d),
         open: (d) => images.openLayerTar(d),
       }, res);
     } catch (err) {
