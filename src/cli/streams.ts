@@ -4,55 +4,29 @@ import { spawnSync } from 'node:child_process';
 import type { Hijacked } from './client';
 import { CliError } from './client';
 import { StdcopyDecoder, STDERR } from '../common/stdcopy';
+import { DetachKeyMatcher, detachKeyBytes as commonDetachKeyBytes } from '../common/detachkeys';
 
 export const DEFAULT_DETACH_KEYS = 'ctrl-p,ctrl-q';
 
 /** term.ToBytes: `ctrl-p,ctrl-q` -> [0x10, 0x11]. */
 export function detachKeyBytes(spec: string): number[] {
-  const out: number[] = [];
-  for (const part of spec.split(',')) {
-    const k = part.trim();
-    if (k.length > 1 && k.toLowerCase().startsWith('ctrl-')) {
-      const c = k.slice(5).toLowerCase();
-      if (c.length !== 1) throw new CliError(`Unknown character: '${k}'`);
-      const code = c.charCodeAt(0);
-      if (c >= 'a' && c <= 'z') out.push(code - 96);
-      else if (c === '@') out.push(0);
-      else if (c === '[') out.push(27);
-      else if (c === '\\') out.push(28);
-      else if (c === ']') out.push(29);
-      else if (c === '^') out.push(30);
-      else if (c === '_') out.push(31);
-      else throw new CliError(`Unknown character: '${k}'`);
-    } else if (k.length === 1) out.push(k.charCodeAt(0));
-    else throw new CliError(`Unknown character: '${k}'`);
+  try {
+    return commonDetachKeyBytes(spec);
+  } catch (err) {
+    throw new CliError((err as Error).message);
   }
-  return out;
 }
 
 /** Filters the detach sequence out of the input; calls onDetach when it is complete. */
 export class EscapeFilter {
-  private held: number[] = [];
-  constructor(private readonly keys: number[], private readonly onDetach: () => void) {}
+  private readonly matcher: DetachKeyMatcher;
+  constructor(keys: number[], private readonly onDetach: () => void) {
+    this.matcher = new DetachKeyMatcher(keys);
+  }
   push(chunk: Buffer): Buffer {
-    if (this.keys.length === 0) return chunk;
-    const out: number[] = [];
-    for (const b of chunk) {
-      if (b === this.keys[this.held.length]) {
-        this.held.push(b);
-        if (this.held.length === this.keys.length) {
-          this.held = [];
-          this.onDetach();
-          return Buffer.from(out);
-        }
-      } else {
-        out.push(...this.held);
-        this.held = [];
-        if (b === this.keys[0]) this.held.push(b);
-        else out.push(b);
-      }
-    }
-    return Buffer.from(out);
+    const { forward, detached } = this.matcher.feed(chunk);
+    if (detached) this.onDetach();
+    return forward;
   }
 }
 

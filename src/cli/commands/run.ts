@@ -1,6 +1,7 @@
 // `berth run` / `berth create`: flags -> create body exactly as the docker CLI builds it,
 // then docker's run flow: create (pull on 404) -> attach -> wait -> start -> stream.
 import * as fs from 'node:fs';
+import { forEachLine } from '../jsonlines';
 import { ApiClient, ApiError, CliError, type Hijacked } from '../client';
 import type { CommandDef, Ctx } from '../context';
 import type { FlagSpec, Parsed } from '../flags';
@@ -520,18 +521,8 @@ function parseMount(s: string): Record<string, unknown> {
 
 /** Prints a JSON-lines progress stream (pull, load, import, bootstrap) like jsonmessage without a TTY. */
 export async function printProgress(r: { res: NodeJS.ReadableStream }, write: (s: string) => void, quiet = false): Promise<Record<string, unknown>[]> {
-  let buf = '';
   const msgs: Record<string, unknown>[] = [];
-  for await (const chunk of r.res) {
-    buf += chunk.toString();
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl).trim();
-      buf = buf.slice(nl + 1);
-      if (line) handle(line);
-    }
-  }
-  if (buf.trim()) handle(buf.trim());
+  await forEachLine(r.res, handle);
   return msgs;
 
   function handle(line: string): void {

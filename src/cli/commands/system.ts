@@ -1,5 +1,6 @@
 // inspect (any object), version, info, events, bootstrap.
 import { ApiError, CLIENT_MAX_API, CliError, compareVersions, filtersParam } from '../client';
+import { forEachLine } from '../jsonlines';
 import type { CommandDef, Ctx } from '../context';
 import type { CommandSpec, FlagSpec } from '../flags';
 import { compile, execute } from '../format';
@@ -244,7 +245,6 @@ const events: CommandDef = {
     const t = o.format ? compile(prepareFormat(o.format).body) : null;
     const api = await ctx.api();
     const r = await api.request('GET', '/events', { query: { since: ts(o.since), until: ts(o.until), filters: filtersParam(o.filter) } });
-    let buf = '';
     const handle = (line: string): void => {
       // Keep timeNano exact: it exceeds double precision.
       const ev = JSON.parse(line);
@@ -258,16 +258,7 @@ const events: CommandDef = {
       const a = keys.length ? ` (${keys.map((k) => `${k}=${attrs[k]}`).join(', ')})` : '';
       ctx.out(`${eventTime(nano !== undefined ? BigInt(nano) : undefined, ev.time)} ${ev.Type} ${ev.Action} ${ev.Actor?.ID ?? ev.id ?? ''}${a}\n`);
     };
-    for await (const chunk of r.res) {
-      buf += chunk.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        if (line) handle(line);
-      }
-    }
-    if (buf.trim()) handle(buf.trim());
+    await forEachLine(r.res, handle);
     return 0;
   },
 };
