@@ -129,3 +129,21 @@ export function terminalSize(): { h: number; w: number } | null {
   if (!process.stdout.isTTY) return null;
   return { h: process.stdout.rows, w: process.stdout.columns };
 }
+
+/**
+ * Ends an interactive session the way the docker CLI does: waits for the
+ * stream, stops the watchers, flushes stdout/stderr, and on the detach keys
+ * prints `read escape sequence` and exits 0; otherwise `exitCode()` decides.
+ */
+export async function finishSession(
+  session: Promise<PumpResult>, stops: Array<() => void>, err: (s: string) => void, exitCode: () => Promise<number>,
+): Promise<number> {
+  const res = await session;
+  for (const stop of stops) stop();
+  await flushStdio();
+  if (res === 'detached') {
+    err('read escape sequence\n');
+    return 0;
+  }
+  return exitCode();
+}

@@ -7,7 +7,7 @@ import type { CommandDef, Ctx } from '../context';
 import type { CommandSpec, FlagSpec, Parsed } from '../flags';
 import { renderRows } from '../format';
 import { ellipsis, getTimestamp, goQuote, goTimeString, humanDuration, humanSize, tabwrite, truncateId } from '../units';
-import { flushStdio, pump, terminalSize } from '../streams';
+import { finishSession, flushStdio, pump, terminalSize } from '../streams';
 import { monitorTty, proxySignals, resizeContainer, waitExit } from './run';
 import { StdcopyDecoder, STDERR } from '../../common/stdcopy';
 import { inspectCmd } from './system';
@@ -70,15 +70,7 @@ const startCmd: CommandDef = {
       }
       await drain(r);
       const stopResize = tty && process.stdout.isTTY ? monitorTty((hh, w) => resizeContainer(api, c.Id, hh, w)) : () => undefined;
-      const res = await pumpP;
-      stopResize();
-      stopSig();
-      await flushStdio();
-      if (res === 'detached') {
-        ctx.err('read escape sequence\n');
-        return 0;
-      }
-      return exitP;
+      return finishSession(pumpP, [stopResize, stopSig], (s) => ctx.err(s), () => exitP);
     }
     let failed = false;
     for (const n of p.args) {
@@ -413,15 +405,7 @@ const execCmd: CommandDef = {
     const h = await api.hijack(`/exec/${execId}/start`, undefined, { Detach: false, Tty: tty });
     const pumpP = pump(h, { tty, stdin: Boolean(o.interactive), detachKeys: o['detach-keys'] });
     const stopResize = tty && process.stdout.isTTY ? monitorTty(async (hh, w) => drain(await api.request('POST', `/exec/${execId}/resize`, { query: { h: hh, w }, allowError: true }))) : () => undefined;
-    const res = await pumpP;
-    stopResize();
-    await flushStdio();
-    if (res === 'detached') {
-      ctx.err('read escape sequence\n');
-      return 0;
-    }
-    const info = await api.get(`/exec/${execId}/json`);
-    return Number(info?.ExitCode ?? 0);
+    return finishSession(pumpP, [stopResize], (s) => ctx.err(s), async () => Number((await api.get(`/exec/${execId}/json`))?.ExitCode ?? 0));
   },
 };
 
@@ -459,15 +443,7 @@ const attachCmd: CommandDef = {
       if (s) await resizeContainer(api, c.Id, s.h + 1, s.w + 1).catch(() => undefined);
       stopResize = monitorTty((hh, w) => resizeContainer(api, c.Id, hh, w));
     }
-    const res = await pumpP;
-    stopResize();
-    stopSig();
-    await flushStdio();
-    if (res === 'detached') {
-      ctx.err('read escape sequence\n');
-      return 0;
-    }
-    return exitP;
+    return finishSession(pumpP, [stopResize, stopSig], (s) => ctx.err(s), () => exitP);
   },
 };
 
