@@ -49,30 +49,12 @@ const top: Record<string, [string, string]> = {
 };
 
 const groups: Record<string, Record<string, [string, string]>> = {
+  // Every top-level container command is also `berth container <cmd>`, plus Docker's group-only aliases.
   container: {
+    ...Object.fromEntries(Object.entries(top).filter(([, [mod]]) => mod === 'run' || mod === 'container')),
     ls: ['container', 'ps'],
-    ps: ['container', 'ps'],
     list: ['container', 'ps'],
-    run: ['run', 'run'],
-    create: ['run', 'create'],
-    start: ['container', 'start'],
-    stop: ['container', 'stop'],
-    restart: ['container', 'restart'],
-    kill: ['container', 'kill'],
-    rm: ['container', 'rm'],
     remove: ['container', 'rm'],
-    logs: ['container', 'logs'],
-    exec: ['container', 'exec'],
-    attach: ['container', 'attach'],
-    wait: ['container', 'wait'],
-    pause: ['container', 'pause'],
-    unpause: ['container', 'unpause'],
-    top: ['container', 'top'],
-    rename: ['container', 'rename'],
-    port: ['container', 'port'],
-    diff: ['container', 'diff'],
-    commit: ['container', 'commit'],
-    cp: ['container', 'cp'],
     inspect: ['container', 'inspect'],
   },
   image: {
@@ -147,6 +129,7 @@ Run '${PROG} COMMAND --help' for more information on a command.
 
 function groupHelp(g: string): string {
   return `\nUsage:  ${PROG} ${g} COMMAND\n\nManage ${g}s\n\nCommands:\n${Object.keys(groups[g])
+    .sort()
     .map((c) => `  ${c}`)
     .join('\n')}\n\nRun '${PROG} ${g} COMMAND --help' for more information on a command.\n`;
 }
