@@ -5,8 +5,8 @@
 # docker.io gives the real docker CLI (interop tests) and dockerd (round trips,
 # benchmark); attr/xz-utils/zstd for xattrs and compressed tarballs; tini for
 # --init; iproute2/procps for network and process checks; tmux/util-linux for
-# TTY tests (script).
-BERTH_APT_PACKAGES=(runc conmon busybox-static debootstrap docker.io attr xz-utils zstd tini iproute2 procps util-linux tmux)
+# TTY tests (script); gcc and libc6-dev compile the native addon (native/).
+BERTH_APT_PACKAGES=(gcc libc6-dev runc conmon busybox-static debootstrap docker.io attr xz-utils zstd tini iproute2 procps util-linux tmux)
 
 install_system_packages() {
   local missing=() p

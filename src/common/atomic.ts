@@ -3,19 +3,28 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 
+export interface AtomicWriteOptions {
+  /**
+   * false: no fsync. Still all-or-nothing across a crash of the process (the kernel's
+   * page cache survives it), but a power cut may bring back the previous content.
+   */
+  durable?: boolean;
+}
+
 /**
  * Crash-safe file replacement: write a temp file in the same directory,
  * fsync it, rename it over the target, then fsync the directory so the
  * rename itself is durable. A reader sees the old or the new content, never
  * a half-written file.
  */
-export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o644, opts: AtomicWriteOptions = {}): Promise<void> {
+  const durable = opts.durable ?? true;
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.tmp-${path.basename(file)}-${randomBytes(6).toString('hex')}`);
   const fh = await fsp.open(tmp, 'w', mode);
   try {
     await fh.writeFile(data);
-    await fh.sync();
+    if (durable) await fh.sync();
   } finally {
     await fh.close();
   }
@@ -25,7 +34,7 @@ export async function writeFileAtomic(file: string, data: string | Buffer, mode 
     await fsp.rm(tmp, { force: true });
     throw err;
   }
-  await fsyncDir(dir);
+  if (durable) await fsyncDir(dir);
 }
 
 export function writeFileAtomicSync(file: string, data: string | Buffer, mode = 0o644): void {
@@ -43,8 +52,8 @@ export function writeFileAtomicSync(file: string, data: string | Buffer, mode = 
   try { fs.fsyncSync(dfd); } finally { fs.closeSync(dfd); }
 }
 
-export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
-  await writeFileAtomic(file, JSON.stringify(value));
+export async function writeJsonAtomic(file: string, value: unknown, opts: AtomicWriteOptions = {}): Promise<void> {
+  await writeFileAtomic(file, JSON.stringify(value), 0o644, opts);
 }
 
 export async function readJson<T>(file: string): Promise<T> {

@@ -144,7 +144,7 @@ export class ExecManager {
     try {
       await fsp.writeFile(specPath, JSON.stringify(await this.processSpec(rec, e, bundle)));
       session = conmonExec({
-        conmon: this.svc.config.conmon, runc: this.svc.config.runtime, runcRoot: this.svc.runcRoot,
+        conmon: this.svc.config.conmon, runc: this.svc.runtimePath, runcRoot: this.svc.runcRoot,
         cid: rec.Id, execId: id, bundle: dir, pidFile: path.join(dir, 'pidfile'), conmonPidFile: path.join(dir, 'conmon.pid'),
         terminal: tty, stdin: e.OpenStdin, processSpec: specPath,
       });

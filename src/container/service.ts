@@ -11,6 +11,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Duplex, Writable } from 'node:stream';
+import type { AtomicWriteOptions } from '../common/atomic';
 import { BerthError, conflict, internal, invalidArgument, notFound } from '../common/errors';
 import type { DaemonConfig } from '../engine/config';
 import type { EventBus } from '../engine/events';
@@ -18,7 +19,7 @@ import type {
   AttachOptions, ContainerService, ImageService, LogsOptions, WaitCondition,
 } from '../engine/types';
 import { conmonSpawn, ConmonStartError } from '../runtime/conmon';
-import { Runc, RuncError, runcMessage } from '../runtime/runc';
+import { Runc, RuncError, runcMessage, runtimeExecPath } from '../runtime/runc';
 import { AttachBridge } from './attach';
 import { mergeConfig, networkSettings, validateHostConfig } from './createconfig';
 import { ExecManager } from './exec';
@@ -82,6 +83,8 @@ export class Containers implements ContainerService {
   private watcher: fs.FSWatcher | undefined;
   private scanTimer: NodeJS.Timeout | undefined;
   private readonly execs: ExecManager;
+  /** What berthd and conmon execute as the OCI runtime (see runtimeExecPath). */
+  runtimePath: string;
   /** Host cleanups of removed containers still running (shutdown waits for them). */
   private readonly cleanups = new Set<Promise<unknown>>();
 
@@ -89,7 +92,8 @@ export class Containers implements ContainerService {
     this.store = new ContainerStore(config.dataRoot);
     this.exitDir = path.join(config.execRoot, 'exits');
     this.runcRoot = path.join(config.execRoot, 'runc');
-    this.runc = new Runc({ binary: config.runtime, root: this.runcRoot });
+    this.runtimePath = config.runtime;
+    this.runc = new Runc({ binary: this.runtimePath, root: this.runcRoot });
     this.execs = new ExecManager(this);
   }
 
@@ -100,7 +104,8 @@ export class Containers implements ContainerService {
   private ctrDir(id: string): string { return this.store.dir(id); }
 
   async init(): Promise<void> {
-    this.runc = new Runc({ binary: this.config.runtime, root: this.runcRoot });
+    this.runtimePath = runtimeExecPath(this.config.runtime);
+    this.runc = new Runc({ binary: this.runtimePath, root: this.runcRoot });
     for (const d of [this.exitDir, this.runcRoot, path.join(this.config.execRoot, 'b'), this.store.root]) {
       await fsp.mkdir(d, { recursive: true, mode: 0o711 });
     }
@@ -136,9 +141,9 @@ export class Containers implements ContainerService {
     return run;
   }
 
-  private async save(c: Ctr): Promise<void> {
+  private async save(c: Ctr, opts: AtomicWriteOptions = {}): Promise<void> {
     if (c.removed) return;
-    await this.store.save(c.rec);
+    await this.store.save(c.rec, opts);
   }
 
   private attrs(c: Ctr, extra: Record<string, string> = {}): Record<string, string> {
@@ -301,7 +306,7 @@ export class Containers implements ContainerService {
       const pending = c.pending.splice(0);
       await Promise.all(pending.map((b) => b.connect(this.attachSocket(id))));
       try {
-        await this.runc.start(id);
+        await this.runc.start(id, rt.pid);
       } catch (err) {
         throw err instanceof RuncError ? startFailure(err.message) : err;
       }
@@ -312,7 +317,9 @@ export class Containers implements ContainerService {
       });
       c.rec.Berth.conmonPid = rt.conmonPid;
       c.rec.Berth.hasBeenStarted = true;
-      await this.save(c);
+      // Not fsynced: it is on every start's critical path, a daemon crash keeps it (page
+      // cache), and after a power cut no container runs any more whatever the record says.
+      await this.save(c, { durable: false });
       this.emit(c, 'start');
     } catch (err) {
       for (const b of c.pending.splice(0)) b.finish();
@@ -338,6 +345,7 @@ export class Containers implements ContainerService {
    * everything it made on the host is undone before it throws.
    */
   private async createRuntime(c: Ctr): Promise<PreparedRuntime> {
+   
     const id = c.rec.Id;
     const bundle = this.bundleDir(id);
     const rootfs = this.rootfsDir(id);
@@ -348,14 +356,14 @@ export class Containers implements ContainerService {
       const persist = path.join(this.ctrDir(id), 'persist');
       const cfg = c.rec.Config;
       // conmon starts now and waits on its start pipe while the bundle is made.
-      const conmon = conmonSpawn({
-        conmon: this.config.conmon, runc: this.config.runtime, runcRoot: this.runcRoot, cid: id,
+     const conmon = conmonSpawn({
+        conmon: this.config.conmon, runc: this.runtimePath, runcRoot: this.runcRoot, cid: id,
         bundle, pidFile: path.join(bundle, 'pidfile'), conmonPidFile: path.join(bundle, 'conmon.pid'),
         terminal: !!cfg.Tty, stdin: !!cfg.OpenStdin, leaveStdinOpen: !cfg.StdinOnce,
         logPath: c.rec.LogPath, name: c.rec.Name.slice(1), exitDir: this.exitDir, persistDir: persist,
       });
       try {
-        // The mount is a spawn: everything that does not need the rootfs happens meanwhile.
+        // The mount runs on the thread pool: everything that does not need the rootfs happens meanwhile.
         // allSettled, so a failure elsewhere never leaves a mount the catch below does not know about.
         const prep = await Promise.allSettled([
           mountSpec(mount, rootfs).then(() => { mounted = true; }),
@@ -364,7 +372,7 @@ export class Containers implements ContainerService {
           fsp.rm(persist, { recursive: true, force: true }).then(() => fsp.mkdir(persist, { recursive: true })),
         ]);
         for (const r of prep) if (r.status === 'rejected') throw r.reason;
-        await writeSpec(c.rec, bundle, rootfs, this.config.cgroupParent);
+       await writeSpec(c.rec, bundle, rootfs, this.config.cgroupParent);
       } catch (err) {
         conmon.cancel();
         throw err;
@@ -447,6 +455,7 @@ export class Containers implements ContainerService {
     let text: string;
     try { text = (await fsp.readFile(path.join(this.exitDir, file), 'utf8')).trim(); } catch { return; }
     if (text === '') return; // not written yet: the next event brings it
+   
     if (c.exitHandled) return;
     c.exitHandled = true;
     await this.handleExit(c, Number.parseInt(text, 10));

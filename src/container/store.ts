@@ -5,7 +5,7 @@
  */
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { readJsonIfExists, writeJsonAtomic } from '../common/atomic';
+import { readJsonIfExists, writeJsonAtomic, type AtomicWriteOptions } from '../common/atomic';
 
 /** berthd's private per-container state (never shown by inspect). */
 export interface BerthPrivate {
@@ -53,8 +53,8 @@ export class ContainerStore {
   dir(id: string): string { return path.join(this.root, id); }
   file(id: string): string { return path.join(this.root, id, 'config.v2.json'); }
 
-  async save(rec: ContainerRecord): Promise<void> {
-    await writeJsonAtomic(this.file(rec.Id), rec);
+  async save(rec: ContainerRecord, opts: AtomicWriteOptions = {}): Promise<void> {
+    await writeJsonAtomic(this.file(rec.Id), rec, opts);
   }
 
   /** Every record, plus the ids of directories without one (half-created). */

@@ -52,7 +52,7 @@ export interface ImageRecord {
 
 /** A mount in containerd's sense: what to mount, never mounted by the producer. */
 export interface MountSpec {
-  type: string;      // 'overlay' | 'bind'
+  type: string;      // filesystem type: 'overlay'
   source: string;
   options: string[]; // e.g. ['lowerdir=a:b', 'upperdir=u', 'workdir=w']
 }

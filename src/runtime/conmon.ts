@@ -5,8 +5,8 @@
  * fd 4 = _OCI_STARTPIPE (us -> conmon: "go"), fd 5 = _OCI_ATTACHPIPE (exec attach).
  * conmon daemonises, so the container outlives berthd.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
+import { spawnChild, type SpawnedChild, type StdioSlot } from '../common/linux';
 
 export interface ConmonCommon {
   conmon: string;
@@ -101,23 +101,22 @@ function baseArgs(o: ConmonCommon, cuuid: string): string[] {
   return args;
 }
 
-function spawnWithPipes(conmon: string, args: string[], attachPipe: boolean): { child: ChildProcess; stderr: () => string } {
-  const stdio: any[] = ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'];
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3', _OCI_STARTPIPE: '4' };
-  if (process.env.TMPDIR) env.TMPDIR = process.env.TMPDIR;
-  if (attachPipe) { stdio.push('pipe'); env._OCI_ATTACHPIPE = '5'; }
-  const child = spawn(conmon, args, { stdio, env, detached: true });
-  // conmon closes or resets its pipe ends when it daemonises or exits; that is not our error.
-  for (const s of child.stdio) (s as Socket | null)?.on?.('error', () => undefined);
+function spawnWithPipes(conmon: string, args: string[], attachPipe: boolean): { child: SpawnedChild; stderr: () => string } {
+  const stdio: StdioSlot[] = ['null', 'null', 'out', 'out', 'in'];
+  const env: Record<string, string | undefined> = {
+    PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3', _OCI_STARTPIPE: '4', TMPDIR: process.env.TMPDIR,
+  };
+  if (attachPipe) { stdio.push('out'); env._OCI_ATTACHPIPE = '5'; }
+  const child = spawnChild(conmon, args, { env, stdio, newSession: true });
   let err = '';
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (d: string) => { if (err.length < 8192) err += d; });
-  child.on('error', () => { /* reported through the sync pipe closing */ });
+  const stderr = child.stdio[2]!;
+  stderr.setEncoding('utf8');
+  stderr.on('data', (d: string) => { if (err.length < 8192) err += d; });
   return { child, stderr: () => err.trim() };
 }
 
-function pipe(child: ChildProcess, fd: number): Socket {
-  return child.stdio[fd] as unknown as Socket;
+function pipe(child: SpawnedChild, fd: number): Socket {
+  return child.stdio[fd]!;
 }
 
 export interface ContainerCreateResult { pid: number }
@@ -154,7 +153,6 @@ export function conmonSpawn(o: ContainerConmonOptions): PendingConmon {
   const release = (): void => {
     pipe(child, 3).destroy();
     start.destroy();
-    child.unref();
   };
   return {
     async go() {
@@ -169,7 +167,7 @@ export function conmonSpawn(o: ContainerConmonOptions): PendingConmon {
     },
     cancel() {
       // Still our direct child: it has not forked yet.
-      try { child.kill('SIGKILL'); } catch { /* gone */ }
+      child.kill('SIGKILL');
       release();
     },
   };
@@ -204,7 +202,6 @@ export function conmonExec(o: ExecConmonOptions): ExecSession {
   let pidP: Promise<number> | undefined;
   const cleanup = () => {
     for (const fd of [3, 4, 5]) pipe(child, fd).destroy();
-    child.unref();
   };
   return {
     attachReady,

@@ -6,9 +6,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 
-export function busyboxRootfsTar(workDir: string, extraFiles: Record<string, string> = {}): string {
-  const root = fs.mkdtempSync(path.join(workDir, 'rootfs-'));
-  for (const dir of ['bin', 'etc', 'tmp', 'root', 'proc', 'sys', 'dev']) fs.mkdirSync(path.join(root, dir));
+/** A busybox root filesystem directory (every applet, passwd/group) at `root`. */
+export function busyboxRootfsDir(root: string, extraFiles: Record<string, string> = {}): string {
+  for (const dir of ['bin', 'etc', 'tmp', 'root', 'proc', 'sys', 'dev']) fs.mkdirSync(path.join(root, dir), { recursive: true });
   fs.chmodSync(path.join(root, 'tmp'), 0o1777);
   fs.copyFileSync('/bin/busybox', path.join(root, 'bin/busybox'));
   fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
@@ -18,11 +18,16 @@ export function busyboxRootfsTar(workDir: string, extraFiles: Record<string, str
     fs.symlinkSync('busybox', path.join(root, 'bin', applet));
   }
   fs.writeFileSync(path.join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
-  fs.writeFileSync(path.join(root, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
+  fs.writeFileSync(path.join(root, 'etc/group'), 'root:x:0:\nnogroup:x:65534:nobody\n');
   for (const [rel, content] of Object.entries(extraFiles)) {
     fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
     fs.writeFileSync(path.join(root, rel), content);
   }
+  return root;
+}
+
+export function busyboxRootfsTar(workDir: string, extraFiles: Record<string, string> = {}): string {
+  const root = busyboxRootfsDir(fs.mkdtempSync(path.join(workDir, 'rootfs-')), extraFiles);
   const tar = `${root}.tar`;
   const r = spawnSync('tar', ['-C', root, '--numeric-owner', '-cf', tar, '.']);
   if (r.status !== 0) throw new Error(`tar: ${r.stderr}`);

@@ -15,18 +15,10 @@ import { buildOciSpec, writeOciConfig, hostFacts, type DockerHostConfig, type Sp
 import { capabilityMask, DEFAULT_CAPABILITIES, parseCapLine } from '../../src/runtime/caps';
 import { resolveUser } from '../../src/runtime/user';
 import { buildEtcFiles, writeEtcFiles } from '../../src/container/etcfiles';
+import { busyboxRootfsDir } from '../helpers/rootfs';
 
 function makeRootfs(dir: string): string {
-  const root = path.join(dir, 'rootfs');
-  for (const d of ['bin', 'etc', 'tmp', 'root', 'proc', 'sys', 'dev']) fs.mkdirSync(path.join(root, d), { recursive: true });
-  fs.chmodSync(path.join(root, 'tmp'), 0o1777);
-  fs.copyFileSync('/bin/busybox', path.join(root, 'bin/busybox'));
-  fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
-  const list = spawnSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
-  for (const applet of list) if (applet !== 'busybox') fs.symlinkSync('busybox', path.join(root, 'bin', applet));
-  fs.writeFileSync(path.join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
-  fs.writeFileSync(path.join(root, 'etc/group'), 'root:x:0:\nnogroup:x:65534:nobody\n');
-  return root;
+  return busyboxRootfsDir(path.join(dir, 'rootfs'));
 }
 
 interface RunResult { status: number | null; stdout: string; stderr: string }

@@ -1,0 +1,370 @@
+/*
+ * berth-sys: the few Linux system calls berthd needs that Node does not offer.
+ *
+ * - mount(2) / umount2(2), run on libuv's thread pool: a container start used to
+ *   spawn mount(8), and forking a ~70 MB daemon costs milliseconds per spawn.
+ * - a sealed memfd copy of a file (the runc binary): runc init copies its own
+ *   binary into a sealed memfd on every container start and exec (CVE-2019-5736)
+ *   unless it already runs from one; handing runc such a copy skips that work.
+ *
+ * - posix_spawn(3) (vfork semantics): libuv forks, which copies the page tables of
+ *   the whole daemon and blocks its event loop for milliseconds per child; conmon and
+ *   runc are spawned on every container start and exit. Plus pipe2(2) and a
+ *   non-blocking waitpid(2) so that JS can wire up and reap those children.
+ *
+ * Errors reject/throw an Error with `code` (e.g. "EBUSY"), `errno` and `syscall`.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <node_api.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/sendfile.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define CHECK(call)                                                      \
+  do {                                                                   \
+    if ((call) != napi_ok) {                                             \
+      napi_throw_error(env, NULL, "berth-sys: N-API call failed: " #call); \
+      return NULL;                                                       \
+    }                                                                    \
+  } while (0)
+
+static napi_value errno_error(napi_env env, int err, const char *syscall, const char *path) {
+  const char *name = strerrorname_np(err);
+  char msg[4352];
+  snprintf(msg, sizeof msg, "%s: %s%s%s", syscall, strerror(err), path ? " " : "", path ? path : "");
+  napi_value code_v, msg_v, error, errno_v, syscall_v;
+  napi_create_string_utf8(env, name ? name : "EUNKNOWN", NAPI_AUTO_LENGTH, &code_v);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &msg_v);
+  napi_create_error(env, code_v, msg_v, &error);
+  napi_create_int32(env, -err, &errno_v);
+  napi_set_named_property(env, error, "errno", errno_v);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_v);
+  napi_set_named_property(env, error, "syscall", syscall_v);
+  return error;
+}
+
+/* A JS string argument as a malloc'd C string; NULL for null/undefined. */
+static int string_arg(napi_env env, napi_value v, char **out) {
+  napi_valuetype t;
+  *out = NULL;
+  if (napi_typeof(env, v, &t) != napi_ok) return -1;
+  if (t == napi_null || t == napi_undefined) return 0;
+  if (t != napi_string) return -1;
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return -1;
+  *out = malloc(len + 1);
+  if (!*out) return -1;
+  return napi_get_value_string_utf8(env, v, *out, len + 1, &len) == napi_ok ? 0 : -1;
+}
+
+/* ---- mount / umount2 on the thread pool ------------------------------- */
+
+typedef struct {
+  int is_umount;
+  char *source, *target, *fstype, *data;
+  unsigned long flags;
+  int err;
+  napi_deferred deferred;
+  napi_async_work work;
+} mount_job;
+
+static void mount_job_free(mount_job *j) {
+  free(j->source);
+  free(j->target);
+  free(j->fstype);
+  free(j->data);
+  free(j);
+}
+
+static void mount_execute(napi_env env, void *p) {
+  (void)env;
+  mount_job *j = p;
+  int rc = j->is_umount ? umount2(j->target, (int)j->flags)
+                        : mount(j->source, j->target, j->fstype, j->flags, j->data);
+  j->err = rc == 0 ? 0 : errno;
+}
+
+static void mount_complete(napi_env env, napi_status status, void *p) {
+  mount_job *j = p;
+  if (status != napi_ok && j->err == 0) j->err = ECANCELED;
+  if (j->err) {
+    napi_reject_deferred(env, j->deferred, errno_error(env, j->err, j->is_umount ? "umount2" : "mount", j->target));
+  } else {
+    napi_value undef;
+    napi_get_undefined(env, &undef);
+    napi_resolve_deferred(env, j->deferred, undef);
+  }
+  napi_delete_async_work(env, j->work);
+  mount_job_free(j);
+}
+
+static napi_value queue_job(napi_env env, mount_job *j) {
+  napi_value promise, name;
+  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, "berth-sys", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, mount_execute, mount_complete, j, &j->work) != napi_ok ||
+      napi_queue_async_work(env, j->work) != napi_ok) {
+    mount_job_free(j);
+    napi_throw_error(env, NULL, "berth-sys: cannot queue work");
+    return NULL;
+  }
+  return promise;
+}
+
+/* mount(source|null, target, fstype|null, flags, data|null) -> Promise<void> */
+static napi_value js_mount(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  mount_job *j = calloc(1, sizeof *j);
+  if (!j) { napi_throw_error(env, NULL, "berth-sys: out of memory"); return NULL; }
+  double flags = 0;
+  if (argc < 5 || string_arg(env, argv[0], &j->source) || string_arg(env, argv[1], &j->target) || !j->target ||
+      string_arg(env, argv[2], &j->fstype) || napi_get_value_double(env, argv[3], &flags) != napi_ok ||
+      string_arg(env, argv[4], &j->data)) {
+    mount_job_free(j);
+    napi_throw_type_error(env, NULL, "mount(source, target, fstype, flags, data)");
+    return NULL;
+  }
+  j->flags = (unsigned long)flags;
+  return queue_job(env, j);
+}
+
+/* umount2(target, flags) -> Promise<void> */
+static napi_value js_umount2(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  mount_job *j = calloc(1, sizeof *j);
+  if (!j) { napi_throw_error(env, NULL, "berth-sys: out of memory"); return NULL; }
+  double flags = 0;
+  if (argc < 2 || string_arg(env, argv[0], &j->target) || !j->target || napi_get_value_double(env, argv[1], &flags) != napi_ok) {
+    mount_job_free(j);
+    napi_throw_type_error(env, NULL, "umount2(target, flags)");
+    return NULL;
+  }
+  j->is_umount = 1;
+  j->flags = (unsigned long)flags;
+  return queue_job(env, j);
+}
+
+/* ---- sealed memfd copy -------------------------------------------------- */
+
+/* sealedCopy(path, name) -> fd: an executable memfd holding the file, sealed against any change. */
+static napi_value js_sealed_copy(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *src = NULL, *name = NULL;
+  if (argc < 2 || string_arg(env, argv[0], &src) || !src || string_arg(env, argv[1], &name) || !name) {
+    free(src);
+    free(name);
+    napi_throw_type_error(env, NULL, "sealedCopy(path, name)");
+    return NULL;
+  }
+  int err = 0;
+  const char *failed = NULL;
+  int in = -1, out = -1;
+  struct stat st;
+  if ((in = open(src, O_RDONLY | O_CLOEXEC)) < 0) { err = errno; failed = "open"; goto done; }
+  if (fstat(in, &st) < 0) { err = errno; failed = "fstat"; goto done; }
+  if ((out = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING)) < 0) { err = errno; failed = "memfd_create"; goto done; }
+  for (off_t left = st.st_size; left > 0;) {
+    ssize_t n = sendfile(out, in, NULL, (size_t)left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) { err = n < 0 ? errno : EIO; failed = "sendfile"; goto done; }
+    left -= n;
+  }
+  if (fchmod(out, 0555) < 0) { err = errno; failed = "fchmod"; goto done; }
+  if (fcntl(out, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) {
+    err = errno; failed = "fcntl(F_ADD_SEALS)"; goto done;
+  }
+done:
+  if (in >= 0) close(in);
+  if (err && out >= 0) { close(out); out = -1; }
+  if (err) {
+    napi_throw(env, errno_error(env, err, failed, src));
+    free(src);
+    free(name);
+    return NULL;
+  }
+  free(src);
+  free(name);
+  napi_value fd;
+  CHECK(napi_create_int32(env, out, &fd));
+  return fd;
+}
+
+/* ---- spawn ------------------------------------------------------------------ */
+
+/* A JS array of strings as a NULL-terminated, malloc'd C vector. */
+static char **string_vector(napi_env env, napi_value arr) {
+  uint32_t n;
+  if (napi_get_array_length(env, arr, &n) != napi_ok) return NULL;
+  char **v = calloc(n + 1, sizeof *v);
+  if (!v) return NULL;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value e;
+    if (napi_get_element(env, arr, i, &e) != napi_ok || string_arg(env, e, &v[i]) || !v[i]) {
+      for (uint32_t k = 0; k <= i; k++) free(v[k]);
+      free(v);
+      return NULL;
+    }
+  }
+  return v;
+}
+
+static void free_vector(char **v) {
+  if (!v) return;
+  for (char **p = v; *p; p++) free(*p);
+  free(v);
+}
+
+/* pipe() -> [readFd, writeFd], both close-on-exec. */
+static napi_value js_pipe(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) {
+    napi_throw(env, errno_error(env, errno, "pipe2", NULL));
+    return NULL;
+  }
+  napi_value arr, r, w;
+  CHECK(napi_create_array_with_length(env, 2, &arr));
+  CHECK(napi_create_int32(env, fds[0], &r));
+  CHECK(napi_create_int32(env, fds[1], &w));
+  CHECK(napi_set_element(env, arr, 0, r));
+  CHECK(napi_set_element(env, arr, 1, w));
+  return arr;
+}
+
+/*
+ * spawn(file, argv, envp, fds, newSession) -> pid. fds[i] is the descriptor of this process
+ * that becomes descriptor i of the child; nothing else is inherited (libuv opens everything
+ * close-on-exec). Signal dispositions and mask are reset, as libuv does for its children.
+ */
+static napi_value js_spawn(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *file = NULL;
+  char **args = NULL, **envp = NULL;
+  int *src = NULL, *tmp = NULL;
+  uint32_t nfds = 0;
+  bool session = false;
+  int err = 0;
+  const char *failed = NULL;
+  pid_t pid = -1;
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  int fa_ok = 0, attr_ok = 0;
+
+  if (argc < 5 || string_arg(env, argv[0], &file) || !file || !(args = string_vector(env, argv[1])) ||
+      !(envp = string_vector(env, argv[2])) || napi_get_array_length(env, argv[3], &nfds) != napi_ok ||
+      napi_get_value_bool(env, argv[4], &session) != napi_ok) {
+    napi_throw_type_error(env, NULL, "spawn(file, argv, envp, fds, newSession)");
+    goto out;
+  }
+  src = calloc(nfds ? nfds : 1, sizeof *src);
+  tmp = calloc(nfds ? nfds : 1, sizeof *tmp);
+  if (!src || !tmp) { err = ENOMEM; failed = "spawn"; goto out; }
+  for (uint32_t i = 0; i < nfds; i++) {
+    napi_value e;
+    tmp[i] = -1;
+    if (napi_get_element(env, argv[3], i, &e) != napi_ok || napi_get_value_int32(env, e, &src[i]) != napi_ok) {
+      napi_throw_type_error(env, NULL, "spawn: fds must be numbers");
+      goto out;
+    }
+  }
+  /* Move every source above the target range first, so one dup2 never clobbers another's source. */
+  for (uint32_t i = 0; i < nfds; i++) {
+    if ((tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC, (int)nfds)) < 0) { err = errno; failed = "fcntl(F_DUPFD)"; goto out; }
+  }
+  if ((err = posix_spawn_file_actions_init(&fa))) { failed = "posix_spawn_file_actions_init"; goto out; }
+  fa_ok = 1;
+  for (uint32_t i = 0; i < nfds; i++) {
+    if ((err = posix_spawn_file_actions_adddup2(&fa, tmp[i], (int)i))) { failed = "posix_spawn_file_actions_adddup2"; goto out; }
+  }
+  if ((err = posix_spawnattr_init(&attr))) { failed = "posix_spawnattr_init"; goto out; }
+  attr_ok = 1;
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | (session ? POSIX_SPAWN_SETSID : 0);
+  if ((err = posix_spawnattr_setflags(&attr, flags)) || (err = posix_spawnattr_setsigmask(&attr, &none)) ||
+      (err = posix_spawnattr_setsigdefault(&attr, &all))) {
+    failed = "posix_spawnattr";
+    goto out;
+  }
+  if ((err = posix_spawn(&pid, file, &fa, &attr, args, envp))) { failed = "posix_spawn"; pid = -1; goto out; }
+
+out:
+  if (fa_ok) posix_spawn_file_actions_destroy(&fa);
+  if (attr_ok) posix_spawnattr_destroy(&attr);
+  for (uint32_t i = 0; tmp && i < nfds; i++) if (tmp[i] >= 0) close(tmp[i]);
+  free(src);
+  free(tmp);
+  free_vector(args);
+  free_vector(envp);
+  if (err) napi_throw(env, errno_error(env, err, failed, file));
+  free(file);
+  if (pid < 0) return NULL;
+  napi_value v;
+  CHECK(napi_create_int32(env, pid, &v));
+  return v;
+}
+
+/* reap(pid) -> null while it runs, else { code, signal } (signal 0 when it exited). Never blocks. */
+static napi_value js_reap(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  int32_t pid;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &pid) != napi_ok) {
+    napi_throw_type_error(env, NULL, "reap(pid)");
+    return NULL;
+  }
+  int status;
+  pid_t r;
+  do r = waitpid(pid, &status, WNOHANG); while (r < 0 && errno == EINTR);
+  if (r == 0) {
+    CHECK(napi_get_null(env, &result));
+    return result;
+  }
+  if (r < 0) {
+    napi_throw(env, errno_error(env, errno, "waitpid", NULL));
+    return NULL;
+  }
+  napi_value code, sig;
+  CHECK(napi_create_object(env, &result));
+  CHECK(napi_create_int32(env, WIFEXITED(status) ? WEXITSTATUS(status) : -1, &code));
+  CHECK(napi_create_int32(env, WIFSIGNALED(status) ? WTERMSIG(status) : 0, &sig));
+  CHECK(napi_set_named_property(env, result, "code", code));
+  CHECK(napi_set_named_property(env, result, "signal", sig));
+  return result;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    { "mount", NULL, js_mount, NULL, NULL, NULL, napi_default, NULL },
+    { "umount2", NULL, js_umount2, NULL, NULL, NULL, napi_default, NULL },
+    { "sealedCopy", NULL, js_sealed_copy, NULL, NULL, NULL, napi_default, NULL },
+    { "pipe", NULL, js_pipe, NULL, NULL, NULL, napi_default, NULL },
+    { "spawn", NULL, js_spawn, NULL, NULL, NULL, napi_default, NULL },
+    { "reap", NULL, js_reap, NULL, NULL, NULL, napi_default, NULL },
+  };
+  CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}
+
+NAPI_MODULE(berth_sys, init)

@@ -1,0 +1,156 @@
+/**
+ * The Linux system calls Node lacks (native/berth-sys.c): mount(2), umount2(2)
+ * on the thread pool, sealed memfd copies, and posix_spawn-based child processes.
+ * Loaded on first use from native/berth-sys.node, which `npm run build` compiles.
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+
+interface BerthSys {
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): Promise<void>;
+  umount2(target: string, flags: number): Promise<void>;
+  sealedCopy(file: string, name: string): number;
+  pipe(): [number, number];
+  spawn(file: string, argv: string[], envp: string[], fds: number[], newSession: boolean): number;
+  reap(pid: number): { code: number; signal: number } | null;
+}
+
+export const MNT_DETACH = 2;
+
+let addon: BerthSys | undefined;
+
+/** The addon sits in <repo>/native whether this file runs bundled (bin/) or compiled (dist/src/common/). */
+function load(): BerthSys {
+  if (addon) return addon;
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    const file = path.join(dir, 'native', 'berth-sys.node');
+    if (fs.existsSync(file)) {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      addon = require(file) as BerthSys;
+      return addon;
+    }
+    if (path.dirname(dir) === dir) throw new Error('native/berth-sys.node not found: run `npm run build`');
+  }
+}
+
+export function mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): Promise<void> {
+  return load().mount(source, target, fstype, flags, data);
+}
+
+export function umount2(target: string, flags: number): Promise<void> {
+  return load().umount2(target, flags);
+}
+
+/**
+ * A sealed, executable in-memory copy of a file, open in this process (close-on-exec).
+ * Its path for exec is /proc/<this pid>/fd/<fd>, valid while this process lives.
+ */
+export function sealedCopy(file: string, name: string): { fd: number; path: string } {
+  const fd = load().sealedCopy(file, name);
+  return { fd, path: `/proc/${process.pid}/fd/${fd}` };
+}
+
+/** A child's descriptor: /dev/null, a pipe it reads ('in') or one it writes ('out'). */
+export type StdioSlot = 'null' | 'in' | 'out';
+
+export interface ChildExit {
+  /** Exit status, or -1 when killed by a signal. */
+  code: number;
+  /** Terminating signal number, 0 when it exited. */
+  signal: number;
+}
+
+export interface SpawnedChild {
+  pid: number;
+  /** Our end of each pipe slot: writable for 'in', readable for 'out'; null for 'null'. */
+  stdio: Array<net.Socket | null>;
+  /** Resolves once the child has ended and been reaped. */
+  exited: Promise<ChildExit>;
+  /** Signals the child unless it has already been reaped (its PID may then be someone else's). */
+  kill(signal?: NodeJS.Signals | number): void;
+}
+
+export interface SpawnOptions {
+  env: Record<string, string | undefined>;
+  stdio: StdioSlot[];
+  /** setsid(2) in the child: no signal from our terminal or process group reaches it. */
+  newSession?: boolean;
+}
+
+const running = new Map<number, (exit: ChildExit) => void>();
+let devNull: number | undefined;
+/**
+ * Signal listeners do not keep Node's event loop alive; this timer does while a child runs
+ * (so awaiting `exited` never ends the process early) and doubles as a safety net.
+ */
+let keepAlive: NodeJS.Timeout | undefined;
+
+/** libuv reaps only its own children; SIGCHLD tells us to look at ours. */
+function reapOurs(): void {
+  for (const [pid, done] of running) {
+    let exit: ChildExit | null;
+    try { exit = load().reap(pid); } catch { exit = { code: -1, signal: 0 }; } // ECHILD: gone already
+    if (exit) { running.delete(pid); done(exit); }
+  }
+  if (running.size === 0 && keepAlive) { clearInterval(keepAlive); keepAlive = undefined; }
+}
+
+/**
+ * Starts a program with posix_spawn: no fork of this (large) process, so the event loop
+ * is not blocked for milliseconds per child as with child_process. `file` must be a path.
+ */
+export function spawnChild(file: string, args: string[], opts: SpawnOptions): SpawnedChild {
+  const sys = load();
+  if (running.size === 0 && process.listenerCount('SIGCHLD') === 0) process.on('SIGCHLD', reapOurs);
+  devNull ??= fs.openSync('/dev/null', 'r+');
+  const childFds: number[] = [];
+  const ours: Array<number | null> = [];
+  const close: number[] = [];
+  try {
+    for (const slot of opts.stdio) {
+      if (slot === 'null') { childFds.push(devNull); ours.push(null); continue; }
+      const [r, w] = sys.pipe();
+      close.push(slot === 'in' ? r : w);
+      childFds.push(slot === 'in' ? r : w);
+      ours.push(slot === 'in' ? w : r);
+    }
+    const envp = Object.entries(opts.env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
+    const pid = sys.spawn(file, [file, ...args], envp, childFds, !!opts.newSession);
+    const exited = new Promise<ChildExit>((resolve) => running.set(pid, resolve));
+    keepAlive ??= setInterval(reapOurs, 1000);
+    let reaped = false;
+    void exited.then(() => { reaped = true; });
+    const stdio = ours.map((fd, i) => {
+      if (fd === null) return null;
+      const sock = new net.Socket({ fd, readable: opts.stdio[i] === 'out', writable: opts.stdio[i] === 'in' });
+      sock.on('error', () => undefined); // EPIPE/ECONNRESET when the child goes: not our error
+      return sock;
+    });
+    ours.length = 0;
+    return {
+      pid, stdio, exited,
+      kill(signal = 'SIGTERM') { if (!reaped) { try { process.kill(pid, signal); } catch { /* gone */ } } },
+    };
+  } finally {
+    for (const fd of [...close, ...ours]) if (fd !== null) fs.closeSync(fd);
+  }
+}
+
+/** Runs a program to completion; resolves with its exit and everything it wrote (stdout, stderr). */
+export async function runChild(file: string, args: string[], env: Record<string, string | undefined>, timeoutMs: number): Promise<ChildExit & { stdout: string; stderr: string }> {
+  const child = spawnChild(file, args, { env, stdio: ['null', 'out', 'out'] });
+  const collect = (s: net.Socket | null) => new Promise<string>((resolve) => {
+    let text = '';
+    s!.setEncoding('utf8');
+    s!.on('data', (d: string) => { text += d; });
+    s!.on('close', () => resolve(text));
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  try {
+    const [exit, stdout, stderr] = await Promise.all([child.exited, collect(child.stdio[1]), collect(child.stdio[2])]);
+    return { ...exit, stdout, stderr };
+  } finally {
+    clearTimeout(timer);
+  }
+}
