@@ -345,7 +345,7 @@ export class Containers implements ContainerService {
    * everything it made on the host is undone before it throws.
    */
   private async createRuntime(c: Ctr): Promise<PreparedRuntime> {
-   
+
     const id = c.rec.Id;
     const bundle = this.bundleDir(id);
     const rootfs = this.rootfsDir(id);
@@ -356,7 +356,7 @@ export class Containers implements ContainerService {
       const persist = path.join(this.ctrDir(id), 'persist');
       const cfg = c.rec.Config;
       // conmon starts now and waits on its start pipe while the bundle is made.
-     const conmon = conmonSpawn({
+      const conmon = conmonSpawn({
         conmon: this.config.conmon, runc: this.runtimePath, runcRoot: this.runcRoot, cid: id,
         bundle, pidFile: path.join(bundle, 'pidfile'), conmonPidFile: path.join(bundle, 'conmon.pid'),
         terminal: !!cfg.Tty, stdin: !!cfg.OpenStdin, leaveStdinOpen: !cfg.StdinOnce,
@@ -372,7 +372,7 @@ export class Containers implements ContainerService {
           fsp.rm(persist, { recursive: true, force: true }).then(() => fsp.mkdir(persist, { recursive: true })),
         ]);
         for (const r of prep) if (r.status === 'rejected') throw r.reason;
-       await writeSpec(c.rec, bundle, rootfs, this.config.cgroupParent);
+        await writeSpec(c.rec, bundle, rootfs, this.config.cgroupParent);
       } catch (err) {
         conmon.cancel();
         throw err;
@@ -455,7 +455,7 @@ export class Containers implements ContainerService {
     let text: string;
     try { text = (await fsp.readFile(path.join(this.exitDir, file), 'utf8')).trim(); } catch { return; }
     if (text === '') return; // not written yet: the next event brings it
-   
+
     if (c.exitHandled) return;
     c.exitHandled = true;
     await this.handleExit(c, Number.parseInt(text, 10));
