@@ -345,7 +345,6 @@ export class Containers implements ContainerService {
    * everything it made on the host is undone before it throws.
    */
   private async createRuntime(c: Ctr): Promise<PreparedRuntime> {
-
     const id = c.rec.Id;
     const bundle = this.bundleDir(id);
     const rootfs = this.rootfsDir(id);
@@ -455,7 +454,6 @@ export class Containers implements ContainerService {
     let text: string;
     try { text = (await fsp.readFile(path.join(this.exitDir, file), 'utf8')).trim(); } catch { return; }
     if (text === '') return; // not written yet: the next event brings it
-
     if (c.exitHandled) return;
     c.exitHandled = true;
     await this.handleExit(c, Number.parseInt(text, 10));
