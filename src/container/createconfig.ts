@@ -68,7 +68,7 @@ export function mergeConfig(id: string, body: any, image: ImageRecord, networkMo
 const POLICIES = ['', 'no', 'always', 'on-failure', 'unless-stopped'];
 
 /** Validates and normalises HostConfig; returns the stored copy. */
-export function validateHostConfig(hc: any, defaultNetwork: string): any {
+export function validateHostConfig(hc: any, defaults: { network: string; cgroupnsMode: string }): any {
   const out = { ...(hc ?? {}) };
   const rp = { Name: out.RestartPolicy?.Name ?? '', MaximumRetryCount: Number(out.RestartPolicy?.MaximumRetryCount ?? 0) };
   if (!POLICIES.includes(rp.Name)) {
@@ -98,8 +98,12 @@ export function validateHostConfig(hc: any, defaultNetwork: string): any {
   }
   const cpuShares = Number(out.CpuShares ?? 0);
   if (cpuShares < 0) throw invalidArgument('invalid CPU shares: must be a positive value');
+  // Filled in at create, as dockerd does, so inspect shows what the container got.
+  const cgroupns = String(out.CgroupnsMode ?? '') || defaults.cgroupnsMode;
+  if (cgroupns !== 'host' && cgroupns !== 'private') throw invalidArgument(`invalid cgroup namespace mode: ${out.CgroupnsMode}`);
+  out.CgroupnsMode = cgroupns;
   let nm = String(out.NetworkMode ?? '');
-  if (nm === '' || nm === 'default') nm = defaultNetwork;
+  if (nm === '' || nm === 'default') nm = defaults.network;
   if (nm !== 'none' && nm !== 'host') throw invalidArgument(`network ${nm} not found`);
   out.NetworkMode = nm;
   if (!out.LogConfig || !out.LogConfig.Type) out.LogConfig = { Type: 'k8s-file', Config: {} };

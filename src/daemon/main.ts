@@ -17,6 +17,11 @@ import { registerImageRoutes } from '../api/routes/images';
 import { registerImageArchiveRoutes } from '../api/routes/image-archive';
 import type { Services } from '../engine/services';
 
+function cgroupnsMode(v: unknown): 'private' | 'host' {
+  if (v === 'private' || v === 'host') return v;
+  throw new Error(`invalid default cgroup namespace mode: ${String(v)} (use private or host)`);
+}
+
 function parseArgs(argv: string[]): DaemonConfig {
   const program = new Command('berthd')
     .description('Berth daemon: serves the Docker Engine API')
@@ -27,6 +32,7 @@ function parseArgs(argv: string[]): DaemonConfig {
     .option('--runtime <path>', 'OCI runtime binary')
     .option('--conmon <path>', 'conmon binary')
     .option('--cgroup-parent <path>', 'parent cgroup for all containers (default /berth)')
+    .option('--default-cgroupns-mode <mode>', 'cgroup namespace of containers that name none: private (default) or host')
     .option('-D, --debug', 'debug logging')
     .allowExcessArguments(false);
   program.parse(argv);
@@ -44,12 +50,14 @@ function parseArgs(argv: string[]): DaemonConfig {
     if (Array.isArray(file.hosts)) cfg.hosts = file.hosts.map(String);
     if (typeof file.debug === 'boolean') cfg.debug = file.debug;
     if (typeof file['cgroup-parent'] === 'string') cfg.cgroupParent = file['cgroup-parent'];
+    if (file['default-cgroupns-mode'] !== undefined) cfg.defaultCgroupnsMode = cgroupnsMode(file['default-cgroupns-mode']);
   }
   if (o.dataRoot) cfg.dataRoot = o.dataRoot;
   if (o.execRoot) cfg.execRoot = o.execRoot;
   if (o.host) cfg.hosts = o.host;
   if (o.runtime) cfg.runtime = o.runtime;
   if (o.conmon) cfg.conmon = o.conmon;
+  if (o.defaultCgroupnsMode) cfg.defaultCgroupnsMode = cgroupnsMode(o.defaultCgroupnsMode);
   if (o.cgroupParent) cfg.cgroupParent = o.cgroupParent.startsWith('/') ? o.cgroupParent : `/${o.cgroupParent}`;
   if (o.debug) cfg.debug = true;
   cfg.runtime = resolveBinary(cfg.runtime);

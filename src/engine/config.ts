@@ -16,6 +16,12 @@ export interface DaemonConfig {
   defaultNetwork: string;
   /** Parent cgroup of every container (dockerd's --cgroup-parent); tests use their own. */
   cgroupParent: string;
+  /**
+   * Cgroup namespace of containers that ask for none (dockerd's --default-cgroupns-mode).
+   * `private`, as Docker on cgroup v2 hosts: the container sees its own cgroup as the root,
+   * and on this cgroup v1 host it also spares runc a dozen bind mounts per start.
+   */
+  defaultCgroupnsMode: 'private' | 'host';
   debug: boolean;
 }
 
@@ -30,6 +36,7 @@ export function defaultConfig(): DaemonConfig {
     conmon: 'conmon',
     defaultNetwork: 'none',
     cgroupParent: '/berth',
+    defaultCgroupnsMode: 'private',
     debug: false,
   };
 }

@@ -68,6 +68,8 @@ export interface DockerHostConfig {
   IpcMode?: string;
   PidMode?: string;
   UTSMode?: string;
+  /** 'private' | 'host' (the daemon fills it in at create). */
+  CgroupnsMode?: string;
   Tmpfs?: Record<string, string> | null;
   GroupAdd?: string[] | null;
   [k: string]: unknown;
@@ -700,7 +702,7 @@ export function buildOciSpec(input: SpecInput): OciSpec {
   const security = parseSecurityOpts(hc.SecurityOpt);
   const prepare = input.prepareHostPaths !== false;
 
-  // Namespaces (Docker's order). Host cgroup namespace, as Docker 20.10 on cgroup v1.
+  // Namespaces (Docker's order).
   const namespaces: OciNamespace[] = [{ type: 'mount' }];
   const net = modeOf(hc.NetworkMode);
   const hostNetwork = net.kind === 'host';
@@ -724,6 +726,9 @@ export function buildOciSpec(input: SpecInput): OciSpec {
     if (!input.namespacePaths?.ipc) throw internal(`ipc mode ${hc.IpcMode}: no ipc namespace path given`);
     namespaces.push({ type: 'ipc', path: input.namespacePaths.ipc });
   } else if (ipc.kind !== 'host') namespaces.push({ type: 'ipc' });
+  // CgroupnsMode is filled in at create; '' (a spec built without it) means host, as Docker on cgroup v1.
+  if (hc.CgroupnsMode === 'private') namespaces.push({ type: 'cgroup' });
+  else if (hc.CgroupnsMode && hc.CgroupnsMode !== 'host') throw invalidArgument(`invalid cgroup namespace mode: ${hc.CgroupnsMode}`);
 
   // Capabilities.
   const caps = containerCapabilities({ capAdd: hc.CapAdd, capDrop: hc.CapDrop, privileged, allCapabilities: host.boundingCapabilities });

@@ -170,6 +170,19 @@ test('-m, --cpus, --pids-limit: cgroup limits the container can read back', asyn
   assert.equal(c.HostConfig.PidsLimit, 50);
 });
 
+test('--cgroupns: private by default (own cgroup as root), host on request; inspect shows the mode', async () => {
+  const own = ok(await berth('run', '--rm', 'busybox', 'sh', '-c', 'grep :memory: /proc/self/cgroup | cut -d: -f3')).stdout.trim();
+  assert.equal(own, '/');
+  const host = ok(await berth('run', '--rm', '--cgroupns', 'host', 'busybox', 'sh', '-c', 'grep :memory: /proc/self/cgroup | cut -d: -f3')).stdout.trim();
+  assert.match(host, /^\/berth-bt-[^/]+\/[0-9a-f]{64}$/);
+  const id = ok(await berth('create', 'busybox', 'true')).stdout.trim();
+  assert.equal((await inspect(id)).HostConfig.CgroupnsMode, 'private');
+  ok(await berth('rm', id));
+  const bad = await berth('run', '--rm', '--cgroupns', 'shared', 'busybox', 'true');
+  assert.equal(bad.code, 125);
+  assert.match(bad.stderr, /invalid cgroup namespace mode: shared/);
+});
+
 test('the pids limit is enforced', async () => {
   // busybox sh reports the failed fork on stderr and exits 2 (as under dockerd; do not send the
   // loop's stderr to /dev/null, that hides the message).

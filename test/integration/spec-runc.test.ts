@@ -108,6 +108,21 @@ test('default container: PID 1, Docker caps, masked/readonly paths, cgroup limit
   assert.equal(v.fuse_rc, '1', 'fuse is denied by the device cgroup');
 });
 
+test('a private cgroup namespace: the container\'s cgroup is its root, limits still readable, read-only', async () => {
+  const r = await runContainer([
+    'echo mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes)',
+    'echo pids=$(cat /sys/fs/cgroup/pids/pids.max)',
+    'echo self=$(grep ":memory:" /proc/self/cgroup | cut -d: -f3)',
+    'echo cgfs=$(grep " /sys/fs/cgroup/memory " /proc/self/mountinfo | cut -d" " -f6 | cut -d, -f1)',
+  ].join('; '), { Memory: 32 * 1024 * 1024, PidsLimit: 32, CgroupnsMode: 'private' });
+  assert.equal(r.status, 0, r.stderr);
+  const v = kv(r.stdout);
+  assert.equal(v.mem, String(32 * 1024 * 1024));
+  assert.equal(v.pids, '32');
+  assert.equal(v.self, '/');
+  assert.equal(v.cgfs, 'ro');
+});
+
 test('--privileged gets the host bounding set, host devices, writable /sys', async () => {
   const r = await runContainer([
     'echo capeff=$(grep CapEff /proc/self/status | cut -f2)',

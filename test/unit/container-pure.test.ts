@@ -80,12 +80,18 @@ test('create config merge (Docker rules)', () => {
 });
 
 test('host config validation', () => {
-  assert.equal(validateHostConfig({ NetworkMode: 'default' }, 'none').NetworkMode, 'none');
-  assert.throws(() => validateHostConfig({ NetworkMode: 'bridge2' }, 'none'), /network bridge2 not found/);
-  assert.throws(() => validateHostConfig({ RestartPolicy: { Name: 'x' } }, 'none'), /invalid restart policy/);
-  assert.throws(() => validateHostConfig({ AutoRemove: true, RestartPolicy: { Name: 'always' } }, 'none'), /Conflicting options: --restart and --rm/);
-  assert.throws(() => validateHostConfig({ Memory: 1024 }, 'none'), /Minimum memory limit/);
-  assert.equal(validateHostConfig({}, 'none').RestartPolicy.Name, 'no');
+  const defaults = { network: 'none', cgroupnsMode: 'private' };
+  assert.equal(validateHostConfig({ NetworkMode: 'default' }, defaults).NetworkMode, 'none');
+  assert.throws(() => validateHostConfig({ NetworkMode: 'bridge2' }, defaults), /network bridge2 not found/);
+  assert.throws(() => validateHostConfig({ RestartPolicy: { Name: 'x' } }, defaults), /invalid restart policy/);
+  assert.throws(() => validateHostConfig({ AutoRemove: true, RestartPolicy: { Name: 'always' } }, defaults), /Conflicting options: --restart and --rm/);
+  assert.throws(() => validateHostConfig({ Memory: 1024 }, defaults), /Minimum memory limit/);
+  assert.equal(validateHostConfig({}, defaults).RestartPolicy.Name, 'no');
+  // The cgroup namespace mode is filled in from the daemon's default, as dockerd does.
+  assert.equal(validateHostConfig({}, defaults).CgroupnsMode, 'private');
+  assert.equal(validateHostConfig({ CgroupnsMode: '' }, { ...defaults, cgroupnsMode: 'host' }).CgroupnsMode, 'host');
+  assert.equal(validateHostConfig({ CgroupnsMode: 'host' }, defaults).CgroupnsMode, 'host');
+  assert.throws(() => validateHostConfig({ CgroupnsMode: 'shared' }, defaults), /invalid cgroup namespace mode: shared/);
 });
 
 test('signals and runtime error mapping', () => {

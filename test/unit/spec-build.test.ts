@@ -96,6 +96,11 @@ test('network/uts/pid/ipc modes', () => {
   const noIpc = buildOciSpec(input({ hostConfig: { IpcMode: 'none' } }));
   assert.ok(!noIpc.mounts.some((m) => m.destination === '/dev/shm'));
   invalid(() => buildOciSpec(input({ hostConfig: { PidMode: 'bogus' } })), 'invalid PID mode: bogus');
+  const cgPrivate = buildOciSpec(input({ hostConfig: { CgroupnsMode: 'private' } }));
+  assert.deepEqual(cgPrivate.linux.namespaces.map((n) => n.type), ['mount', 'network', 'uts', 'pid', 'ipc', 'cgroup']);
+  const cgHost = buildOciSpec(input({ hostConfig: { CgroupnsMode: 'host' } }));
+  assert.ok(!cgHost.linux.namespaces.some((n) => n.type === 'cgroup'));
+  invalid(() => buildOciSpec(input({ hostConfig: { CgroupnsMode: 'bogus' } })), 'invalid cgroup namespace mode: bogus');
 });
 
 test('resources and Docker\'s validation messages', () => {
