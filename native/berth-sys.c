@@ -122,21 +122,31 @@ static napi_value queue_job(napi_env env, mount_job *j) {
   return promise;
 }
 
+/* A zeroed job, or NULL with a JS exception pending. */
+static mount_job *new_job(napi_env env) {
+  mount_job *j = calloc(1, sizeof *j);
+  if (!j) napi_throw_error(env, NULL, "berth-sys: out of memory");
+  return j;
+}
+
+static napi_value bad_arguments(napi_env env, mount_job *j, const char *usage) {
+  mount_job_free(j);
+  napi_throw_type_error(env, NULL, usage);
+  return NULL;
+}
+
 /* mount(source|null, target, fstype|null, flags, data|null) -> Promise<void> */
 static napi_value js_mount(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  mount_job *j = calloc(1, sizeof *j);
-  if (!j) { napi_throw_error(env, NULL, "berth-sys: out of memory"); return NULL; }
   double flags = 0;
+  mount_job *j;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!(j = new_job(env))) return NULL;
   if (argc < 5 || string_arg(env, argv[0], &j->source) || string_arg(env, argv[1], &j->target) || !j->target ||
       string_arg(env, argv[2], &j->fstype) || napi_get_value_double(env, argv[3], &flags) != napi_ok ||
-      string_arg(env, argv[4], &j->data)) {
-    mount_job_free(j);
-    napi_throw_type_error(env, NULL, "mount(source, target, fstype, flags, data)");
-    return NULL;
-  }
+      string_arg(env, argv[4], &j->data))
+    return bad_arguments(env, j, "mount(source, target, fstype, flags, data)");
   j->flags = (unsigned long)flags;
   return queue_job(env, j);
 }
@@ -145,15 +155,12 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
 static napi_value js_umount2(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  mount_job *j = calloc(1, sizeof *j);
-  if (!j) { napi_throw_error(env, NULL, "berth-sys: out of memory"); return NULL; }
   double flags = 0;
-  if (argc < 2 || string_arg(env, argv[0], &j->target) || !j->target || napi_get_value_double(env, argv[1], &flags) != napi_ok) {
-    mount_job_free(j);
-    napi_throw_type_error(env, NULL, "umount2(target, flags)");
-    return NULL;
-  }
+  mount_job *j;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!(j = new_job(env))) return NULL;
+  if (argc < 2 || string_arg(env, argv[0], &j->target) || !j->target || napi_get_value_double(env, argv[1], &flags) != napi_ok)
+    return bad_arguments(env, j, "umount2(target, flags)");
   j->is_umount = 1;
   j->flags = (unsigned long)flags;
   return queue_job(env, j);
