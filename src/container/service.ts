@@ -186,9 +186,16 @@ export class Containers implements ContainerService {
     let snapshotMade = false;
     let made: Ctr | undefined;
     try {
-      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-      const mount = await this.images.prepareContainerRootfs(id, image.id);
-      snapshotMade = true;
+      // Settled both, so the catch below knows exactly what exists.
+      const [dirMade, snapshot] = await Promise.allSettled([
+        fsp.mkdir(dir, { recursive: true, mode: 0o700 }),
+        this.images.prepareContainerRootfs(id, image.id),
+      ]);
+      snapshotMade = snapshot.status === 'fulfilled';
+      if (dirMade.status === 'rejected') throw dirMade.reason;
+      if (snapshot.status === 'rejected') throw snapshot.reason;
+      const prepared = snapshot.value;
+      const { mount } = prepared;
       const rec: ContainerRecord = {
         Id: id,
         Created: nowRfc3339(),
@@ -219,8 +226,10 @@ export class Containers implements ContainerService {
         Berth: { imageId: image.id, conmonPid: 0, manuallyStopped: false, hasBeenStarted: false },
       };
       made = newCtr(rec);
-      // The runtime is made while the record is written: start then finds it (nearly) ready.
+      // The runtime is made while the snapshot and the record are written: start then finds it
+      // (nearly) ready. The record refers to the snapshot, so it is written once that is durable.
       this.prestart(made);
+      await prepared.persisted;
       await this.store.save(rec);
       this.byId.set(id, made);
     } catch (err) {

@@ -57,15 +57,22 @@ export interface MountSpec {
   options: string[]; // e.g. ['lowerdir=a:b', 'upperdir=u', 'workdir=w']
 }
 
+export interface PreparedRootfs {
+  mount: MountSpec;
+  persisted: Promise<void>;
+}
+
 export interface ImageService {
   /** Resolves a reference, full/short id or id prefix. Throws not-found: `No such image: <ref>`. */
   resolve(ref: string): Promise<ImageRecord>;
   list(): Promise<ImageRecord[]>;
   /**
    * Creates the writable rootfs of a container: a snapshot whose parent is
-   * the image's top layer. Returns the mount to use; does not mount.
+   * the image's top layer. Resolves with the mount to use (it does not mount) as soon
+   * as the directories exist; `persisted` settles once the snapshot is durably recorded,
+   * which the caller awaits before recording anything that refers to it.
    */
-  prepareContainerRootfs(containerId: string, imageId: string): Promise<MountSpec>;
+  prepareContainerRootfs(containerId: string, imageId: string): Promise<PreparedRootfs>;
   /** Returns the mount of an existing container snapshot. */
   containerRootfsMount(containerId: string): Promise<MountSpec>;
   /** Directory holding the container's writable layer (overlay upperdir). */

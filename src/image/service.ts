@@ -17,7 +17,7 @@
 import type { Readable } from 'node:stream';
 import type { DaemonConfig } from '../engine/config';
 import type { EventBus } from '../engine/events';
-import type { ImageRecord, ImageService, MountSpec, OciImageConfig } from '../engine/types';
+import type { ImageRecord, ImageService, MountSpec, OciImageConfig, PreparedRootfs } from '../engine/types';
 import { BerthError, conflict, invalidArgument, notFound } from '../common/errors';
 import {
   familiarString, isFullIdentifier, normalizeName, parseReference, referenceString, withDefaultTag, familiarName,
@@ -194,7 +194,7 @@ class ImageServiceImpl implements BerthImageService {
     return this.snapshots.layerPath(chainID);
   }
 
-  async prepareContainerRootfs(containerId: string, imageId: string): Promise<MountSpec> {
+  async prepareContainerRootfs(containerId: string, imageId: string): Promise<PreparedRootfs> {
     const e = this.lookup(imageId);
     return this.snapshots.prepareContainer(containerId, e.id, this.topChain(e));
   }

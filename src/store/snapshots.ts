@@ -17,7 +17,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
-import type { MountSpec } from '../engine/types';
+import type { MountSpec, PreparedRootfs } from '../engine/types';
 import { readJsonIfExists, writeJsonAtomic } from '../common/atomic';
 import { notFound, conflict } from '../common/errors';
 import { applyLayer, type ApplyResult, type ApplyOptions } from './layer';
@@ -237,24 +237,37 @@ export class SnapshotStore {
     return out;
   }
 
-  async prepareContainer(containerId: string, imageId: string, topChainID: string): Promise<MountSpec> {
+  /**
+   * Makes a container snapshot. Resolves once its directories exist, so the rootfs can be
+   * mounted while the metadata is written; `persisted` settles when that write is durable.
+   * If the write fails the snapshot stays known in memory: the caller removes it
+   * (removeContainer) as part of undoing the create.
+   */
+  async prepareContainer(containerId: string, imageId: string, topChainID: string): Promise<PreparedRootfs> {
     if (topChainID) this.lowerDirs(topChainID); // throws when a layer is missing
-    await this.withLock(async () => {
+    let dirsReady!: () => void;
+    const ready = new Promise<void>((resolve) => { dirsReady = resolve; });
+    const persisted = this.withLock(async () => {
       if (this.meta.containers[containerId]) throw conflict(`container snapshot ${containerId} already exists`);
       const n = this.meta.next++;
       const d = path.join(this.dir, String(n));
-      await fsp.mkdir(path.join(d, 'fs'), { recursive: true, mode: 0o755 });
-      await fsp.mkdir(path.join(d, 'work'), { recursive: true, mode: 0o700 });
-      this.meta.containers[containerId] = { n, containerId, imageId, parent: topChainID };
       try {
-        await this.save();
+        await Promise.all([
+          fsp.mkdir(path.join(d, 'fs'), { recursive: true, mode: 0o755 }),
+          fsp.mkdir(path.join(d, 'work'), { recursive: true, mode: 0o700 }),
+        ]);
       } catch (err) {
-        delete this.meta.containers[containerId];
         await fsp.rm(d, { recursive: true, force: true });
         throw err;
       }
+      this.meta.containers[containerId] = { n, containerId, imageId, parent: topChainID };
+      dirsReady();
+      await this.save();
     });
-    return this.containerMount(containerId);
+    // Before the directories exist, a failure is the caller's answer; after, `persisted` carries it.
+    await Promise.race([ready, persisted]);
+    persisted.catch(() => undefined);
+    return { mount: this.containerMount(containerId), persisted };
   }
 
   containerMount(containerId: string): MountSpec {

@@ -69,7 +69,12 @@ test('layers are unpacked once per chain ID and shared; container snapshots stac
     assert.equal(svc.snapshots.layers().length, 3);
     assert.deepEqual(seen.filter((a) => a === 'tag').length, 2);
 
-    const mount = await svc.prepareContainerRootfs('c1', 'app:2');
+    const { mount, persisted } = await svc.prepareContainerRootfs('c1', 'app:2');
+    assert.ok(fs.statSync(svc.containerUpperDir('c1')).isDirectory(), 'the directories exist when it resolves');
+    await persisted;
+    const meta = fs.readFileSync(path.join(dir, 'metadata', 'snapshots.json'), 'utf8');
+    assert.match(meta, /"c1"/, 'persisted: the snapshot is on disk');
+    await assert.rejects(svc.prepareContainerRootfs('c1', 'app:2'), /container snapshot c1 already exists/);
     assert.equal(mount.type, 'overlay');
     const lower = mount.options.find((o) => o.startsWith('lowerdir='))!.slice('lowerdir='.length).split(':');
     assert.equal(lower.length, 2);
@@ -101,7 +106,8 @@ test('an image without layers gets an empty lower dir', async () => {
   try {
     const svc = await createImageService({ ...defaultConfig(), dataRoot: dir }, new EventBus());
     const img = await svc.createImageFromLayers({ layers: [], config: { architecture: 'amd64', os: 'linux' }, tags: ['scratchy'] });
-    const m = await svc.prepareContainerRootfs('c0', img.id);
+    const { mount: m, persisted } = await svc.prepareContainerRootfs('c0', img.id);
+    await persisted;
     const lower = m.options[0].slice('lowerdir='.length);
     assert.deepEqual(fs.readdirSync(lower), []);
     await svc.removeContainerRootfs('c0');
