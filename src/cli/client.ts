@@ -3,6 +3,7 @@
 // paths, JSON errors, and the hijacked (Upgrade: tcp) protocol for attach/exec.
 import * as http from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
+import { getTimestamp } from './units';
 
 export const DEFAULT_HOST = 'unix:///run/berth/berth.sock';
 /** Highest API version this client speaks (the swagger we follow). */
@@ -299,4 +300,14 @@ export function filtersParam(filters: string[]): string | undefined {
     (out[k] ??= {})[v] = true;
   }
   return JSON.stringify(out);
+}
+
+/** A --since/--until value as the API's `seconds.nanoseconds` (undefined when empty); bad values exit 1 as docker's. */
+export function timestampParam(value: string): string | undefined {
+  if (!value) return undefined;
+  try {
+    return getTimestamp(value);
+  } catch (e) {
+    throw new CliError((e as Error).message, 1);
+  }
 }

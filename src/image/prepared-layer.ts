@@ -11,8 +11,6 @@
  */
 import type { Readable } from 'node:stream';
 import type { BerthImageService } from './service';
-import { TarSplitter } from '../store/tarsplit';
-import type { PreparedUnpack } from '../store/snapshots';
 
 export interface PreparedLayer {
   diffID: string;
@@ -22,19 +20,7 @@ export interface PreparedLayer {
 }
 
 export async function prepareLayer(images: BerthImageService, src: Readable): Promise<PreparedLayer> {
-  const ingest = images.content.newIngest();
-  const split = new TarSplitter(ingest.stream);
-  let prep: PreparedUnpack;
-  try {
-    prep = await images.snapshots.prepareLayer(src, { split });
-    await new Promise<void>((resolve, reject) => {
-      ingest.stream.once('error', reject);
-      ingest.stream.end(() => resolve());
-    });
-  } catch (err) {
-    await ingest.abort();
-    throw err;
-  }
+  const { result: prep, ingest, split } = await images.unpackRecordingSplit((rec) => images.snapshots.prepareLayer(src, { split: rec }));
   let used = false;
   const discard = async () => {
     used = true;

@@ -22,7 +22,7 @@ import { BerthError, conflict, invalidArgument, notFound } from '../common/error
 import {
   familiarString, isFullIdentifier, normalizeName, parseReference, referenceString, withDefaultTag, familiarName,
 } from '../common/reference';
-import { ContentStore } from '../store/content';
+import { ContentStore, type Ingest } from '../store/content';
 import { ImageStore, type ImageEntry } from '../store/imagestore';
 import { SnapshotStore, chainIDs } from '../store/snapshots';
 import { TarSplitter, assembleTar } from '../store/tarsplit';
@@ -82,6 +82,11 @@ export interface BerthImageService extends ImageService {
   layerSizes(id: string): number[];
   /** Familiar `repo:tag` list of an image. */
   repoTags(id: string): string[];
+  /**
+   * Runs an unpack that feeds a tar-split record into a new (unpublished) ingest; the caller
+   * then publishes the record (`ingest.commitAs`) or drops it (`abort`). On failure nothing is kept.
+   */
+  unpackRecordingSplit<T>(unpack: (split: TarSplitter) => Promise<T>): Promise<{ result: T; ingest: Ingest; split: TarSplitter }>;
   content: ContentStore;
   snapshots: SnapshotStore;
 }
@@ -194,6 +199,22 @@ class ImageServiceImpl implements BerthImageService {
     return this.snapshots.layerPath(chainID);
   }
 
+  async unpackRecordingSplit<T>(unpack: (split: TarSplitter) => Promise<T>): Promise<{ result: T; ingest: Ingest; split: TarSplitter }> {
+    const ingest = this.content.newIngest();
+    const split = new TarSplitter(ingest.stream);
+    try {
+      const result = await unpack(split);
+      await new Promise<void>((resolve, reject) => {
+        ingest.stream.once('error', reject);
+        ingest.stream.end(() => resolve());
+      });
+      return { result, ingest, split };
+    } catch (err) {
+      await ingest.abort();
+      throw err;
+    }
+  }
+
   async prepareContainerRootfs(containerId: string, imageId: string): Promise<PreparedRootfs> {
     const e = this.lookup(imageId);
     return this.snapshots.prepareContainer(containerId, e.id, this.topChain(e));
@@ -245,19 +266,8 @@ class ImageServiceImpl implements BerthImageService {
         }
       }
       // The layer tar is not kept twice: a tar-split record plus the unpacked files rebuild it (tarsplit.ts).
-      const ingest = this.content.newIngest();
-      const split = new TarSplitter(ingest.stream);
-      let result;
-      try {
-        result = await this.snapshots.unpackLayer(parentChain, await input.open(), { split });
-        await new Promise<void>((resolve, reject) => {
-          ingest.stream.once('error', reject);
-          ingest.stream.end(() => resolve());
-        });
-      } catch (err) {
-        await ingest.abort();
-        throw err;
-      }
+      const below = parentChain;
+      const { result, ingest, split } = await this.unpackRecordingSplit(async (rec) => this.snapshots.unpackLayer(below, await input.open(), { split: rec }));
       const diffID = result.apply.diffID;
       if (input.diffID && input.diffID !== diffID) {
         await ingest.abort();

@@ -68,10 +68,7 @@ export class Ingest {
     if (this.done) throw new Error('ingest already finished');
     this.done = true;
     try {
-      if (!this.file.closed) await new Promise<void>((resolve, reject) => {
-        this.file.once('close', resolve);
-        this.file.once('error', reject);
-      });
+      await this.closed();
       const digest = 'sha256:' + this.hash.digest('hex');
       if (expected?.digest && expected.digest !== digest) {
         throw invalidArgument(`failed to verify blob: digest mismatch: expected ${expected.digest}, got ${digest}`);
@@ -79,11 +76,7 @@ export class Ingest {
       if (expected?.size !== undefined && expected.size !== this.bytes) {
         throw invalidArgument(`failed to verify blob ${digest}: size mismatch: expected ${expected.size}, got ${this.bytes}`);
       }
-      const fh = await fsp.open(this.tmpPath, 'r');
-      try { await fh.sync(); } finally { await fh.close(); }
-      const target = this.store.blobPath(digest);
-      await fsp.rename(this.tmpPath, target);
-      await fsyncDir(path.dirname(target));
+      await this.publish(this.store.blobPath(digest));
       return { digest, size: this.bytes };
     } catch (err) {
       await fsp.rm(this.tmpPath, { force: true });
@@ -96,18 +89,29 @@ export class Ingest {
     if (this.done) throw new Error('ingest already finished');
     this.done = true;
     try {
-      if (!this.file.closed) await new Promise<void>((resolve, reject) => {
-        this.file.once('close', resolve);
-        this.file.once('error', reject);
-      });
-      const fh = await fsp.open(this.tmpPath, 'r');
-      try { await fh.sync(); } finally { await fh.close(); }
-      await fsp.rename(this.tmpPath, target);
-      await fsyncDir(path.dirname(target));
+      await this.closed();
+      await this.publish(target);
     } catch (err) {
       await fsp.rm(this.tmpPath, { force: true });
       throw err;
     }
+  }
+
+  /** Resolves once the written file is closed (the writable has flushed it). */
+  private async closed(): Promise<void> {
+    if (this.file.closed) return;
+    await new Promise<void>((resolve, reject) => {
+      this.file.once('close', resolve);
+      this.file.once('error', reject);
+    });
+  }
+
+  /** Makes the written file durable and renames it to `target`, durably. */
+  private async publish(target: string): Promise<void> {
+    const fh = await fsp.open(this.tmpPath, 'r');
+    try { await fh.sync(); } finally { await fh.close(); }
+    await fsp.rename(this.tmpPath, target);
+    await fsyncDir(path.dirname(target));
   }
 
   async abort(): Promise<void> {

@@ -3,18 +3,11 @@
  * daemon knows them again, and a container that exited meanwhile has the
  * right logs and exit code.
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startDaemon, bootstrapBusybox, ok, sleep, alive, type Daemon } from '../helpers/daemon';
+import { busyboxDaemonForFile, ok, sleep, alive } from '../helpers/daemon';
 
-let d: Daemon;
-before(async () => {
-  d = await startDaemon();
-  await bootstrapBusybox(d);
-});
-after(async () => {
-  await d?.stop();
-});
+const d = busyboxDaemonForFile();
 
 const berth = (...args: string[]) => d.cli(args);
 const inspect = async (name: string) => JSON.parse(ok(await berth('inspect', name)).stdout)[0];

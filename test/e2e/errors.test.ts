@@ -2,18 +2,11 @@
  * Bad input through `berth`: each case gets Docker's words and exit code,
  * and leaves no stray container, mount or process behind.
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startDaemon, bootstrapBusybox, ok, mountsUnder, pidsMentioning, waitFor, run, BERTH_BIN, type Daemon } from '../helpers/daemon';
+import { busyboxDaemonForFile, ok, mountsUnder, pidsMentioning, waitFor, run, BERTH_BIN } from '../helpers/daemon';
 
-let d: Daemon;
-before(async () => {
-  d = await startDaemon();
-  await bootstrapBusybox(d);
-});
-after(async () => {
-  await d?.stop();
-});
+const d = busyboxDaemonForFile();
 
 const berth = (...args: string[]) => d.cli(args);
 const containerCount = async () => ok(await berth('ps', '-aq')).stdout.split('\n').filter(Boolean).length;

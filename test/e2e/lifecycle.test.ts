@@ -3,20 +3,13 @@
  * attach, stop/start/restart/kill/wait, pause/unpause, top, rename, inspect, rm.
  * Tests run in order and share the `web` container.
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { startDaemon, bootstrapBusybox, ok, parsePs, waitFor, sleep, BERTH_BIN, type Daemon } from '../helpers/daemon';
+import { busyboxDaemonForFile, ok, parsePs, waitFor, sleep, BERTH_BIN } from '../helpers/daemon';
 
-let d: Daemon;
+const d = busyboxDaemonForFile();
 let webId = '';
-before(async () => {
-  d = await startDaemon();
-  await bootstrapBusybox(d);
-});
-after(async () => {
-  await d?.stop();
-});
 
 const berth = (...args: string[]) => d.cli(args);
 const inspect = async (name: string) => JSON.parse(ok(await berth('inspect', name)).stdout)[0];

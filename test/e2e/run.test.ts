@@ -3,20 +3,13 @@
  * real output, isolation and limits read back from inside the container.
  * Needs root, runc, conmon and the host's busybox-static.
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { startDaemon, bootstrapBusybox, ok, parsePs, waitFor, type Daemon } from '../helpers/daemon';
+import { busyboxDaemonForFile, ok, parsePs, waitFor } from '../helpers/daemon';
 
-let d: Daemon;
-before(async () => {
-  d = await startDaemon();
-  await bootstrapBusybox(d);
-});
-after(async () => {
-  await d?.stop();
-});
+const d = busyboxDaemonForFile();
 
 const berth = (...args: string[]) => d.cli(args);
 const inspect = async (name: string) => JSON.parse(ok(await berth('inspect', name)).stdout)[0];

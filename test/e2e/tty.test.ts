@@ -2,19 +2,12 @@
  * Interactive TTY sessions through a real pseudo-terminal (`script`):
  * run -it and exec -it, raw mode, window size and resize, Ctrl-D, exit codes.
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startDaemon, bootstrapBusybox, ok, BERTH_BIN, type Daemon } from '../helpers/daemon';
+import { busyboxDaemonForFile, ok, BERTH_BIN } from '../helpers/daemon';
 import { startPty } from '../helpers/pty';
 
-let d: Daemon;
-before(async () => {
-  d = await startDaemon();
-  await bootstrapBusybox(d);
-});
-after(async () => {
-  await d?.stop();
-});
+const d = busyboxDaemonForFile();
 
 const berthCmd = (args: string) => `${process.execPath} ${BERTH_BIN} ${args}`;
 const PROMPT = /\/ # $|\/ # /;

@@ -7,6 +7,7 @@
  * Roots are short (/tmp/bt-XXXXXX) because conmon's attach socket path
  * must fit in sun_path (108 bytes).
  */
+import { after, before } from 'node:test';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
@@ -179,18 +180,21 @@ function alive(pid: number): boolean {
   }
 }
 
+/** A directory's entries; none when it cannot be read (gone, or not a directory). */
+function entriesOf(dir: string): fs.Dirent[] {
+  try {
+    return fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+}
+
 /** Cgroup directories whose name mentions berth (to tell which ones a run created). */
 function berthCgroups(): Set<string> {
   const found = new Set<string>();
   const walk = (dir: string, depth: number) => {
     if (depth > 4) return;
-    let entries: fs.Dirent[];
-    try {
-      entries = fs.readdirSync(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
+    for (const e of entriesOf(dir)) {
       if (!e.isDirectory()) continue;
       const p = path.join(dir, e.name);
       if (e.name.includes('berth')) found.add(p);
@@ -204,6 +208,27 @@ function berthCgroups(): Set<string> {
 /** The cgroup parent a test daemon's containers live under (unique per daemon). */
 export function cgroupParentOf(base: string): string {
   return `/berth-${path.basename(base)}`;
+}
+
+/**
+ * One daemon with busybox for the calling test file: started in before(), stopped (and everything
+ * it left removed) in after(). Returns a stand-in that forwards to that daemon once it runs, so a
+ * file can write `const d = busyboxDaemonForFile();` at top level; `d.pid` follows restarts.
+ */
+export function busyboxDaemonForFile(opts: StartOptions = {}): Daemon {
+  let daemon: Daemon | undefined;
+  before(async () => {
+    daemon = await startDaemon(opts);
+    await bootstrapBusybox(daemon);
+  });
+  after(async () => { await daemon?.stop(); });
+  return new Proxy({} as Daemon, {
+    get(_target, prop) {
+      if (!daemon) throw new Error('the test daemon was used before before() started it');
+      const value = (daemon as any)[prop];
+      return typeof value === 'function' ? value.bind(daemon) : value;
+    },
+  });
 }
 
 export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
@@ -328,13 +353,7 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
 function containerIdsUnder(roots: string[]): Set<string> {
   const ids = new Set<string>();
   const walk = (dir: string, depth: number) => {
-    let entries: fs.Dirent[];
-    try {
-      entries = fs.readdirSync(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
+    for (const e of entriesOf(dir)) {
       const name = e.name.replace(/\.json$/, '');
       if (/^[0-9a-f]{64}$/.test(name)) ids.add(name);
       if (e.isDirectory() && depth < 4 && !/^[0-9a-f]{64}$/.test(e.name)) walk(path.join(dir, e.name), depth + 1);
@@ -348,13 +367,7 @@ function runcRoots(execRoot: string): string[] {
   // <execRoot>/runc by convention; also any dir holding runc state (state.json one level down).
   const roots = new Set<string>();
   const walk = (dir: string, depth: number) => {
-    let entries: fs.Dirent[];
-    try {
-      entries = fs.readdirSync(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
+    for (const e of entriesOf(dir)) {
       if (!e.isDirectory()) continue;
       const p = path.join(dir, e.name);
       if (fs.existsSync(path.join(p, 'state.json'))) roots.add(dir);
@@ -433,11 +446,7 @@ export async function cleanupRoots(base: string, execRoot: string, dataRoot: str
   for (const cg of leftover) {
     const walk = (dir: string) => {
       withChildren.add(dir);
-      try {
-        for (const e of fs.readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) walk(path.join(dir, e.name));
-      } catch {
-        // gone
-      }
+      for (const e of entriesOf(dir)) if (e.isDirectory()) walk(path.join(dir, e.name));
     };
     walk(cg);
   }

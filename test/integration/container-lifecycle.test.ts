@@ -3,19 +3,13 @@
  * own temp roots, busybox bootstrapped through the image service, driven over
  * the API socket. Cleanup (processes, mounts, runc state) runs in t.after.
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { startDaemon, bootstrapBusybox, type Daemon } from '../helpers/daemon';
+import { busyboxDaemonForFile } from '../helpers/daemon';
 import { decodeAll } from '../../src/common/stdcopy';
 
-let d: Daemon;
-
-before(async () => {
-  d = await startDaemon();
-  await bootstrapBusybox(d);
-});
-after(async () => { await d?.stop(); });
+const d = busyboxDaemonForFile();
 
 async function create(body: any, name?: string): Promise<string> {
   const r = await d.api('POST', `/containers/create${name ? `?name=${name}` : ''}`, { Image: 'busybox', ...body });

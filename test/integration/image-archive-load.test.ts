@@ -4,7 +4,7 @@
  * archives (truncated, not a tar, missing layer, digest mismatch, path
  * escapes, bad tag) are refused and leave the store exactly as it was.
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -12,14 +12,9 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import * as zlib from 'node:zlib';
 import * as tar from 'tar-stream';
-import { startDaemon, bootstrapBusybox, type Daemon } from '../helpers/daemon';
+import { busyboxDaemonForFile } from '../helpers/daemon';
 
-let d: Daemon;
-before(async () => {
-  d = await startDaemon();
-  await bootstrapBusybox(d);
-});
-after(async () => { await d?.stop(); });
+const d = busyboxDaemonForFile();
 
 type Entry = { name: string; type?: 'file' | 'directory' | 'symlink' | 'link'; linkname?: string; data?: string | Buffer };
 

@@ -3,20 +3,13 @@
  * /usr/local/bin/docker) drives berthd through every container command of
  * the engine-core issue, unchanged, with DOCKER_HOST pointing at berthd.
  */
-import { describe, test, before, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { startDaemon, bootstrapBusybox, dockerClis, ok, parsePs, waitFor, type Daemon } from '../helpers/daemon';
+import { busyboxDaemonForFile, dockerClis, ok, parsePs, waitFor } from '../helpers/daemon';
 import { startPty } from '../helpers/pty';
 
-let d: Daemon;
-before(async () => {
-  d = await startDaemon();
-  await bootstrapBusybox(d);
-});
-after(async () => {
-  await d?.stop();
-});
+const d = busyboxDaemonForFile();
 
 const clis = dockerClis();
 test('a docker CLI is installed', () => {

@@ -2,11 +2,11 @@
 // rename, port, diff, commit, cp.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ApiClient, ApiError, CliError, filtersParam } from '../client';
+import { ApiClient, ApiError, CliError, filtersParam, timestampParam } from '../client';
 import type { CommandDef, Ctx } from '../context';
 import type { CommandSpec, FlagSpec, Parsed } from '../flags';
 import { renderRows } from '../format';
-import { ellipsis, getTimestamp, goQuote, goTimeString, humanDuration, humanSize, tabwrite, truncateId } from '../units';
+import { ellipsis, goQuote, goTimeString, humanDuration, humanSize, tabwrite, truncateId } from '../units';
 import { finishSession, flushStdio, pump, terminalSize } from '../streams';
 import { monitorTty, proxySignals, resizeContainer, waitExit } from './run';
 import { StdcopyDecoder, STDERR } from '../../common/stdcopy';
@@ -153,19 +153,7 @@ const waitCmd: CommandDef = {
   spec: spec('wait', 'wait CONTAINER [CONTAINER...]', 'Block until one or more containers stop, then print their exit codes', [], { minArgs: 1 }),
   async run(ctx, p) {
     const api = await ctx.api();
-    let failed = false;
-    for (const n of p.args) {
-      try {
-        const code = await waitExit(api, n, '');
-        ctx.out(`${code}\n`);
-      } catch (e) {
-        if (e instanceof ApiError) ctx.err(`Error response from daemon: ${e.message}\n`);
-        else if (e instanceof CliError) ctx.err(`${e.message}\n`);
-        else throw e;
-        failed = true;
-      }
-    }
-    return failed ? 1 : 0;
+    return forEach(ctx, p.args, async (n) => ctx.out(`${await waitExit(api, n, '')}\n`), false);
   },
 };
 
@@ -319,20 +307,12 @@ const logsCmd: CommandDef = {
     const o = p.opts;
     const api = await ctx.api();
     const c = await api.get(`/containers/${p.args[0]}/json`);
-    const ts = (v: string): string | undefined => {
-      if (!v) return undefined;
-      try {
-        return getTimestamp(v);
-      } catch (e) {
-        throw new CliError((e as Error).message, 1);
-      }
-    };
     const r = await api.request('GET', `/containers/${c.Id}/logs`, {
       query: {
         stdout: 1,
         stderr: 1,
-        since: ts(o.since),
-        until: ts(o.until),
+        since: timestampParam(o.since),
+        until: timestampParam(o.until),
         timestamps: o.timestamps ? 1 : undefined,
         follow: o.follow ? 1 : undefined,
         tail: o.tail,

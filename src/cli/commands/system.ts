@@ -1,11 +1,11 @@
 // inspect (any object), version, info, events, bootstrap.
-import { ApiError, CLIENT_MAX_API, CliError, compareVersions, filtersParam } from '../client';
+import { ApiError, CLIENT_MAX_API, CliError, compareVersions, filtersParam, timestampParam } from '../client';
 import { forEachLine } from '../jsonlines';
 import type { CommandDef, Ctx } from '../context';
 import type { CommandSpec, FlagSpec } from '../flags';
 import { compile, execute } from '../format';
 import { prepareFormat } from '../template';
-import { bytesSize, getTimestamp, jsonIndent } from '../units';
+import { bytesSize, jsonIndent } from '../units';
 import { printProgress } from './run';
 
 const spec = (path: string, usage: string, description: string, flags: FlagSpec[], extra: Partial<CommandSpec> = {}): CommandSpec => ({ path, usage, description, flags, ...extra });
@@ -234,17 +234,9 @@ const events: CommandDef = {
   ], { maxArgs: 0 }),
   async run(ctx, p) {
     const o = p.opts;
-    const ts = (v: string): string | undefined => {
-      if (!v) return undefined;
-      try {
-        return getTimestamp(v);
-      } catch (e) {
-        throw new CliError((e as Error).message, 1);
-      }
-    };
     const t = o.format ? compile(prepareFormat(o.format).body) : null;
     const api = await ctx.api();
-    const r = await api.request('GET', '/events', { query: { since: ts(o.since), until: ts(o.until), filters: filtersParam(o.filter) } });
+    const r = await api.request('GET', '/events', { query: { since: timestampParam(o.since), until: timestampParam(o.until), filters: filtersParam(o.filter) } });
     const handle = (line: string): void => {
       // Keep timeNano exact: it exceeds double precision.
       const ev = JSON.parse(line);
