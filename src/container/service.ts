@@ -926,8 +926,22 @@ function isConmon(pid: number): boolean {
   }
 }
 
+/** The last ctl write queued per FIFO: resizes reach conmon in the order they were asked for. */
+const ctlQueues = new Map<string, Promise<void>>();
+
 /** Writes a resize message to conmon's ctl FIFO (non-blocking: no reader -> error). */
-export async function writeCtl(fifo: string, height: number, width: number): Promise<void> {
+export function writeCtl(fifo: string, height: number, width: number): Promise<void> {
+  const prev = ctlQueues.get(fifo) ?? Promise.resolve();
+  const next = prev.then(() => writeCtlNow(fifo, height, width));
+  const tail = next.catch(() => undefined);
+  ctlQueues.set(fifo, tail);
+  void tail.then(() => {
+    if (ctlQueues.get(fifo) === tail) ctlQueues.delete(fifo);
+  });
+  return next;
+}
+
+async function writeCtlNow(fifo: string, height: number, width: number): Promise<void> {
   let fh: fsp.FileHandle;
   try {
     fh = await fsp.open(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);

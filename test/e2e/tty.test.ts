@@ -19,6 +19,9 @@ test('run -it --rm busybox sh: a real TTY, window size, resize, exit code', asyn
     s.send('tty; stty size\r');
     await s.expect(/\/dev\/pts\/0\r?\n/);
     await s.expect(/24 80\r?\n/);
+    // a burst of resizes (each stty call is two SIGWINCHes): the last size wins
+    s.resize(30, 90);
+    s.resize(35, 95);
     s.resize(40, 100);
     await new Promise((r) => setTimeout(r, 300));
     s.send('stty size\r');

@@ -623,12 +623,34 @@ export function proxySignals(api: ApiClient, id: string): () => void {
   return () => handlers.forEach(([s, h]) => process.removeListener(s, h));
 }
 
-/** Keeps the container's TTY size in step with ours: once now, then on SIGWINCH. */
+/**
+ * Keeps the container's TTY size in step with ours: once now, then on SIGWINCH.
+ * One resize request is in flight at a time and the size is read again when it
+ * ends: `stty rows R cols C` changes the size in two steps, and two requests on
+ * two connections may be applied out of order, leaving the half-way size.
+ */
 export function monitorTty(resize: (h: number, w: number) => Promise<void>): () => void {
   if (!process.stdout.isTTY) return () => undefined;
+  let inFlight = false;
+  let again = false;
+  let sent = '';
   const send = (): void => {
+    if (inFlight) {
+      again = true;
+      return;
+    }
     const s = terminalSize();
-    if (s) resize(s.h, s.w).catch(() => undefined);
+    if (!s || `${s.h}x${s.w}` === sent) return;
+    inFlight = true;
+    resize(s.h, s.w)
+      .then(() => void (sent = `${s.h}x${s.w}`), () => undefined)
+      .finally(() => {
+        inFlight = false;
+        if (again) {
+          again = false;
+          send();
+        }
+      });
   };
   send();
   process.on('SIGWINCH', send);
