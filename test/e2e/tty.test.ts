@@ -5,12 +5,28 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { busyboxDaemonForFile, ok, BERTH_BIN } from '../helpers/daemon';
-import { startPty } from '../helpers/pty';
+import { startPty, type PtySession } from '../helpers/pty';
 
 const d = busyboxDaemonForFile();
 
 const berthCmd = (args: string) => `${process.execPath} ${BERTH_BIN} ${args}`;
 const PROMPT = /\/ # $|\/ # /;
+
+/**
+ * Asks the container's shell for its terminal size until it reports rows x cols
+ * (a resize travels CLI → daemon → conmon asynchronously; a slow host may need a moment).
+ */
+async function expectSize(s: PtySession, rows: number, cols: number): Promise<void> {
+  let last = '';
+  for (let i = 0; i < 25; i++) {
+    s.send('stty size\r');
+    const m = await s.expect(/(\d+) (\d+)\r?\n/);
+    last = `${m[1]} ${m[2]}`;
+    if (last === `${rows} ${cols}`) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.fail(`terminal size stayed ${last}, expected ${rows} ${cols}`);
+}
 
 test('run -it --rm busybox sh: a real TTY, window size, resize, exit code', async () => {
   const s = startPty(berthCmd('run -it --rm busybox sh'), { env: d.env, rows: 24, cols: 80, workDir: d.base });
@@ -23,9 +39,7 @@ test('run -it --rm busybox sh: a real TTY, window size, resize, exit code', asyn
     s.resize(30, 90);
     s.resize(35, 95);
     s.resize(40, 100);
-    await new Promise((r) => setTimeout(r, 300));
-    s.send('stty size\r');
-    await s.expect(/40 100\r?\n/);
+    await expectSize(s, 40, 100);
     // raw mode: the container's terminal, not ours, echoes and edits the line
     s.send('echo $((6*7))\r');
     await s.expect(/42\r?\n/);
@@ -74,9 +88,7 @@ test('exec -it into a running container', async () => {
     await s.expect(/30 90\r?\n/);
     await s.expect(/1 root\s+(\S+\s+)?sleep 1000/);
     s.resize(33, 120);
-    await new Promise((r) => setTimeout(r, 300));
-    s.send('stty size\r');
-    await s.expect(/33 120\r?\n/);
+    await expectSize(s, 33, 120);
     s.send('exit 4\r');
     assert.equal(await s.exited(), 4);
   } finally {
