@@ -1,7 +1,7 @@
 // docker's formatter.Context: `table` templates with a header row derived from the
 // same template, tabwriter alignment, and `{{.ID}}`-style quiet output.
 import { CliError } from './client';
-import { prepareFormat, Template, TemplateError } from './template';
+import { FORMATTER_ROW, prepareFormat, Template, TemplateError } from './template';
 import { tabwrite } from './units';
 
 export function compile(format: string): Template {
@@ -47,6 +47,9 @@ export function renderRows(format: string, rows: object[], headers: Record<strin
     });
     out += execute(t, hp) + '\n';
   }
-  for (const r of rows) out += execute(t, r) + '\n';
+  for (const r of rows) {
+    Object.defineProperty(r, FORMATTER_ROW, { value: true });
+    out += execute(t, r) + '\n';
+  }
   return table ? tabwrite(out) : out;
 }

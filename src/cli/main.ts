@@ -10,6 +10,8 @@ const load: Record<string, Loader> = {
   container: () => import('./commands/container').then((m) => m.defs),
   image: () => import('./commands/image').then((m) => m.defs),
   system: () => import('./commands/system').then((m) => m.defs),
+  usage: () => import('./commands/usage').then((m) => m.defs),
+  prune: () => import('./commands/prune').then((m) => m.defs),
 };
 
 /** command path -> [module, def name] */
@@ -34,6 +36,7 @@ const top: Record<string, [string, string]> = {
   diff: ['container', 'diff'],
   commit: ['container', 'commit'],
   cp: ['container', 'cp'],
+  stats: ['usage', 'stats'],
   inspect: ['system', 'inspect'],
   version: ['system', 'version'],
   info: ['system', 'info'],
@@ -52,6 +55,8 @@ const groups: Record<string, Record<string, [string, string]>> = {
   // Every top-level container command is also `berth container <cmd>`, plus Docker's group-only aliases.
   container: {
     ...Object.fromEntries(Object.entries(top).filter(([, [mod]]) => mod === 'run' || mod === 'container')),
+    stats: ['usage', 'stats'],
+    prune: ['prune', 'containerPrune'],
     ls: ['container', 'ps'],
     list: ['container', 'ps'],
     remove: ['container', 'rm'],
@@ -65,14 +70,16 @@ const groups: Record<string, Record<string, [string, string]>> = {
     tag: ['image', 'tag'],
     rm: ['image', 'rmi'],
     remove: ['image', 'rmi'],
-    prune: ['image', 'prune'],
+    prune: ['prune', 'imagePrune'],
     import: ['image', 'import'],
     save: ['image', 'save'],
     load: ['image', 'load'],
   },
   system: {
-    info: ['system', 'info'],
+    df: ['usage', 'df'],
     events: ['system', 'events'],
+    info: ['system', 'info'],
+    prune: ['prune', 'systemPrune'],
   },
 };
 
@@ -117,6 +124,7 @@ Commands:
   run         Run a command in a new container
   save        Save one or more images to a tar archive (streamed to STDOUT by default)
   start       Start one or more stopped containers
+  stats       Display a live stream of container(s) resource usage statistics
   stop        Stop one or more running containers
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
   top         Display the running processes of a container
@@ -127,11 +135,19 @@ Commands:
 Run '${PROG} COMMAND --help' for more information on a command.
 `;
 
-function groupHelp(g: string): string {
-  return `\nUsage:  ${PROG} ${g} COMMAND\n\nManage ${g}s\n\nCommands:\n${Object.keys(groups[g])
-    .sort()
-    .map((c) => `  ${c}`)
-    .join('\n')}\n\nRun '${PROG} ${g} COMMAND --help' for more information on a command.\n`;
+/** `berth <group> --help`: the group's commands with their one-line descriptions. */
+async function groupHelp(g: string): Promise<string> {
+  const titles: Record<string, string> = { container: 'Manage containers', image: 'Manage images', system: 'Manage Berth' };
+  const lines: string[] = [];
+  // Aliases are accepted but not listed, as in docker's help.
+  const aliases = new Set(['container list', 'container ps', 'container remove', 'image list', 'image remove']);
+  for (const c of Object.keys(groups[g]).sort()) {
+    if (aliases.has(`${g} ${c}`)) continue;
+    const [mod, name] = groups[g][c];
+    const description = (await load[mod]())[name].spec.description;
+    lines.push(`  ${c.padEnd(11)} ${description}`);
+  }
+  return `\nUsage:  ${PROG} ${g} COMMAND\n\n${titles[g]}\n\nCommands:\n${lines.join('\n')}\n\nRun '${PROG} ${g} COMMAND --help' for more information on a command.\n`;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -165,7 +181,7 @@ async function main(argv: string[]): Promise<number> {
   if (groups[cmd]) {
     const sub = argv[i + 1];
     if (sub === undefined || sub === '--help' || sub === '-h') {
-      process.stdout.write(groupHelp(cmd));
+      process.stdout.write(await groupHelp(cmd));
       return 0;
     }
     route = groups[cmd][sub];

@@ -483,8 +483,26 @@ function goLen(v: unknown): number {
   throw new TemplateError(`template: :1: error calling len: len of type ${goType(v)}`);
 }
 
+/**
+ * Marks a row of a docker formatter context (ps, images, stats, system df...).
+ * docker marshals such a row as a Go map: keys in byte order and <, >, & escaped
+ * (json.Marshal's HTML escaping), unlike `{{json .State}}` of inspect data.
+ */
+export const FORMATTER_ROW = Symbol('formatter row');
+
+function goMarshalRow(row: Record<string, unknown>): string {
+  const sorted: Record<string, unknown> = {};
+  for (const k of Object.keys(row).sort()) sorted[k] = row[k];
+  // Inside JSON text these characters only occur in strings, where the escapes are equivalent.
+  return JSON.stringify(sorted).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 const funcs: Record<string, (...a: any[]) => unknown> = {
-  json: (v: unknown) => (v === undefined ? 'null' : JSON.stringify(v)),
+  json: (v: unknown) => {
+    if (v === undefined) return 'null';
+    if (v && typeof v === 'object' && (v as Record<symbol, unknown>)[FORMATTER_ROW]) return goMarshalRow(v as Record<string, unknown>);
+    return JSON.stringify(v);
+  },
   split: (s: string, sep: string) => String(s).split(sep),
   join: (arr: unknown, sep: string) => (Array.isArray(arr) ? arr.map((e) => printValue(e, true)).join(sep) : ''),
   title: (s: string) => String(s).replace(/(^|[^A-Za-z0-9_'])([a-z])/g, (_m, p: string, c: string) => p + c.toUpperCase()),
@@ -551,6 +569,8 @@ function callFunc(name: string, args: unknown[]): unknown {
 
 /** docker's formatter pre-processing: `table ` prefix, and `\t` / `\n` escapes. */
 export function prepareFormat(format: string): { table: boolean; body: string } {
+  // `--format json` is docker's shorthand for one JSON object per line.
+  if (format.trim() === 'json') return { table: false, body: '{{json .}}' };
   let body = format;
   let table = false;
   if (body.startsWith('table')) {

@@ -418,6 +418,21 @@ export function registerSystemRoutes(router: Router, services: Services): void {
     ctx.send(200, out);
   });
 
+  // Berth has no user-defined networks, no named volumes and no build cache yet
+  // (docs/api.md), so these prunes have nothing to remove and answer as dockerd
+  // does when nothing matches; this is what lets `docker system prune` run.
+  // Filters are still checked, so a typo is a 400 as with dockerd.
+  const emptyPrune = (allowed: string[], answer: Record<string, unknown>) => (ctx: Ctx) => {
+    for (const k of Object.keys(ctx.filters())) if (!allowed.includes(k)) throw invalidArgument(`invalid filter '${k}'`);
+    ctx.send(200, answer);
+  };
+  router.post('/networks/prune', emptyPrune(['until', 'label', 'label!'], { NetworksDeleted: null }));
+  router.post('/volumes/prune', emptyPrune(['label', 'label!', 'all'], { VolumesDeleted: null, SpaceReclaimed: 0 }));
+  router.post('/build/prune', emptyPrune(
+    ['until', 'unused-for', 'unusedsince', 'id', 'parent', 'type', 'description', 'inuse', 'shared', 'private'],
+    { CachesDeleted: null, SpaceReclaimed: 0 },
+  ));
+
   router.get('/events', (ctx) => {
     const filters = ctx.filters();
     for (const k of Object.keys(filters)) if (!EVENT_FILTERS.has(k)) throw invalidArgument(`invalid filter '${k}'`);

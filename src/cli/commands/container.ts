@@ -222,6 +222,8 @@ export function psRow(c: Record<string, any>, trunc: boolean, now = Date.now()):
     Mounts: mounts.join(','),
     Names: names.join(','),
     Networks: Object.keys(c.NetworkSettings?.Networks ?? {}).sort().join(','),
+    // docker 28 derives it from ImageManifestDescriptor, which Berth does not report
+    Platform: null,
     Ports: displayPorts(c.Ports),
     RunningFor: `${humanDuration(now - created.getTime())} ago`,
     Size: size,

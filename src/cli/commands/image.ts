@@ -1,4 +1,4 @@
-// Image commands: images, inspect, history, tag, rmi, prune, import, save, load.
+// Image commands: images, inspect, history, tag, rmi, import, save, load (image prune is in prune.ts).
 import * as fs from 'node:fs';
 import { ApiError, CliError, filtersParam } from '../client';
 import type { CommandDef } from '../context';
@@ -12,7 +12,7 @@ import { familiarName, parseReference } from '../../common/reference';
 
 const spec = (path: string, usage: string, description: string, flags: FlagSpec[], extra: Partial<CommandSpec> = {}): CommandSpec => ({ path, usage, description, flags, ...extra });
 
-function imageRows(img: Record<string, any>, trunc: boolean, digest: boolean, now: number): Array<Record<string, unknown>> {
+export function imageRows(img: Record<string, any>, trunc: boolean, digest: boolean, now: number): Array<Record<string, unknown>> {
   const created = Number(img.Created ?? 0);
   const base = {
     ID: trunc ? truncateId(String(img.Id)) : String(img.Id),
@@ -20,9 +20,10 @@ function imageRows(img: Record<string, any>, trunc: boolean, digest: boolean, no
     CreatedAt: goTimeString(new Date(created * 1000)),
     Size: humanSize(Number(img.Size ?? 0)),
     Containers: img.Containers === -1 || img.Containers === undefined ? 'N/A' : String(img.Containers),
-    VirtualSize: humanSize(Number(img.VirtualSize ?? img.Size ?? 0)),
-    SharedSize: img.SharedSize === -1 || img.SharedSize === undefined ? 'N/A' : humanSize(Number(img.SharedSize)),
-    UniqueSize: img.SharedSize === -1 || img.SharedSize === undefined ? 'N/A' : humanSize(Number(img.Size) - Number(img.SharedSize)),
+    // docker prints these three with go-units' default precision (4), unlike Size (3)
+    VirtualSize: humanSize(Number(img.VirtualSize ?? img.Size ?? 0), 4),
+    SharedSize: img.SharedSize === -1 || img.SharedSize === undefined ? 'N/A' : humanSize(Number(img.SharedSize), 4),
+    UniqueSize: img.SharedSize === -1 || img.SharedSize === undefined ? 'N/A' : humanSize(Number(img.Size) - Number(img.SharedSize), 4),
   };
   const row = (Repository: string, Tag: string, Digest: string): Record<string, unknown> => ({ ...base, Repository, Tag, Digest });
   const tags: string[] = img.RepoTags ?? [];
@@ -70,7 +71,7 @@ function imageRows(img: Record<string, any>, trunc: boolean, digest: boolean, no
   return out;
 }
 
-const imageHeaders: Record<string, string> = {
+export const imageHeaders: Record<string, string> = {
   ID: 'IMAGE ID',
   Repository: 'REPOSITORY',
   Tag: 'TAG',
@@ -199,57 +200,6 @@ const rmi: CommandDef = {
   },
 };
 
-const prune: CommandDef = {
-  spec: spec('image prune', 'image prune [OPTIONS]', 'Remove unused images', [
-    { long: 'all', short: 'a', kind: 'bool', usage: 'Remove all unused images, not just dangling ones' },
-    { long: 'filter', kind: 'list', valueName: 'filter', usage: 'Provide filter values (e.g. "until=<timestamp>")' },
-    { long: 'force', short: 'f', kind: 'bool', usage: 'Do not prompt for confirmation' },
-  ], { maxArgs: 0 }),
-  async run(ctx, p) {
-    const o = p.opts;
-    if (!o.force) {
-      const warning = o.all
-        ? 'WARNING! This will remove all images without at least one container associated to them.'
-        : 'WARNING! This will remove all dangling images.';
-      ctx.out(`${warning}\nAre you sure you want to continue? [y/N] `);
-      const answer = await readLine();
-      if (!/^y(es)?$/i.test(answer.trim())) return 0;
-    }
-    const filters = [...(o.filter as string[]), `dangling=${o.all ? 'false' : 'true'}`];
-    const api = await ctx.api();
-    const r = await api.json('POST', '/images/prune', { query: { filters: filtersParam(filters) } });
-    const deleted = (r?.ImagesDeleted ?? []) as Array<Record<string, string>>;
-    if (deleted.length) {
-      ctx.out('Deleted Images:\n');
-      for (const d of deleted) {
-        if (d.Untagged) ctx.out(`untagged: ${d.Untagged}\n`);
-        if (d.Deleted) ctx.out(`deleted: ${d.Deleted}\n`);
-      }
-      ctx.out('\n');
-    }
-    ctx.out(`Total reclaimed space: ${humanSize(Number(r?.SpaceReclaimed ?? 0))}\n`);
-    return 0;
-  },
-};
-
-function readLine(): Promise<string> {
-  return new Promise((resolve) => {
-    let buf = '';
-    const onData = (d: Buffer): void => {
-      buf += d.toString();
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) {
-        process.stdin.removeListener('data', onData);
-        process.stdin.pause();
-        resolve(buf.slice(0, nl));
-      }
-    };
-    process.stdin.on('data', onData);
-    process.stdin.once('end', () => resolve(buf));
-    process.stdin.resume();
-  });
-}
-
 const importCmd: CommandDef = {
   spec: spec('import', 'import [OPTIONS] file|URL|- [REPOSITORY[:TAG]]', 'Import the contents from a tarball to create a filesystem image', [
     { long: 'change', short: 'c', kind: 'list', usage: 'Apply Dockerfile instruction to the created image' },
@@ -350,7 +300,6 @@ export const defs: Record<string, CommandDef> = {
   history,
   tag,
   rmi,
-  prune,
   import: importCmd,
   save,
   load,

@@ -50,7 +50,10 @@ export async function inspectCmd(ctx: Ctx, names: string[], format: string, size
     else if (type === 'image') errors.push(`Error: No such image: ${name}`);
     else errors.push(`Error: No such object: ${name}`);
   }
-  if (format) {
+  if (format.trim() === 'json') {
+    // docker's JSON inspector: the same array, on one line
+    ctx.out(`[${raws.join(',')}]\n`);
+  } else if (format) {
     const { body } = prepareFormat(format);
     const t = compile(body);
     for (const raw of raws) ctx.out(execute(t, JSON.parse(raw)) + '\n');
