@@ -2,6 +2,7 @@
 // replacing the previous results of the same benchmark.
 // usage: node bench/report.js <run-rm|load-save> <json[,json]> <rssBeforeKB> <rssAfterKB> <runs> <benchmarks.md>
 const fs = require('node:fs');
+const { writeSection } = require('./md-section');
 const os = require('node:os');
 const [kind, jsonFiles, rssBefore, rssAfter, runs, mdFile] = process.argv.slice(2);
 
@@ -34,14 +35,4 @@ if (kind === 'run-rm') {
 }
 lines.push('', `berthd RSS (VmRSS): ${rssBefore} kB before, ${rssAfter} kB after the runs.`);
 
-const start = `<!-- bench:${kind} -->`;
-const end = `<!-- /bench:${kind} -->`;
-const section = `${start}\n${lines.join('\n')}\n${end}`;
-let md = fs.existsSync(mdFile) ? fs.readFileSync(mdFile, 'utf8') : '# Benchmarks\n';
-if (md.includes(start) && md.includes(end)) {
-  md = md.slice(0, md.indexOf(start)) + section + md.slice(md.indexOf(end) + end.length);
-} else {
-  md = `${md.trimEnd()}\n\n${section}\n`;
-}
-fs.writeFileSync(mdFile, md);
-process.stdout.write(`${section}\n`);
+writeSection(mdFile, kind, lines);

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Memory per running container, side by side in one run: the engine's own processes
+# (berthd + one conmon per container; dockerd + containerd + one shim per container;
+# podman's conmon per container) measured with no container and with N idle ones.
+# The containers' own processes (`sleep`) are the same in every engine and not counted.
+# Figures are PSS (shared pages split between the processes that map them) and RSS.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+N=${N:-20}
+[ -x "$REPO/bin/berth" ] || { echo "bench: run npm run build first" >&2; exit 1; }
+
+echo "==> starting berthd, dockerd; preparing busybox in each engine"
+start_berthd
+start_dockerd
+node "$REPO/bin/berth" -H "unix://$BERTH_SOCK" bootstrap busybox >/dev/null
+busybox_rootfs_tar "$BENCH_BASE/busybox.tar"
+DOCKER_HOST=unix://$DOCKERD_SOCK "$DOCKER_CLI" import -c 'CMD ["sh"]' "$BENCH_BASE/busybox.tar" busybox:latest >/dev/null
+"${PODMAN[@]}" import -q -c 'CMD ["sh"]' "$BENCH_BASE/busybox.tar" localhost/busybox:latest >/dev/null
+
+# Processes that belong to one engine: the daemon by PID, and every process whose
+# command line names the engine's roots (conmon, containerd, shims).
+engine_pids() { # subdir [daemon-pid]
+  { [ -n "${2:-}" ] && echo "$2"
+    grep -l -a -F "$BENCH_BASE/$1/" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3 | grep -vx "$$" || true
+  } | sort -u
+}
+sum_field() { # field pid...
+  local f=$1 total=0 v pid; shift
+  for pid in "$@"; do
+    v=$(awk -v f="$f:" '$1 == f { print $2 }' "/proc/$pid/smaps_rollup" 2>/dev/null || true)
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+measure() { # name subdir [daemon-pid] -> "count pss rss"
+  sleep 2 # let start-up garbage settle
+  local pids
+  mapfile -t pids < <(engine_pids "$2" "${3:-}")
+  echo "${#pids[@]} $(sum_field Pss "${pids[@]}") $(sum_field Rss "${pids[@]}")"
+}
+
+declare -A BEFORE AFTER
+BEFORE[berth]=$(measure berth berth "$BERTHD_PID")
+BEFORE[docker]=$(measure docker dockerd "$DOCKERD_PID")
+BEFORE[podman]="0 0 0"
+
+echo "==> $N idle containers in each engine"
+for i in $(seq 1 "$N"); do
+  DOCKER_HOST=unix://$BERTH_SOCK "$DOCKER_CLI" run -d --network none busybox sleep 3600 >/dev/null
+  DOCKER_HOST=unix://$DOCKERD_SOCK "$DOCKER_CLI" run -d --network none busybox sleep 3600 >/dev/null
+  "${PODMAN[@]}" run -d --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 localhost/busybox sleep 3600 >/dev/null
+done
+AFTER[berth]=$(measure berth berth "$BERTHD_PID")
+AFTER[docker]=$(measure docker dockerd "$DOCKERD_PID")
+AFTER[podman]=$(measure podman podman)
+for e in berth docker podman; do echo "$e: before ${BEFORE[$e]} after ${AFTER[$e]} (processes, PSS kB, RSS kB)"; done
+
+REPO="$REPO" node - "$N" "${BEFORE[berth]}" "${AFTER[berth]}" "${BEFORE[docker]}" "${AFTER[docker]}" \
+  "${BEFORE[podman]}" "${AFTER[podman]}" "$REPO/docs/benchmarks.md" <<'JS'
+const os = require('node:os');
+const { writeSection } = require(process.env.REPO + '/bench/md-section');
+const [n, bb, ba, db, da, pb, pa, md] = process.argv.slice(2);
+const N = Number(n);
+const parse = (s) => { const [procs, pss, rss] = s.split(' ').map(Number); return { procs, pss, rss }; };
+const rows = [['berthd (+ conmon)', bb, ba], ['dockerd (+ containerd, shims)', db, da], ['podman (conmon)', pb, pa]]
+  .map(([name, b, a]) => ({ name, b: parse(b), a: parse(a) }));
+const mb = (kb) => `${(kb / 1024).toFixed(1)} MB`;
+const per = (r, f) => (r.a[f] - r.b[f]) / N;
+const lines = [
+  `Measured ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')} on ${os.cpus().length} cores, ${N} idle \`sleep\` containers per engine (\`--network none\`).`,
+  '',
+  '| engine | processes (0 → N) | PSS, 0 containers | PSS, N containers | PSS per container | RSS per container |',
+  '|---|---|---|---|---|---|',
+  ...rows.map((r) => `| ${r.name} | ${r.b.procs} → ${r.a.procs} | ${mb(r.b.pss)} | ${mb(r.a.pss)} | ${(per(r, 'pss')).toFixed(0)} kB | ${(per(r, 'rss')).toFixed(0)} kB |`),
+  '',
+  `Per container (PSS): berth / docker = ${(per(rows[0], 'pss') / per(rows[1], 'pss')).toFixed(2)}×, berth / podman = ${(per(rows[0], 'pss') / per(rows[2], 'pss')).toFixed(2)}×. ` +
+    `Whole engine with N containers (PSS): berth / docker = ${(rows[0].a.pss / rows[1].a.pss).toFixed(2)}×.`,
+];
+writeSection(md, 'memory', lines);
+JS
