@@ -21,7 +21,8 @@ DOCKER_HOST=unix://$DOCKERD_SOCK "$DOCKER_CLI" import -c 'CMD ["sh"]' "$BENCH_BA
 # command line names the engine's roots (conmon, containerd, shims).
 engine_pids() { # subdir [daemon-pid]
   { [ -n "${2:-}" ] && echo "$2"
-    grep -l -a -F "$BENCH_BASE/$1/" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3 | grep -vx "$$" || true
+    # the pattern comes from stdin, so grep's own command line does not match it
+    echo "$BENCH_BASE/$1/" | grep -l -a -F -f - /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3 | grep -vx "$$" || true
   } | sort -u
 }
 sum_field() { # field pid...
@@ -39,21 +40,27 @@ measure() { # name subdir [daemon-pid] -> "count pss rss"
   echo "${#pids[@]} $(sum_field Pss "${pids[@]}") $(sum_field Rss "${pids[@]}")"
 }
 
+# One engine at a time (the others idle with no container), so that shared pages are
+# split only among the processes of the engine being measured.
 declare -A BEFORE AFTER
-BEFORE[berth]=$(measure berth berth "$BERTHD_PID")
-BEFORE[docker]=$(measure docker dockerd "$DOCKERD_PID")
-BEFORE[podman]="0 0 0"
-
-echo "==> $N idle containers in each engine"
-for i in $(seq 1 "$N"); do
-  DOCKER_HOST=unix://$BERTH_SOCK "$DOCKER_CLI" run -d --network none busybox sleep 3600 >/dev/null
-  DOCKER_HOST=unix://$DOCKERD_SOCK "$DOCKER_CLI" run -d --network none busybox sleep 3600 >/dev/null
-  "${PODMAN[@]}" run -d --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 localhost/busybox sleep 3600 >/dev/null
-done
-AFTER[berth]=$(measure berth berth "$BERTHD_PID")
-AFTER[docker]=$(measure docker dockerd "$DOCKERD_PID")
-AFTER[podman]=$(measure podman podman)
-for e in berth docker podman; do echo "$e: before ${BEFORE[$e]} after ${AFTER[$e]} (processes, PSS kB, RSS kB)"; done
+phase() { # engine subdir daemon-pid run-command...
+  local e=$1 sub=$2 pid=$3; shift 3
+  # warm-up: a daemon's first requests grow its heap once, whatever the container count
+  local w; for _ in 1 2 3; do w=$("$@" sleep 0); done
+  sleep 1
+  BEFORE[$e]=$(measure "$e" "$sub" "$pid")
+  echo "==> $e: $N idle containers"
+  for _ in $(seq 1 "$N"); do "$@" sleep 3600 >/dev/null; done
+  AFTER[$e]=$(measure "$e" "$sub" "$pid")
+  echo "$e: before ${BEFORE[$e]} after ${AFTER[$e]} (processes, PSS kB, RSS kB); engine processes:"
+  ps -o pid=,rss=,args= -p "$(engine_pids "$sub" "$pid" | paste -sd,)" | cut -c1-150 | sort -k3 | uniq -c -f2 | head -5
+}
+phase berth berth "$BERTHD_PID" env DOCKER_HOST="unix://$BERTH_SOCK" "$DOCKER_CLI" run -d --network none busybox
+env DOCKER_HOST="unix://$BERTH_SOCK" "$DOCKER_CLI" rm -f $(env DOCKER_HOST="unix://$BERTH_SOCK" "$DOCKER_CLI" ps -aq) >/dev/null
+phase docker dockerd "$DOCKERD_PID" env DOCKER_HOST="unix://$DOCKERD_SOCK" "$DOCKER_CLI" run -d --network none busybox
+env DOCKER_HOST="unix://$DOCKERD_SOCK" "$DOCKER_CLI" rm -f $(env DOCKER_HOST="unix://$DOCKERD_SOCK" "$DOCKER_CLI" ps -aq) >/dev/null
+phase podman podman "" "${PODMAN[@]}" run -d --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 localhost/busybox
+"${PODMAN[@]}" rm -f -t 0 -a >/dev/null
 
 REPO="$REPO" node - "$N" "${BEFORE[berth]}" "${AFTER[berth]}" "${BEFORE[docker]}" "${AFTER[docker]}" \
   "${BEFORE[podman]}" "${AFTER[podman]}" "$REPO/docs/benchmarks.md" <<'JS'
