@@ -59,6 +59,18 @@ busybox_rootfs_tar() { # out.tar
   rm -rf "$r"
 }
 
+# berthd and dockerd started, and busybox (the host's) in berthd, dockerd and podman.
+start_engines_with_busybox() {
+  [ -x "$REPO/bin/berth" ] || { echo "bench: run npm run build first" >&2; exit 1; }
+  echo "==> starting berthd, dockerd; preparing busybox in each engine"
+  start_berthd
+  start_dockerd
+  node "$REPO/bin/berth" -H "unix://$BERTH_SOCK" bootstrap busybox >/dev/null
+  busybox_rootfs_tar "$BENCH_BASE/busybox.tar"
+  DOCKER_HOST=unix://$DOCKERD_SOCK "$DOCKER_CLI" import -c 'CMD ["sh"]' "$BENCH_BASE/busybox.tar" busybox:latest >/dev/null
+  "${PODMAN[@]}" import -q -c 'CMD ["sh"]' "$BENCH_BASE/busybox.tar" localhost/busybox:latest >/dev/null
+}
+
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo '?'; }
 
 bench_cleanup() {

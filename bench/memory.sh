@@ -7,15 +7,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 N=${N:-20}
-[ -x "$REPO/bin/berth" ] || { echo "bench: run npm run build first" >&2; exit 1; }
-
-echo "==> starting berthd, dockerd; preparing busybox in each engine"
-start_berthd
-start_dockerd
-node "$REPO/bin/berth" -H "unix://$BERTH_SOCK" bootstrap busybox >/dev/null
-busybox_rootfs_tar "$BENCH_BASE/busybox.tar"
-DOCKER_HOST=unix://$DOCKERD_SOCK "$DOCKER_CLI" import -c 'CMD ["sh"]' "$BENCH_BASE/busybox.tar" busybox:latest >/dev/null
-"${PODMAN[@]}" import -q -c 'CMD ["sh"]' "$BENCH_BASE/busybox.tar" localhost/busybox:latest >/dev/null
+start_engines_with_busybox
 
 # Processes that belong to one engine: the daemon by PID, and every process whose
 # command line names the engine's roots (conmon, containerd, shims).

@@ -7,15 +7,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 RUNS=${RUNS:-30}
 WARMUP=${WARMUP:-3}
-[ -x "$REPO/bin/berth" ] || { echo "bench: run npm run build first" >&2; exit 1; }
-
-echo "==> starting berthd, dockerd; preparing busybox in each engine"
-start_berthd
-start_dockerd
-node "$REPO/bin/berth" -H "unix://$BERTH_SOCK" bootstrap busybox >/dev/null
-busybox_rootfs_tar "$BENCH_BASE/busybox.tar"
-DOCKER_HOST=unix://$DOCKERD_SOCK "$DOCKER_CLI" import -c 'CMD ["sh"]' "$BENCH_BASE/busybox.tar" busybox:latest >/dev/null
-"${PODMAN[@]}" import -q -c 'CMD ["sh"]' "$BENCH_BASE/busybox.tar" localhost/busybox:latest >/dev/null
+start_engines_with_busybox
 # one run each, to fail fast
 DOCKER_HOST=unix://$BERTH_SOCK "$DOCKER_CLI" run --rm busybox true
 DOCKER_HOST=unix://$DOCKERD_SOCK "$DOCKER_CLI" run --rm --network none busybox true
