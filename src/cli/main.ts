@@ -12,6 +12,7 @@ const load: Record<string, Loader> = {
   system: () => import('./commands/system').then((m) => m.defs),
   usage: () => import('./commands/usage').then((m) => m.defs),
   prune: () => import('./commands/prune').then((m) => m.defs),
+  volume: () => import('./commands/volume').then((m) => m.defs),
 };
 
 /** command path -> [module, def name] */
@@ -75,6 +76,15 @@ const groups: Record<string, Record<string, [string, string]>> = {
     save: ['image', 'save'],
     load: ['image', 'load'],
   },
+  volume: {
+    create: ['volume', 'create'],
+    inspect: ['volume', 'inspect'],
+    ls: ['volume', 'ls'],
+    list: ['volume', 'ls'],
+    prune: ['prune', 'volumePrune'],
+    rm: ['volume', 'rm'],
+    remove: ['volume', 'rm'],
+  },
   system: {
     df: ['usage', 'df'],
     events: ['system', 'events'],
@@ -96,6 +106,7 @@ Management Commands:
   container   Manage containers
   image       Manage images
   system      Manage Berth
+  volume      Manage volumes
 
 Commands:
   attach      Attach local standard input, output, and error streams to a running container
@@ -137,10 +148,10 @@ Run '${PROG} COMMAND --help' for more information on a command.
 
 /** `berth <group> --help`: the group's commands with their one-line descriptions. */
 async function groupHelp(g: string): Promise<string> {
-  const titles: Record<string, string> = { container: 'Manage containers', image: 'Manage images', system: 'Manage Berth' };
+  const titles: Record<string, string> = { container: 'Manage containers', image: 'Manage images', system: 'Manage Berth', volume: 'Manage volumes' };
   const lines: string[] = [];
   // Aliases are accepted but not listed, as in docker's help.
-  const aliases = new Set(['container list', 'container ps', 'container remove', 'image list', 'image remove']);
+  const aliases = new Set(['container list', 'container ps', 'container remove', 'image list', 'image remove', 'volume list', 'volume remove']);
   for (const c of Object.keys(groups[g]).sort()) {
     if (aliases.has(`${g} ${c}`)) continue;
     const [mod, name] = groups[g][c];

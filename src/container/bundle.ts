@@ -51,6 +51,8 @@ export async function writeSpec(rec: ContainerRecord, bundle: string, rootfs: st
     hostname: cfg.Hostname, domainname: cfg.Domainname, hostConfig: hc,
     etcFiles: { hostname: rec.HostnamePath, hosts: rec.HostsPath, resolvConf: rec.ResolvConfPath },
     cgroupsPath: cgroupsPath(cgroupParent, rec.Id),
+    // Records made before Mounts were recorded have [] here and fall back to HostConfig.Binds.
+    mountPoints: rec.Mounts?.length ? rec.Mounts : undefined,
   });
   await fsp.writeFile(path.join(bundle, 'config.json'), serializeOciSpec(spec), { mode: 0o600 });
 }

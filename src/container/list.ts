@@ -65,6 +65,8 @@ export async function listContainers(
     if (f.exited?.length && (r.State.Status !== 'exited' || !f.exited.some((x) => Number(x) === r.State.ExitCode))) return false;
     if (f.ancestor?.length && !ancestorIds.has(r.Image) && !f.ancestor.includes(r.Config.Image)) return false;
     if (f.network?.length && !f.network.includes(r.HostConfig.NetworkMode)) return false;
+    // a volume name, or a mount's source or destination path (Docker's `volume` filter)
+    if (f.volume?.length && !f.volume.some((v) => (r.Mounts ?? []).some((m: any) => m.Name === v || m.Source === v || m.Destination === v))) return false;
     if (before && Date.parse(r.Created) >= Date.parse(before.Created)) return false;
     if (since && Date.parse(r.Created) <= Date.parse(since.Created)) return false;
     return true;

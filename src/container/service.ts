@@ -30,6 +30,9 @@ import { parseSignal } from './signals';
 import { ContainerStore, type ContainerRecord } from './store';
 import { randomName, validateName } from './names';
 import { validateSpec, writeEtcFiles, writeSpec } from './bundle';
+import { copyImageContentIntoVolumes, resolveMountPoints } from './mountpoints';
+import type { MountPoint } from '../runtime/spec';
+import type { VolumeService } from '../volume/service';
 import { listContainers } from './list';
 import { containerTop } from './top';
 
@@ -88,7 +91,7 @@ export class Containers implements ContainerService {
   /** Host cleanups of removed containers still running (shutdown waits for them). */
   private readonly cleanups = new Set<Promise<unknown>>();
 
-  constructor(readonly config: DaemonConfig, readonly images: ImageService, readonly events: EventBus) {
+  constructor(readonly config: DaemonConfig, readonly images: ImageService, readonly events: EventBus, readonly volumes: VolumeService) {
     this.store = new ContainerStore(config.dataRoot);
     this.exitDir = path.join(config.execRoot, 'exits');
     this.runcRoot = path.join(config.execRoot, 'runc');
@@ -184,16 +187,24 @@ export class Containers implements ContainerService {
     this.names.set(fullName, id);
     const dir = this.ctrDir(id);
     let snapshotMade = false;
+    let anonymousVolumes: string[] = [];
     let made: Ctr | undefined;
     try {
       // Settled both, so the catch below knows exactly what exists.
-      const [dirMade, snapshot] = await Promise.allSettled([
+      const [dirMade, snapshot, mountsMade] = await Promise.allSettled([
         fsp.mkdir(dir, { recursive: true, mode: 0o700 }),
         this.images.prepareContainerRootfs(id, image.id),
+        resolveMountPoints(hostConfig, merged.config.Volumes, this.volumes, (ref) => {
+          const src = this.find(ref);
+          return { id: src.rec.Id, mounts: src.rec.Mounts ?? [] };
+        }),
       ]);
       snapshotMade = snapshot.status === 'fulfilled';
+      if (mountsMade.status === 'fulfilled') anonymousVolumes = mountsMade.value.anonymous;
       if (dirMade.status === 'rejected') throw dirMade.reason;
       if (snapshot.status === 'rejected') throw snapshot.reason;
+      if (mountsMade.status === 'rejected') throw mountsMade.reason;
+      const mountPoints = mountsMade.value;
       const prepared = snapshot.value;
       const { mount } = prepared;
       const rec: ContainerRecord = {
@@ -220,10 +231,10 @@ export class Containers implements ContainerService {
         ExecIDs: null,
         HostConfig: hostConfig,
         GraphDriver: { Name: 'overlay2', Data: graphDriverData(mount.options, this.images.containerUpperDir(id)) },
-        Mounts: [],
+        Mounts: mountPoints.points,
         Config: merged.config,
         NetworkSettings: networkSettings(hostConfig.NetworkMode),
-        Berth: { imageId: image.id, conmonPid: 0, manuallyStopped: false, hasBeenStarted: false },
+        Berth: { imageId: image.id, conmonPid: 0, manuallyStopped: false, hasBeenStarted: false, volumeCopyUp: mountPoints.copyUp },
       };
       made = newCtr(rec);
       // The runtime is made while the snapshot and the record are written: start then finds it
@@ -236,6 +247,7 @@ export class Containers implements ContainerService {
       this.names.delete(fullName);
       if (made) await this.dropPrestart(made);
       if (snapshotMade) await this.images.removeContainerRootfs(id).catch(() => undefined);
+      for (const v of anonymousVolumes) await this.volumes.remove(v, true).catch(() => undefined);
       await fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
       throw err;
     }
@@ -279,6 +291,13 @@ export class Containers implements ContainerService {
     return [...this.byId.values()].filter((c) => !c.removed && c.rec.Image === imageId).map((c) => c.rec.Id);
   }
 
+  /** Containers (running or not) whose Mounts name the volume: it can not be removed meanwhile. */
+  containersUsingVolume(name: string): string[] {
+    return [...this.byId.values()]
+      .filter((c) => !c.removed && (c.rec.Mounts ?? []).some((m: MountPoint) => m.Type === 'volume' && m.Name === name))
+      .map((c) => c.rec.Id);
+  }
+
   // ---- start -------------------------------------------------------------
   async start(idOrName: string): Promise<void> {
     const c = this.find(idOrName);
@@ -293,7 +312,7 @@ export class Containers implements ContainerService {
       } catch (err) {
         // Like dockerd: an --rm container that fails to start is removed, which
         // also answers the CLI's pending wait?condition=removed.
-        if (c.rec.HostConfig.AutoRemove) await this.destroy(c).catch(() => undefined);
+        if (c.rec.HostConfig.AutoRemove) await this.destroy(c, true).catch(() => undefined);
         throw err;
       }
     });
@@ -380,6 +399,11 @@ export class Containers implements ContainerService {
           fsp.rm(persist, { recursive: true, force: true }).then(() => fsp.mkdir(persist, { recursive: true })),
         ]);
         for (const r of prep) if (r.status === 'rejected') throw r.reason;
+        const copyUp = c.rec.Berth.volumeCopyUp;
+        if (copyUp?.length) {
+          await copyImageContentIntoVolumes(rootfs, c.rec.Mounts ?? [], copyUp);
+          c.rec.Berth.volumeCopyUp = []; // once, as Docker does at create; saved with the next record write
+        }
         await writeSpec(c.rec, bundle, rootfs, this.config.cgroupParent);
       } catch (err) {
         conmon.cancel();
@@ -485,7 +509,7 @@ export class Containers implements ContainerService {
       this.emit(c, 'die', { exitCode: String(st.ExitCode), execDuration: '0' });
       for (const w of c.exitWaiters.splice(0)) w();
       this.execs.containerStopped(id);
-      await this.withLock(c, () => this.destroy(c)).catch(() => undefined);
+      await this.withLock(c, () => this.destroy(c, true)).catch(() => undefined);
       return;
     }
     // Anything that needs the host resources gone (start, remove, withRootfs) awaits this.
@@ -520,7 +544,7 @@ export class Containers implements ContainerService {
       return;
     }
     if (c.rec.HostConfig.AutoRemove) {
-      await this.withLock(c, () => this.destroy(c)).catch(() => undefined);
+      await this.withLock(c, () => this.destroy(c, true)).catch(() => undefined);
     } else {
       await c.exiting;
       await this.save(c).catch(() => undefined); // OOMKilled
@@ -695,7 +719,7 @@ export class Containers implements ContainerService {
         await this.signal(c, 9, true);
         await Promise.race([exited, sleep(15_000)]);
       }
-      await this.withLock(c, () => this.destroy(c));
+      await this.withLock(c, () => this.destroy(c, opts.volumes));
     } finally {
       c.removing = false;
     }
@@ -705,8 +729,9 @@ export class Containers implements ContainerService {
    * Deletes a stopped container. Deleting the record is the commit point:
    * waiters wake right after it; runtime state, mount, snapshot and directory go
    * afterwards (a crash in between leaves an orphan directory that restore() cleans up).
+   * With `removeVolumes` (rm -v, --rm) its anonymous volumes go too, as in Docker.
    */
-  private async destroy(c: Ctr): Promise<void> {
+  private async destroy(c: Ctr, removeVolumes = false): Promise<void> {
     if (c.removed) return;
     await this.dropPrestart(c);
     const id = c.rec.Id;
@@ -734,6 +759,13 @@ export class Containers implements ContainerService {
     if (this.names.get(c.rec.Name) === id) this.names.delete(c.rec.Name);
     this.execs.containerStopped(id);
     this.emit(c, 'destroy');
+    // Before the removal is reported: `run --rm -v /x` leaves no volume behind once it returns.
+    if (removeVolumes) {
+      for (const m of (c.rec.Mounts ?? []) as MountPoint[]) {
+        // still used through --volumes-from elsewhere: kept, as Docker does
+        if (m.Type === 'volume' && m.Name && this.volumes.isAnonymous(m.Name)) await this.volumes.remove(m.Name).catch(() => undefined);
+      }
+    }
     for (const w of c.removedWaiters.splice(0)) w();
     for (const w of c.exitWaiters.splice(0)) w();
     await cleanup;
@@ -955,8 +987,8 @@ async function writeCtlNow(fifo: string, height: number, width: number): Promise
   }
 }
 
-export async function createContainerService(config: DaemonConfig, images: ImageService, events: EventBus): Promise<ContainerService> {
-  const svc = new Containers(config, images, events);
+export async function createContainerService(config: DaemonConfig, images: ImageService, events: EventBus, volumes: VolumeService): Promise<Containers> {
+  const svc = new Containers(config, images, events, volumes);
   await svc.init();
   return svc;
 }

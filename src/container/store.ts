@@ -15,6 +15,8 @@ export interface BerthPrivate {
   /** Set by stop/kill by the user: the restart policy must not restart. */
   manuallyStopped: boolean;
   hasBeenStarted: boolean;
+  /** Volume mount destinations still to receive the image's content (Docker's copy-up, once). */
+  volumeCopyUp?: string[];
 }
 
 export interface ContainerRecord {

@@ -11,10 +11,12 @@ import { Router } from '../api/router';
 import { ApiServer } from '../api/server';
 import { createImageService } from '../image/service';
 import { createContainerService } from '../container/service';
+import { createVolumeService } from '../volume/service';
 import { registerSystemRoutes } from '../api/routes/system';
 import { registerContainerRoutes } from '../api/routes/containers';
 import { registerImageRoutes } from '../api/routes/images';
 import { registerImageArchiveRoutes } from '../api/routes/image-archive';
+import { registerVolumeRoutes } from '../api/routes/volumes';
 import type { Services } from '../engine/services';
 
 function cgroupnsMode(v: unknown): 'private' | 'host' {
@@ -76,15 +78,18 @@ export async function main(argv: string[]): Promise<void> {
 
   const events = new EventBus();
   const images = await createImageService(config, events);
-  const containers = await createContainerService(config, images, events);
+  const volumes = await createVolumeService(config, events);
+  const containers = await createContainerService(config, images, events, volumes);
   images.setUsageProbe((id) => containers.containersUsingImage(id));
-  const services: Services = { config, events, images, containers, startedAt: new Date() };
+  volumes.setUsageProbe((name) => containers.containersUsingVolume(name));
+  const services: Services = { config, events, images, containers, volumes, startedAt: new Date() };
 
   const router = new Router();
   registerSystemRoutes(router, services);
   registerContainerRoutes(router, services);
   registerImageRoutes(router, services);
   registerImageArchiveRoutes(router, services);
+  registerVolumeRoutes(router, services);
 
   await containers.restore();
 

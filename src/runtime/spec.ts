@@ -104,6 +104,8 @@ export interface SpecInput {
   netnsPath?: string;
   /** Namespace paths for `container:<x>` IpcMode/PidMode/UTSMode (e.g. /proc/<pid>/ns/ipc). */
   namespacePaths?: { ipc?: string; pid?: string; uts?: string };
+  /** The container's resolved Mounts (binds, volumes, --mount tmpfs); default: the host paths HostConfig names. */
+  mountPoints?: MountPoint[];
   /** Create missing bind sources and the working directory (default true). */
   prepareHostPaths?: boolean;
   /** Host facts, overridable for tests. */
@@ -350,42 +352,97 @@ export function findInitBinary(): string {
 // ---------------------------------------------------------------------------
 // Mounts
 
-export interface ParsedBind { source: string; destination: string; readonly: boolean; propagation: string; raw: string }
+export interface ParsedBind {
+  /** Host path, or the volume's name (empty for an anonymous volume). */
+  source: string;
+  destination: string;
+  /** A named (or anonymous) volume rather than a host path. */
+  volume: boolean;
+  readonly: boolean;
+  propagation: string;
+  /** The mode part as written (`ro`, `ro,z`...), which Docker reports as the mount's Mode. */
+  mode: string;
+  nocopy: boolean;
+  raw: string;
+}
+
+/** One entry of a container's `Mounts` (Docker's MountPoint, as inspect and ps show it). */
+export interface MountPoint {
+  Type: 'bind' | 'volume' | 'tmpfs';
+  Name?: string;
+  Source: string;
+  Destination: string;
+  Driver?: string;
+  Mode: string;
+  RW: boolean;
+  Propagation: string;
+}
 
 const PROPAGATIONS = ['shared', 'slave', 'private', 'rshared', 'rslave', 'rprivate'];
 
-/**
- * Parses one `-v` bind (`/host:/ctr[:opts]`). Named and anonymous volumes
- * are not supported yet and are rejected with invalid-argument.
- */
+/** Parses one `-v` entry: `/host:/ctr[:opts]`, `volume:/ctr[:opts]`, or `/ctr` (anonymous volume). */
 export function parseBind(raw: string): ParsedBind {
   const parts = raw.split(':');
   const spec = () => invalidArgument(`invalid volume specification: '${raw}'`);
   if (parts.length < 1 || parts.length > 3 || parts.some((p, i) => p === '' && i < 2)) throw spec();
-  if (parts.length === 1) throw invalidArgument(`invalid volume specification: '${raw}': anonymous volumes are not supported by berth yet`);
-  const [source, destination, mode = ''] = parts as [string, string, string?];
-  if (!source.startsWith('/')) {
-    throw invalidArgument(`invalid volume specification: '${raw}': named volumes are not supported by berth yet; use an absolute host path`);
+  if (parts.length === 1) {
+    if (!raw.startsWith('/')) throw invalidArgument(`invalid volume specification: '${raw}': invalid mount config for type "volume": invalid mount path: '${raw}' mount path must be absolute`);
+    if (path.posix.normalize(raw) === '/') throw invalidArgument(`invalid specification: destination can't be '/' in '${raw}'`);
+    return { source: '', destination: path.posix.normalize(raw), volume: true, readonly: false, propagation: '', mode: '', nocopy: false, raw };
   }
+  const [source, destination, mode = ''] = parts as [string, string, string?];
+  const volume = !source.startsWith('/');
   if (!destination.startsWith('/')) {
-    throw invalidArgument(`invalid volume specification: '${raw}': invalid mount config for type "bind": invalid mount path: '${destination}' mount path must be absolute`);
+    throw invalidArgument(`invalid volume specification: '${raw}': invalid mount config for type "${volume ? 'volume' : 'bind'}": invalid mount path: '${destination}' mount path must be absolute`);
   }
   if (path.posix.normalize(destination) === '/') throw invalidArgument(`invalid specification: destination can't be '/' in '${raw}'`);
   let readonly = false;
-  let propagation = 'rprivate';
+  let propagation = volume ? '' : 'rprivate';
+  let nocopy = false;
   const seen = { rw: false, label: false, prop: false, copy: false, consistency: false };
   if (mode !== '') {
     for (const m of mode.split(',')) {
       const bad = () => invalidArgument(`invalid mode: ${mode}`);
       if (m === 'ro' || m === 'rw') { if (seen.rw) throw bad(); seen.rw = true; readonly = m === 'ro'; }
       else if (m === 'z' || m === 'Z') { if (seen.label) throw bad(); seen.label = true; } // no SELinux here: nothing to relabel
-      else if (PROPAGATIONS.includes(m)) { if (seen.prop) throw bad(); seen.prop = true; propagation = m; }
-      else if (m === 'nocopy') { if (seen.copy) throw bad(); seen.copy = true; }
+      else if (PROPAGATIONS.includes(m) && !volume) { if (seen.prop) throw bad(); seen.prop = true; propagation = m; }
+      else if (m === 'nocopy' && volume) { if (seen.copy) throw bad(); seen.copy = true; nocopy = true; }
       else if (['consistent', 'cached', 'delegated'].includes(m)) { if (seen.consistency) throw bad(); seen.consistency = true; }
       else throw bad();
     }
   }
-  return { source: path.posix.normalize(source), destination: path.posix.normalize(destination), readonly, propagation, raw };
+  return { source: volume ? source : path.posix.normalize(source), destination: path.posix.normalize(destination), volume, readonly, propagation, mode, nocopy, raw };
+}
+
+/**
+ * The host-path and tmpfs mount points HostConfig asks for (volumes are left out:
+ * the container service resolves them). Used when a spec is built without the
+ * container's resolved Mounts: the create-time validation, and older records.
+ */
+export function hostConfigMountPoints(hc: DockerHostConfig): MountPoint[] {
+  const out: MountPoint[] = [];
+  for (const b of (hc.Binds ?? []).map(parseBind)) {
+    if (!b.volume) out.push({ Type: 'bind', Source: b.source, Destination: b.destination, Mode: b.mode, RW: !b.readonly, Propagation: b.propagation });
+  }
+  for (const m of (hc.Mounts ?? []) as Array<{ Type?: string; Source?: string; Target?: string; ReadOnly?: boolean; BindOptions?: { Propagation?: string } | null }>) {
+    if (!m.Target || !m.Target.startsWith('/')) throw invalidArgument(`invalid mount config for type "${m.Type ?? ''}": invalid mount path: '${m.Target ?? ''}' mount path must be absolute`);
+    const dest = path.posix.normalize(m.Target);
+    if (m.Type === 'bind' && m.Source) out.push({ Type: 'bind', Source: m.Source, Destination: dest, Mode: '', RW: !m.ReadOnly, Propagation: m.BindOptions?.Propagation || 'rprivate' });
+    else if (m.Type === 'tmpfs') out.push({ Type: 'tmpfs', Source: '', Destination: dest, Mode: '', RW: !m.ReadOnly, Propagation: '' });
+  }
+  return out;
+}
+
+/** TmpfsOptions of `--mount type=tmpfs` as tmpfs mount data (Docker's ConvertTmpfsOptions). */
+function tmpfsMountData(hc: DockerHostConfig, dest: string): string[] {
+  const m = ((hc.Mounts ?? []) as Array<{ Type?: string; Target?: string; TmpfsOptions?: { SizeBytes?: number; Mode?: number } | null }>)
+    .find((x) => x.Type === 'tmpfs' && x.Target && path.posix.normalize(x.Target) === dest);
+  const out: string[] = [];
+  const size = Number(m?.TmpfsOptions?.SizeBytes ?? 0);
+  if (size > 0) out.push(`size=${size}`);
+  const mode = Number(m?.TmpfsOptions?.Mode ?? 0);
+  if (mode > 0) out.push(`mode=${mode.toString(8)}`);
+  return out;
 }
 
 /** Docker's MergeTmpfsOptions: later flags win over their opposites, key=value options override by key. */
@@ -757,12 +814,17 @@ export function buildOciSpec(input: SpecInput): OciSpec {
   if (etc.hosts) user.push({ destination: '/etc/hosts', type: 'bind', source: etc.hosts, options: etcOpts });
   if (etc.resolvConf) user.push({ destination: '/etc/resolv.conf', type: 'bind', source: etc.resolvConf, options: etcOpts });
 
-  const binds = (hc.Binds ?? []).map(parseBind);
-  for (const b of binds) {
-    if (prepare && !fs.existsSync(b.source)) fs.mkdirSync(b.source, { recursive: true, mode: 0o755 }); // Docker's -v creates it
-    const options = ['rbind', b.propagation];
-    if (b.readonly) options.push('ro');
-    user.push({ destination: b.destination, type: 'bind', source: b.source, options });
+  for (const m of input.mountPoints ?? hostConfigMountPoints(hc)) {
+    if (m.Type === 'tmpfs') {
+      const opts = ['noexec', 'nosuid', 'nodev', 'rprivate', ...tmpfsMountData(hc, m.Destination), ...(m.RW ? [] : ['ro'])];
+      user.push({ destination: m.Destination, type: 'tmpfs', source: 'tmpfs', options: mergeTmpfsOptions(opts) });
+      continue;
+    }
+    // Docker's -v creates a missing host directory (--mount was checked at create); a volume's always exists.
+    if (prepare && m.Type === 'bind' && !fs.existsSync(m.Source)) fs.mkdirSync(m.Source, { recursive: true, mode: 0o755 });
+    const options = ['rbind', m.Propagation || 'rprivate'];
+    if (!m.RW) options.push('ro');
+    user.push({ destination: m.Destination, type: 'bind', source: m.Source, options });
   }
   for (const [dest, data] of Object.entries(hc.Tmpfs ?? {})) {
     if (!dest.startsWith('/')) throw invalidArgument(`invalid mount config for type "tmpfs": invalid mount path: '${dest}' mount path must be absolute`);

@@ -412,22 +412,21 @@ export function registerSystemRoutes(router: Router, services: Services): void {
       out.Images = images;
     }
     if (want('container')) out.Containers = containers;
-    // Volumes and the build cache are not part of the container/image services; report them empty.
-    if (want('volume')) out.Volumes = [];
+    if (want('volume')) out.Volumes = await services.volumes.usage();
+    // Berth has no builder yet, hence no build cache.
     if (want('build-cache')) out.BuildCache = [];
     ctx.send(200, out);
   });
 
-  // Berth has no user-defined networks, no named volumes and no build cache yet
-  // (docs/api.md), so these prunes have nothing to remove and answer as dockerd
-  // does when nothing matches; this is what lets `docker system prune` run.
-  // Filters are still checked, so a typo is a 400 as with dockerd.
+  // Berth has no user-defined networks and no build cache yet (docs/api.md), so
+  // these prunes have nothing to remove and answer as dockerd does when nothing
+  // matches; this is what lets `docker system prune` run. Filters are still
+  // checked, so a typo is a 400 as with dockerd.
   const emptyPrune = (allowed: string[], answer: Record<string, unknown>) => (ctx: Ctx) => {
     for (const k of Object.keys(ctx.filters())) if (!allowed.includes(k)) throw invalidArgument(`invalid filter '${k}'`);
     ctx.send(200, answer);
   };
   router.post('/networks/prune', emptyPrune(['until', 'label', 'label!'], { NetworksDeleted: null }));
-  router.post('/volumes/prune', emptyPrune(['label', 'label!', 'all'], { VolumesDeleted: null, SpaceReclaimed: 0 }));
   router.post('/build/prune', emptyPrune(
     ['until', 'unused-for', 'unusedsince', 'id', 'parent', 'type', 'description', 'inuse', 'shared', 'private'],
     { CachesDeleted: null, SpaceReclaimed: 0 },

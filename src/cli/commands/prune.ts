@@ -1,4 +1,4 @@
-// The prune commands: container prune, image prune, system prune. Each asks for
+// The prune commands: container prune, image prune, volume prune, system prune. Each asks for
 // confirmation unless -f, calls the daemon's prune endpoints and prints what the
 // docker CLI prints: a "Deleted ...:" block per kind and the total reclaimed.
 import { filtersParam } from '../client';
@@ -112,6 +112,23 @@ const imagePrune: CommandDef = {
   },
 };
 
+const volumePrune: CommandDef = {
+  spec: spec('volume prune', 'volume prune [OPTIONS]', 'Remove unused local volumes', [
+    { long: 'all', short: 'a', kind: 'bool', usage: 'Remove all unused volumes, not just anonymous ones' },
+    filterFlag,
+    forceFlag,
+  ], { maxArgs: 0 }),
+  async run(ctx, p) {
+    const all = Boolean(p.opts.all);
+    const warning = all
+      ? 'WARNING! This will remove all local volumes not used by at least one container.'
+      : 'WARNING! This will remove anonymous local volumes not used by at least one container.';
+    if (!p.opts.force && !(await confirmed(ctx, warning))) return 0;
+    const api = await ctx.api();
+    return report(ctx, [await pruneVolumes(api, all ? [...p.opts.filter, 'all=true'] : p.opts.filter)]);
+  },
+};
+
 const systemPrune: CommandDef = {
   spec: spec('system prune', 'system prune [OPTIONS]', 'Remove unused data', [
     { long: 'all', short: 'a', kind: 'bool', usage: 'Remove all unused images not just dangling ones' },
@@ -143,4 +160,4 @@ const systemPrune: CommandDef = {
   },
 };
 
-export const defs: Record<string, CommandDef> = { containerPrune, imagePrune, systemPrune };
+export const defs: Record<string, CommandDef> = { containerPrune, imagePrune, volumePrune, systemPrune };

@@ -488,35 +488,52 @@ export function buildCreate(o: Record<string, any>, args: string[], detach: bool
   return { body, name: o.name, pull: o.pull, platform: o.platform, attach: { stdin: attachStdin, stdout: attachStdout, stderr: attachStderr } };
 }
 
-/** --mount type=bind,source=/a,target=/b[,readonly] (bind/tmpfs/volume keys only) */
+/** --mount type=bind|volume|tmpfs,source=…,target=…[,readonly][,bind-propagation=…][,volume-…][,tmpfs-…] as HostConfig.Mounts */
 function parseMount(s: string): Record<string, unknown> {
-  const m: Record<string, unknown> = { Type: 'volume' };
+  const m: Record<string, any> = { Type: 'volume' };
+  const flag = (v: string, i: number): boolean => i < 0 || ['true', '1'].includes(v.toLowerCase());
+  const bad = (msg: string): Error => new Error(`invalid argument "${s}" for "--mount" flag: ${msg}`);
+  const volumeOptions = () => (m.VolumeOptions ??= {});
   for (const kv of s.split(',')) {
     const i = kv.indexOf('=');
     const k = (i < 0 ? kv : kv.slice(0, i)).trim().toLowerCase();
     const v = i < 0 ? '' : kv.slice(i + 1);
     switch (k) {
-      case 'type':
-        m.Type = v;
+      case 'type': m.Type = v; break;
+      case 'source': case 'src': m.Source = v; break;
+      case 'target': case 'destination': case 'dst': m.Target = v; break;
+      case 'readonly': case 'ro': m.ReadOnly = flag(v, i); break;
+      case 'consistency': m.Consistency = v; break;
+      case 'bind-propagation': m.BindOptions = { ...(m.BindOptions ?? {}), Propagation: v }; break;
+      case 'volume-nocopy': volumeOptions().NoCopy = flag(v, i); break;
+      case 'volume-label': {
+        const j = v.indexOf('=');
+        volumeOptions().Labels = { ...(volumeOptions().Labels ?? {}), [j < 0 ? v : v.slice(0, j)]: j < 0 ? '' : v.slice(j + 1) };
         break;
-      case 'source':
-      case 'src':
-        m.Source = v;
+      }
+      case 'volume-driver': volumeOptions().DriverConfig = { ...(volumeOptions().DriverConfig ?? {}), Name: v }; break;
+      case 'volume-opt': {
+        const j = v.indexOf('=');
+        const dc = (volumeOptions().DriverConfig ??= {});
+        dc.Options = { ...(dc.Options ?? {}), [j < 0 ? v : v.slice(0, j)]: j < 0 ? '' : v.slice(j + 1) };
         break;
-      case 'target':
-      case 'destination':
-      case 'dst':
-        m.Target = v;
+      }
+      case 'tmpfs-size': {
+        let n: number;
+        try { n = ramInBytes(v); } catch { throw bad(`invalid value for tmpfs-size: ${v}`); }
+        m.TmpfsOptions = { ...(m.TmpfsOptions ?? {}), SizeBytes: n };
         break;
-      case 'readonly':
-      case 'ro':
-        m.ReadOnly = i < 0 || v === 'true' || v === '1';
+      }
+      case 'tmpfs-mode': {
+        if (!/^[0-7]+$/.test(v)) throw bad(`invalid value for tmpfs-mode: ${v}`);
+        m.TmpfsOptions = { ...(m.TmpfsOptions ?? {}), Mode: parseInt(v, 8) };
         break;
+      }
       default:
-        throw new Error(`invalid argument "${s}" for "--mount" flag: unexpected key '${k}' in '${kv}'`);
+        throw bad(`unexpected key '${k}' in '${kv}'`);
     }
   }
-  if (!m.Target) throw new Error(`invalid argument "${s}" for "--mount" flag: target is required`);
+  if (!m.Target) throw bad('target is required');
   return m;
 }
 
