@@ -145,8 +145,12 @@ test('rlimits are clamped to the host hard limit; soft <= hard', () => {
 });
 
 test('binds, tmpfs, init, readonly rootfs, etc files', () => {
-  assert.deepEqual(parseBind('/a:/b:ro,z'), { source: '/a', destination: '/b', readonly: true, propagation: 'rprivate', raw: '/a:/b:ro,z' });
-  invalid(() => parseBind('vol:/b'), /named volumes are not supported/);
+  assert.deepEqual(parseBind('/a:/b:ro,z'), { source: '/a', destination: '/b', volume: false, readonly: true, propagation: 'rprivate', mode: 'ro,z', nocopy: false, raw: '/a:/b:ro,z' });
+  assert.deepEqual(parseBind('vol:/b:nocopy'), { source: 'vol', destination: '/b', volume: true, readonly: false, propagation: '', mode: 'nocopy', nocopy: true, raw: 'vol:/b:nocopy' });
+  assert.deepEqual(parseBind('/anon/'), { source: '', destination: '/anon', volume: true, readonly: false, propagation: '', mode: '', nocopy: false, raw: '/anon/' });
+  invalid(() => parseBind('vol:/b:rshared'), 'invalid mode: rshared');
+  invalid(() => parseBind('/a:/b:nocopy'), 'invalid mode: nocopy');
+  invalid(() => parseBind('anon'), /mount path must be absolute/);
   invalid(() => parseBind('/a:b'), /mount path must be absolute/);
   invalid(() => parseBind('/a:/b:xx'), 'invalid mode: xx');
   invalid(() => parseBind('/a:/'), /destination can't be '\/'/);
