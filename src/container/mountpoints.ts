@@ -8,10 +8,9 @@
  * bind-mounts at every start; volumes are created here (named ones on first use).
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { BerthError, internal, invalidArgument } from '../common/errors';
 import { runChild } from '../common/linux';
-import { parseBind, type MountPoint } from '../runtime/spec';
+import { cleanPath, parseBind, type MountPoint } from '../runtime/spec';
 import { resolveInRoot } from '../runtime/user';
 import { isEmptyDir, type VolumeService } from '../volume/service';
 
@@ -39,8 +38,8 @@ export interface VolumesFromSource { id: string; mounts: MountPoint[] }
 
 const absolute = (type: string, p: string) => {
   if (!p.startsWith('/')) throw invalidArgument(`invalid mount config for type "${type}": invalid mount path: '${p}' mount path must be absolute`);
-  if (path.posix.normalize(p) === '/') throw invalidArgument(`invalid mount config for type "${type}": invalid specification: destination can't be '/'`);
-  return path.posix.normalize(p);
+  if (cleanPath(p) === '/') throw invalidArgument(`invalid mount config for type "${type}": invalid specification: destination can't be '/'`);
+  return cleanPath(p);
 };
 
 export async function resolveMountPoints(

@@ -352,6 +352,12 @@ export function findInitBinary(): string {
 // ---------------------------------------------------------------------------
 // Mounts
 
+/** A container path cleaned as Go's path.Clean does: no `.`/`..` parts, no trailing slash. */
+export function cleanPath(p: string): string {
+  const n = path.posix.normalize(p);
+  return n.length > 1 && n.endsWith('/') ? n.slice(0, -1) : n;
+}
+
 export interface ParsedBind {
   /** Host path, or the volume's name (empty for an anonymous volume). */
   source: string;
@@ -387,15 +393,15 @@ export function parseBind(raw: string): ParsedBind {
   if (parts.length < 1 || parts.length > 3 || parts.some((p, i) => p === '' && i < 2)) throw spec();
   if (parts.length === 1) {
     if (!raw.startsWith('/')) throw invalidArgument(`invalid volume specification: '${raw}': invalid mount config for type "volume": invalid mount path: '${raw}' mount path must be absolute`);
-    if (path.posix.normalize(raw) === '/') throw invalidArgument(`invalid specification: destination can't be '/' in '${raw}'`);
-    return { source: '', destination: path.posix.normalize(raw), volume: true, readonly: false, propagation: '', mode: '', nocopy: false, raw };
+    if (cleanPath(raw) === '/') throw invalidArgument(`invalid specification: destination can't be '/' in '${raw}'`);
+    return { source: '', destination: cleanPath(raw), volume: true, readonly: false, propagation: '', mode: '', nocopy: false, raw };
   }
   const [source, destination, mode = ''] = parts as [string, string, string?];
   const volume = !source.startsWith('/');
   if (!destination.startsWith('/')) {
     throw invalidArgument(`invalid volume specification: '${raw}': invalid mount config for type "${volume ? 'volume' : 'bind'}": invalid mount path: '${destination}' mount path must be absolute`);
   }
-  if (path.posix.normalize(destination) === '/') throw invalidArgument(`invalid specification: destination can't be '/' in '${raw}'`);
+  if (cleanPath(destination) === '/') throw invalidArgument(`invalid specification: destination can't be '/' in '${raw}'`);
   let readonly = false;
   let propagation = volume ? '' : 'rprivate';
   let nocopy = false;
@@ -411,7 +417,7 @@ export function parseBind(raw: string): ParsedBind {
       else throw bad();
     }
   }
-  return { source: volume ? source : path.posix.normalize(source), destination: path.posix.normalize(destination), volume, readonly, propagation, mode, nocopy, raw };
+  return { source: volume ? source : cleanPath(source), destination: cleanPath(destination), volume, readonly, propagation, mode, nocopy, raw };
 }
 
 /**
@@ -426,7 +432,7 @@ export function hostConfigMountPoints(hc: DockerHostConfig): MountPoint[] {
   }
   for (const m of (hc.Mounts ?? []) as Array<{ Type?: string; Source?: string; Target?: string; ReadOnly?: boolean; BindOptions?: { Propagation?: string } | null }>) {
     if (!m.Target || !m.Target.startsWith('/')) throw invalidArgument(`invalid mount config for type "${m.Type ?? ''}": invalid mount path: '${m.Target ?? ''}' mount path must be absolute`);
-    const dest = path.posix.normalize(m.Target);
+    const dest = cleanPath(m.Target);
     if (m.Type === 'bind' && m.Source) out.push({ Type: 'bind', Source: m.Source, Destination: dest, Mode: '', RW: !m.ReadOnly, Propagation: m.BindOptions?.Propagation || 'rprivate' });
     else if (m.Type === 'tmpfs') out.push({ Type: 'tmpfs', Source: '', Destination: dest, Mode: '', RW: !m.ReadOnly, Propagation: '' });
   }
@@ -436,7 +442,7 @@ export function hostConfigMountPoints(hc: DockerHostConfig): MountPoint[] {
 /** TmpfsOptions of `--mount type=tmpfs` as tmpfs mount data (Docker's ConvertTmpfsOptions). */
 function tmpfsMountData(hc: DockerHostConfig, dest: string): string[] {
   const m = ((hc.Mounts ?? []) as Array<{ Type?: string; Target?: string; TmpfsOptions?: { SizeBytes?: number; Mode?: number } | null }>)
-    .find((x) => x.Type === 'tmpfs' && x.Target && path.posix.normalize(x.Target) === dest);
+    .find((x) => x.Type === 'tmpfs' && x.Target && cleanPath(x.Target) === dest);
   const out: string[] = [];
   const size = Number(m?.TmpfsOptions?.SizeBytes ?? 0);
   if (size > 0) out.push(`size=${size}`);
