@@ -186,3 +186,14 @@ export function helpText(spec: CommandSpec, prog: string): string {
   }
   return out;
 }
+
+/** KEY=VALUE flag values (--label, --opt) as a map; a bare KEY maps to "" and a later KEY wins. */
+export function keyValueMap(lines: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const l of lines) {
+    const i = l.indexOf('=');
+    if (i < 0) out[l] = '';
+    else out[l.slice(0, i)] = l.slice(i + 1);
+  }
+  return out;
+}

@@ -95,39 +95,31 @@ const containerPrune: CommandDef = {
   },
 };
 
-const imagePrune: CommandDef = {
-  spec: spec('image prune', 'image prune [OPTIONS]', 'Remove unused images', [
-    { long: 'all', short: 'a', kind: 'bool', usage: 'Remove all unused images, not just dangling ones' },
-    filterFlag,
-    forceFlag,
-  ], { maxArgs: 0 }),
-  async run(ctx, p) {
-    const all = Boolean(p.opts.all);
-    const warning = all
-      ? 'WARNING! This will remove all images without at least one container associated to them.'
-      : 'WARNING! This will remove all dangling images.';
-    if (!p.opts.force && !(await confirmed(ctx, warning))) return 0;
-    const api = await ctx.api();
-    return report(ctx, [await pruneImages(api, all, p.opts.filter)]);
-  },
-};
+/** `<kind> prune [-a] [-f] [--filter]`: one prune call, after a warning that depends on -a. */
+function pruneCommand(
+  kind: string, description: string, allUsage: string, warning: { all: string; some: string },
+  prune: (api: ApiClient, all: boolean, filters: string[]) => Promise<Pruned>,
+): CommandDef {
+  return {
+    spec: spec(`${kind} prune`, `${kind} prune [OPTIONS]`, description, [{ long: 'all', short: 'a', kind: 'bool', usage: allUsage }, filterFlag, forceFlag], { maxArgs: 0 }),
+    async run(ctx, p) {
+      const all = Boolean(p.opts.all);
+      if (!p.opts.force && !(await confirmed(ctx, all ? warning.all : warning.some))) return 0;
+      const api = await ctx.api();
+      return report(ctx, [await prune(api, all, p.opts.filter)]);
+    },
+  };
+}
 
-const volumePrune: CommandDef = {
-  spec: spec('volume prune', 'volume prune [OPTIONS]', 'Remove unused local volumes', [
-    { long: 'all', short: 'a', kind: 'bool', usage: 'Remove all unused volumes, not just anonymous ones' },
-    filterFlag,
-    forceFlag,
-  ], { maxArgs: 0 }),
-  async run(ctx, p) {
-    const all = Boolean(p.opts.all);
-    const warning = all
-      ? 'WARNING! This will remove all local volumes not used by at least one container.'
-      : 'WARNING! This will remove anonymous local volumes not used by at least one container.';
-    if (!p.opts.force && !(await confirmed(ctx, warning))) return 0;
-    const api = await ctx.api();
-    return report(ctx, [await pruneVolumes(api, all ? [...p.opts.filter, 'all=true'] : p.opts.filter)]);
-  },
-};
+const imagePrune = pruneCommand('image', 'Remove unused images', 'Remove all unused images, not just dangling ones', {
+  all: 'WARNING! This will remove all images without at least one container associated to them.',
+  some: 'WARNING! This will remove all dangling images.',
+}, pruneImages);
+
+const volumePrune = pruneCommand('volume', 'Remove unused local volumes', 'Remove all unused volumes, not just anonymous ones', {
+  all: 'WARNING! This will remove all local volumes not used by at least one container.',
+  some: 'WARNING! This will remove anonymous local volumes not used by at least one container.',
+}, (api, all, filters) => pruneVolumes(api, all ? [...filters, 'all=true'] : filters));
 
 const systemPrune: CommandDef = {
   spec: spec('system prune', 'system prune [OPTIONS]', 'Remove unused data', [

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import { forEachLine } from '../jsonlines';
 import { ApiClient, ApiError, CliError, type Hijacked } from '../client';
 import type { CommandDef, Ctx } from '../context';
-import type { FlagSpec, Parsed } from '../flags';
+import { keyValueMap, type FlagSpec, type Parsed } from '../flags';
 import { ramInBytes } from '../units';
 import { flushStdio, pump, terminalSize } from '../streams';
 import { familiarName, parseReference, withDefaultTag } from '../../common/reference';
@@ -164,13 +164,7 @@ function labelMap(o: Record<string, any>): Record<string, string> {
   const lines: string[] = [];
   for (const f of o['label-file'] as string[]) lines.push(...readKVFile(f, 'label'));
   lines.push(...(o.label as string[]));
-  const out: Record<string, string> = {};
-  for (const l of lines) {
-    const i = l.indexOf('=');
-    if (i < 0) out[l] = '';
-    else out[l.slice(0, i)] = l.slice(i + 1);
-  }
-  return out;
+  return keyValueMap(lines);
 }
 
 // The docker CLI (opts.ParseRestartPolicy) only splits "name[:count]"; unknown names, counts on

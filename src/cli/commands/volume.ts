@@ -1,22 +1,11 @@
 // Volume commands: volume create, ls, inspect, rm (volume prune is in prune.ts).
 import { ApiClient, ApiError, CliError, filtersParam } from '../client';
 import type { CommandDef } from '../context';
-import type { CommandSpec, FlagSpec } from '../flags';
+import { keyValueMap, type CommandSpec, type FlagSpec } from '../flags';
 import { renderRows } from '../format';
 import { inspectCmd } from './system';
 
 const spec = (path: string, usage: string, description: string, flags: FlagSpec[], extra: Partial<CommandSpec> = {}): CommandSpec => ({ path, usage, description, flags, ...extra });
-
-/** KEY=VALUE flags (--label, --opt) as a map; a bare KEY maps to "". */
-function keyValues(list: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const kv of list) {
-    const i = kv.indexOf('=');
-    if (i < 0) out[kv] = '';
-    else out[kv.slice(0, i)] = kv.slice(i + 1);
-  }
-  return out;
-}
 
 const create: CommandDef = {
   spec: spec('volume create', 'volume create [OPTIONS] [VOLUME]', 'Create a volume', [
@@ -32,7 +21,7 @@ const create: CommandDef = {
     }
     const api = await ctx.api();
     const v = await api.json('POST', '/volumes/create', {
-      body: { Name: p.args[0] ?? o.name ?? '', Driver: o.driver, DriverOpts: keyValues(o.opt), Labels: keyValues(o.label) },
+      body: { Name: p.args[0] ?? o.name ?? '', Driver: o.driver, DriverOpts: keyValueMap(o.opt), Labels: keyValueMap(o.label) },
     });
     ctx.out(`${v.Name}\n`);
     return 0;
