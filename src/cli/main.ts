@@ -37,6 +37,7 @@ const top: Record<string, [string, string]> = {
   diff: ['container', 'diff'],
   commit: ['container', 'commit'],
   cp: ['container', 'cp'],
+  export: ['container', 'export'],
   stats: ['usage', 'stats'],
   inspect: ['system', 'inspect'],
   version: ['system', 'version'],
@@ -117,6 +118,7 @@ Commands:
   diff        Inspect changes to files or directories on a container's filesystem
   events      Get real time events from the server
   exec        Run a command in a running container
+  export      Export a container's filesystem as a tar archive
   history     Show the history of an image
   images      List images
   import      Import the contents from a tarball to create a filesystem image

@@ -1,5 +1,6 @@
 // Moves bytes between the terminal and a hijacked attach/exec connection:
 // stdcopy demultiplexing (unless TTY), raw mode, detach keys, stdin half-close.
+import * as fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import type { Hijacked } from './client';
 import { CliError } from './client';
@@ -146,4 +147,31 @@ export async function finishSession(
     return 0;
   }
   return exitCode();
+}
+
+/**
+ * Writes a tar the daemon streams (save, export) to `outFile` — through a temp file
+ * renamed at the end, so a failure never leaves half a file — or to stdout, which
+ * must not be a terminal (docker's "cowardly refusing" rule, checked by the caller first).
+ */
+export async function writeTarOutput(res: NodeJS.ReadableStream, outFile: string | undefined, failure: string): Promise<void> {
+  if (!outFile) {
+    for await (const c of res) process.stdout.write(c as Buffer);
+    await flushStdio();
+    return;
+  }
+  const tmp = `${outFile}.berth-tmp-${process.pid}`;
+  const ws = fs.createWriteStream(tmp);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      res.pipe(ws);
+      ws.on('finish', resolve);
+      ws.on('error', reject);
+      res.on('error', reject);
+    });
+    fs.renameSync(tmp, outFile);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw new CliError(`${failure}: ${(e as Error).message}`, 1);
+  }
 }

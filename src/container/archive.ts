@@ -184,19 +184,41 @@ export async function getArchive(ctx: Ctx, services: Services, idOrName: string)
     const pack = tar.pack();
     const done = pipeline(Readable.from(pack as AsyncIterable<Buffer>, { objectMode: false }), res);
     const produce = async () => {
-      const links = new Map<string, string>();
-      const addOne = async (host: string, name: string, st: fs.Stats) => {
-        await packEntry(pack, host, name, st, links);
-        if (st.isDirectory()) {
-          const names = (await fsp.readdir(host)).sort();
-          for (const n of names) {
-            const child = path.join(host, n);
-            await addOne(child, `${name}/${n}`, await fsp.lstat(child));
-          }
-        }
-      };
       void lst;
-      await addOne(r.host, topName, await fsp.lstat(r.host));
+      await packTree(pack, r.host, topName, await fsp.lstat(r.host), new Map());
+      pack.finalize();
+    };
+    await Promise.all([produce().catch((err) => { pack.destroy(err); throw err; }), done]);
+  });
+}
+
+/** Adds `host` as `name` and, for a directory, everything below it (sorted, never across symlinks). */
+async function packTree(pack: tar.Pack, host: string, name: string, st: fs.Stats, links: Map<string, string>): Promise<void> {
+  await packEntry(pack, host, name, st, links);
+  if (!st.isDirectory()) return;
+  for (const n of (await fsp.readdir(host)).sort()) {
+    const child = path.join(host, n);
+    await packTree(pack, child, `${name}/${n}`, await fsp.lstat(child), links);
+  }
+}
+
+/**
+ * GET /containers/{id}/export: the container's whole filesystem (image layers plus its
+ * changes, without volumes and binds) as one tar, entries named relative to `/`, as
+ * `docker export` writes it.
+ */
+export async function exportContainer(ctx: Ctx, services: Services, idOrName: string): Promise<void> {
+  await services.containers.withRootfs(idOrName, async (root) => {
+    const res = ctx.res!;
+    res.writeHead(200, { ...commonHeaders(), 'Content-Type': 'application/x-tar' });
+    const pack = tar.pack();
+    const done = pipeline(Readable.from(pack as AsyncIterable<Buffer>, { objectMode: false }), res);
+    const produce = async () => {
+      const links = new Map<string, string>();
+      for (const n of (await fsp.readdir(root)).sort()) {
+        const child = path.join(root, n);
+        await packTree(pack, child, n, await fsp.lstat(child), links);
+      }
       pack.finalize();
     };
     await Promise.all([produce().catch((err) => { pack.destroy(err); throw err; }), done]);

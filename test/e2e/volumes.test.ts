@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { busyboxDaemonForFile, dockerClis, ok } from '../helpers/daemon';
 
 const d = busyboxDaemonForFile();
@@ -174,5 +175,30 @@ test('the docker CLI drives volumes: create, ls, inspect, rm, run -v, prune — 
     assert.equal(ok(await docker('volume', 'rm', 'dv')).stdout, 'dv\n', bin);
     assert.equal(ok(await docker('volume', 'prune', '-f')).stdout, 'Total reclaimed space: 0B\n', bin);
     assert.deepEqual(await volumeNames(), [], bin);
+  }
+});
+
+test('export: the container filesystem with its changes, without what volumes hold; docker export gives the same bytes', async () => {
+  ok(await berth('run', '--name', 'exported', '-v', 'exvol:/data', 'busybox', 'sh', '-c', 'echo mine > /newfile; rm /etc/shadow; echo in-volume > /data/v'));
+  const out = path.join(d.base, 'exported.tar');
+  try {
+    ok(await berth('export', '-o', out, 'exported'));
+    const names = spawnSync('tar', ['-tf', out], { encoding: 'utf8' }).stdout.split('\n');
+    assert.ok(names.includes('newfile') && names.includes('bin/busybox') && names.includes('data/'), names.slice(0, 5).join(','));
+    assert.ok(!names.includes('etc/shadow'), 'deleted files are gone');
+    assert.ok(!names.includes('data/v'), 'volume content is not exported');
+    assert.ok(!names.some((n) => n.startsWith('./') || n.startsWith('/')), 'names relative to /');
+    const bytes = fs.readFileSync(out);
+    assert.ok(ok(await d.docker(['export', 'exported'])).stdout === bytes.toString('utf8'), 'docker export: same archive');
+    // and back: import the export, run it
+    ok(await berth('import', out, 'reimported:1'));
+    assert.equal(ok(await berth('run', '--rm', 'reimported:1', 'cat', '/newfile')).stdout, 'mine\n');
+    const missing = await berth('export', 'no-such');
+    assert.equal(missing.code, 1);
+    assert.equal(missing.stderr, 'Error response from daemon: No such container: no-such\n');
+  } finally {
+    await berth('rm', '-f', 'exported');
+    await berth('rmi', 'reimported:1');
+    await berth('volume', 'rm', 'exvol');
   }
 });

@@ -19,7 +19,7 @@ import { changesFromQuery, humanSize, importFromRequest } from '../../image/impo
 import { setFromSrcHandler } from './images';
 import { JsonStream, detachedBody } from '../../image/progress';
 import type { BerthImageService } from '../../image/service';
-import { containerChangesOf, getArchive, headArchive, putArchive } from '../../container/archive';
+import { containerChangesOf, exportContainer, getArchive, headArchive, putArchive } from '../../container/archive';
 
 export function registerImageArchiveRoutes(router: Router, services: Services): void {
   const images = services.images as BerthImageService;
@@ -131,6 +131,7 @@ export function registerImageArchiveRoutes(router: Router, services: Services): 
 
   router.head(/^\/containers\/([^/]+)\/archive$/, (ctx) => headArchive(ctx, services, ctx.params[0]));
   router.get(/^\/containers\/([^/]+)\/archive$/, (ctx) => getArchive(ctx, services, ctx.params[0]));
+  router.get(/^\/containers\/([^/]+)\/export$/, (ctx) => exportContainer(ctx, services, ctx.params[0]));
   router.put(/^\/containers\/([^/]+)\/archive$/, (ctx) => putArchive(ctx, services, ctx.params[0]));
 }
 

@@ -7,7 +7,7 @@ import type { CommandDef, Ctx } from '../context';
 import type { CommandSpec, FlagSpec, Parsed } from '../flags';
 import { renderRows } from '../format';
 import { ellipsis, goQuote, goTimeString, humanDuration, humanSize, tabwrite, truncateId } from '../units';
-import { finishSession, flushStdio, pump, terminalSize } from '../streams';
+import { finishSession, flushStdio, pump, terminalSize, writeTarOutput } from '../streams';
 import { monitorTty, proxySignals, resizeContainer, waitExit } from './run';
 import { StdcopyDecoder, STDERR } from '../../common/stdcopy';
 import { inspectCmd } from './system';
@@ -723,6 +723,21 @@ const cpCmd: CommandDef = {
   },
 };
 
+const exportCmd: CommandDef = {
+  spec: spec('export', 'export [OPTIONS] CONTAINER', "Export a container's filesystem as a tar archive", [
+    { long: 'output', short: 'o', kind: 'string', usage: 'Write to a file, instead of STDOUT' },
+  ], { minArgs: 1, maxArgs: 1, aliases: ['berth container export', 'berth export'] }),
+  async run(ctx, p) {
+    const out: string = p.opts.output;
+    if (!out && process.stdout.isTTY) throw new CliError('cowardly refusing to save to a terminal. Use the -o flag or redirect', 1);
+    const api = await ctx.api();
+    const r = await api.request('GET', `/containers/${encodeURIComponent(p.args[0]!)}/export`, { allowError: true });
+    if (r.status >= 400) throw await ApiClient.errorOf(r);
+    await writeTarOutput(r.res, out || undefined, 'failed to export container');
+    return 0;
+  },
+};
+
 const containerInspect: CommandDef = {
   spec: spec('container inspect', 'container inspect [OPTIONS] CONTAINER [CONTAINER...]', 'Display detailed information on one or more containers', [
     { long: 'format', short: 'f', kind: 'string', usage: 'Format output using a custom template' },
@@ -750,5 +765,6 @@ export const defs: Record<string, CommandDef> = {
   diff: diffCmd,
   commit: commitCmd,
   cp: cpCmd,
+  export: exportCmd,
   inspect: containerInspect,
 };

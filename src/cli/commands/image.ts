@@ -5,7 +5,7 @@ import type { CommandDef } from '../context';
 import type { CommandSpec, FlagSpec } from '../flags';
 import { renderRows } from '../format';
 import { goTimeString, humanDuration, humanSize, truncateId } from '../units';
-import { flushStdio } from '../streams';
+import { writeTarOutput } from '../streams';
 import { printProgress } from './run';
 import { inspectCmd } from './system';
 import { familiarName, parseReference } from '../../common/reference';
@@ -248,25 +248,7 @@ const save: CommandDef = {
     if (!out && process.stdout.isTTY) throw new CliError('Cowardly refusing to save to a terminal. Use the -o flag or redirect', 1);
     const api = await ctx.api();
     const r = await api.request('GET', '/images/get', { query: { names: p.args } });
-    if (out) {
-      const tmp = `${out}.berth-tmp-${process.pid}`;
-      const ws = fs.createWriteStream(tmp);
-      try {
-        await new Promise<void>((resolve, reject) => {
-          r.res.pipe(ws);
-          ws.on('finish', resolve);
-          ws.on('error', reject);
-          r.res.on('error', reject);
-        });
-        fs.renameSync(tmp, out);
-      } catch (e) {
-        fs.rmSync(tmp, { force: true });
-        throw new CliError(`failed to save image: ${(e as Error).message}`, 1);
-      }
-    } else {
-      for await (const c of r.res) process.stdout.write(c as Buffer);
-      await flushStdio();
-    }
+    await writeTarOutput(r.res, out || undefined, 'failed to save image');
     return 0;
   },
 };
