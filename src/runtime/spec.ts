@@ -32,6 +32,7 @@ import { BerthError, internal, invalidArgument } from '../common/errors';
 import { writeFileAtomic } from '../common/atomic';
 import { containerCapabilities, hostBoundingCapabilities } from './caps';
 import { resolveInRoot } from './user';
+import { defaultSeccompProfile, type OciSeccomp } from './seccomp';
 
 // ---------------------------------------------------------------------------
 // Types
@@ -167,6 +168,7 @@ export interface OciSpec {
     maskedPaths: string[];
     readonlyPaths: string[];
     sysctl?: Record<string, string>;
+    seccomp?: OciSeccomp;
   };
   annotations?: Record<string, string>;
 }
@@ -711,11 +713,11 @@ export function validateSysctls(sysctls: Record<string, string>, opts: { hostNet
   }
 }
 
-export interface SecurityOptions { noNewPrivileges: boolean; unconfinedSystemPaths: boolean }
+export interface SecurityOptions { noNewPrivileges: boolean; unconfinedSystemPaths: boolean; unconfinedSeccomp: boolean }
 
 /** Docker's --security-opt parsing; profiles this engine can not apply are refused, never ignored. */
 export function parseSecurityOpts(opts: readonly string[] | null | undefined): SecurityOptions {
-  const out: SecurityOptions = { noNewPrivileges: false, unconfinedSystemPaths: false };
+  const out: SecurityOptions = { noNewPrivileges: false, unconfinedSystemPaths: false, unconfinedSeccomp: false };
   for (const opt of opts ?? []) {
     if (opt === 'no-new-privileges') { out.noNewPrivileges = true; continue; }
     if (opt === 'disable') continue; // label=disable: no SELinux on this engine
@@ -730,7 +732,8 @@ export function parseSecurityOpts(opts: readonly string[] | null | undefined): S
         if (v !== 'unconfined') throw invalidArgument(`apparmor profile ${JSON.stringify(v)} is not supported by berth (containers run unconfined)`);
         break;
       case 'seccomp':
-        if (v !== 'unconfined') throw invalidArgument('custom seccomp profiles are not supported by berth yet (only seccomp=unconfined)');
+        if (v !== 'unconfined' && v !== 'builtin') throw invalidArgument('custom seccomp profiles are not supported by berth yet (only seccomp=unconfined or seccomp=builtin)');
+        out.unconfinedSeccomp = v === 'unconfined';
         break;
       case 'systempaths':
         if (v !== 'unconfined') throw invalidArgument(`invalid --security-opt 2: ${JSON.stringify(opt)}`);
@@ -918,6 +921,8 @@ export function buildOciSpec(input: SpecInput): OciSpec {
       maskedPaths: unconfined ? [] : [...MASKED_PATHS],
       readonlyPaths: unconfined ? [] : [...READONLY_PATHS],
       ...(Object.keys(sysctl).length ? { sysctl } : {}),
+      // --privileged and seccomp=unconfined run without a filter, as in Docker.
+      ...(privileged || security.unconfinedSeccomp ? {} : { seccomp: defaultSeccompProfile(caps) }),
     },
   };
   if (privateUts) {

@@ -81,6 +81,8 @@ test('default container: PID 1, Docker caps, masked/readonly paths, cgroup limit
     'echo env_path=$PATH', 'echo env_hostname=$HOSTNAME',
     'echo nets=$(ls /sys/class/net | tr "\\n" " ")',
     'mknod /tmp/fuse c 10 229 && (cat /tmp/fuse 2>/dev/null; echo fuse_rc=$?)',
+    'echo seccomp=$(grep "^Seccomp:" /proc/self/status | cut -f2)',
+    'unshare -U true 2>/dev/null; echo userns_rc=$?',
   ].join('; '), { Memory: 64 * 1024 * 1024, PidsLimit: 64, NanoCpus: 5e8 });
   assert.equal(r.status, 0, r.stderr);
   const v = kv(r.stdout);
@@ -106,6 +108,8 @@ test('default container: PID 1, Docker caps, masked/readonly paths, cgroup limit
   assert.equal(v.env_hostname, v.hostname);
   assert.equal(v.nets!.trim(), 'lo', 'default network: only lo');
   assert.equal(v.fuse_rc, '1', 'fuse is denied by the device cgroup');
+  assert.equal(v.seccomp, '2', 'a seccomp filter is installed');
+  assert.equal(v.userns_rc, '1', 'no new user namespace (seccomp refuses it without CAP_SYS_ADMIN)');
 });
 
 test('a private cgroup namespace: the container\'s cgroup is its root, limits still readable, read-only', async () => {
@@ -130,6 +134,7 @@ test('--privileged gets the host bounding set, host devices, writable /sys', asy
     'echo devnull=$(stat -c %t:%T /dev/null)',
     'echo masked=$(grep -c " /proc/timer_list " /proc/self/mountinfo)',
     'echo ndev=$(ls /dev | wc -l)',
+    'echo seccomp=$(grep "^Seccomp:" /proc/self/status | cut -f2)',
   ].join('; '), { Privileged: true });
   assert.equal(r.status, 0, r.stderr);
   const v = kv(r.stdout);
@@ -139,6 +144,22 @@ test('--privileged gets the host bounding set, host devices, writable /sys', asy
   assert.equal(v.devnull, '1:3');
   assert.equal(v.masked, '0');
   assert.ok(Number(v.ndev) > 15, `host devices visible (${v.ndev})`);
+  assert.equal(v.seccomp, '0', 'no seccomp filter');
+});
+
+test('seccomp: CAP_SYS_ADMIN lifts the mount and namespace entries; seccomp=unconfined removes the filter', async () => {
+  const admin = await runContainer([
+    'mkdir -p /m && mount -t tmpfs none /m && echo mount_ok',
+    'unshare -n true; echo netns_rc=$?',
+    'echo seccomp=$(grep "^Seccomp:" /proc/self/status | cut -f2)',
+  ].join('; '), { CapAdd: ['SYS_ADMIN'] });
+  assert.equal(admin.status, 0, admin.stderr);
+  const a = kv(admin.stdout);
+  assert.equal(a.netns_rc, '0');
+  assert.equal(a.seccomp, '2', 'still filtered: keyrings and module loading stay refused');
+  assert.match(admin.stdout, /mount_ok/);
+  const open = await runContainer('echo seccomp=$(grep "^Seccomp:" /proc/self/status | cut -f2)', { SecurityOpt: ['seccomp=unconfined'] });
+  assert.equal(kv(open.stdout).seccomp, '0');
 });
 
 test('--network none, read-only rootfs, --user, --init, --ulimit, --cap-drop', async () => {

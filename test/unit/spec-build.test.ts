@@ -12,6 +12,7 @@ import {
   resolveArgs, serializeOciSpec, containerEnv, RLIM_INFINITY, SpecInput, MASKED_PATHS, READONLY_PATHS, hostFacts,
   devMajor, devMinor,
 } from '../../src/runtime/spec';
+import { defaultSeccompProfile } from '../../src/runtime/seccomp';
 
 function invalid(fn: () => unknown, message: string | RegExp): void {
   assert.throws(fn, (err: unknown) => {
@@ -196,8 +197,9 @@ test('devices and security options', () => {
   invalid(() => buildOciSpec(input({ hostConfig: { Devices: [{ PathOnHost: '/dev/nope' }] } })), 'error gathering device information while adding custom device "/dev/nope": no such file or directory');
   assert.equal(devMajor(fs.statSync('/dev/null').rdev), 1);
   assert.equal(devMinor(fs.statSync('/dev/null').rdev), 3);
-  assert.deepEqual(parseSecurityOpts(['no-new-privileges']), { noNewPrivileges: true, unconfinedSystemPaths: false });
-  assert.deepEqual(parseSecurityOpts(['no-new-privileges:false', 'systempaths=unconfined', 'seccomp=unconfined', 'label=disable']), { noNewPrivileges: false, unconfinedSystemPaths: true });
+  assert.deepEqual(parseSecurityOpts(['no-new-privileges']), { noNewPrivileges: true, unconfinedSystemPaths: false, unconfinedSeccomp: false });
+  assert.deepEqual(parseSecurityOpts(['no-new-privileges:false', 'systempaths=unconfined', 'seccomp=unconfined', 'label=disable']), { noNewPrivileges: false, unconfinedSystemPaths: true, unconfinedSeccomp: true });
+  assert.equal(parseSecurityOpts(['seccomp=builtin']).unconfinedSeccomp, false);
   invalid(() => parseSecurityOpts(['bogus']), 'invalid --security-opt 1: "bogus"');
   invalid(() => parseSecurityOpts(['seccomp={"defaultAction":"SCMP_ACT_ALLOW"}']), /custom seccomp profiles are not supported/);
   assert.equal(buildOciSpec(input({ hostConfig: { SecurityOpt: ['no-new-privileges=true'] } })).process.noNewPrivileges, true);
@@ -215,4 +217,28 @@ test('command resolution and image config merge', () => {
   assert.deepEqual([m2.Entrypoint, m2.Cmd], [['/img-entry'], ['ls']]);
   const m3 = mergeImageConfig({ Entrypoint: ['/mine'] }, image);
   assert.deepEqual([m3.Entrypoint, m3.Cmd], [['/mine'], undefined]);
+});
+
+test('default seccomp filter: deny-list by capability, clone namespace flags, clone3 falls back', () => {
+  const dflt = defaultSeccompProfile(DEFAULT_CAPABILITIES, 'x64');
+  assert.equal(dflt.defaultAction, 'SCMP_ACT_ALLOW');
+  assert.deepEqual(dflt.architectures, ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32']);
+  const denied = dflt.syscalls[0]!.names;
+  for (const name of ['mount', 'unshare', 'setns', 'keyctl', 'bpf', 'init_module', 'reboot', 'clock_settime', 'io_uring_setup', 'userfaultfd']) {
+    assert.ok(denied.includes(name), name);
+  }
+  for (const name of ['chroot', 'read', 'clone', 'ptrace']) assert.ok(!denied.includes(name), `${name} stays allowed`);
+  assert.deepEqual(dflt.syscalls[1], { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: 38 });
+  const cloneRules = dflt.syscalls.filter((r) => r.names[0] === 'clone');
+  assert.equal(cloneRules.length, 7);
+  assert.ok(cloneRules.some((r) => r.args![0]!.value === 0x10000000 && r.args![0]!.op === 'SCMP_CMP_MASKED_EQ'), 'CLONE_NEWUSER');
+
+  const admin = defaultSeccompProfile([...DEFAULT_CAPABILITIES, 'CAP_SYS_ADMIN', 'CAP_SYS_TIME'], 'x64');
+  assert.ok(!admin.syscalls[0]!.names.includes('mount') && !admin.syscalls[0]!.names.includes('clock_settime'));
+  assert.ok(admin.syscalls[0]!.names.includes('keyctl'), 'never allowed');
+  assert.equal(admin.syscalls.length, 1, 'namespaces allowed with CAP_SYS_ADMIN');
+
+  assert.ok(buildOciSpec(input()).linux.seccomp, 'every container gets it');
+  assert.equal(buildOciSpec(input({ hostConfig: { Privileged: true } })).linux.seccomp, undefined);
+  assert.equal(buildOciSpec(input({ hostConfig: { SecurityOpt: ['seccomp=unconfined'] } })).linux.seccomp, undefined);
 });

@@ -391,7 +391,8 @@ export function registerSystemRoutes(router: Router, services: Services): void {
       ContainerdCommit: { ID: '', Expected: '' },
       RuncCommit: { ID: runc.commit || runc.version, Expected: runc.commit || runc.version },
       InitCommit: { ID: '', Expected: '' },
-      SecurityOptions: [],
+      // every container gets the builtin seccomp filter unless --privileged or seccomp=unconfined
+      SecurityOptions: ['name=seccomp,profile=builtin', ...(services.config.defaultCgroupnsMode === 'private' ? ['name=cgroupns'] : [])],
       CDISpecDirs: [],
       Warnings: warnings.length ? warnings : null,
     });
