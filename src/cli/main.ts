@@ -38,6 +38,7 @@ const top: Record<string, [string, string]> = {
   commit: ['container', 'commit'],
   cp: ['container', 'cp'],
   export: ['container', 'export'],
+  update: ['container', 'update'],
   stats: ['usage', 'stats'],
   inspect: ['system', 'inspect'],
   version: ['system', 'version'],
@@ -142,6 +143,7 @@ Commands:
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
   top         Display the running processes of a container
   unpause     Unpause all processes within one or more containers
+  update      Update configuration of one or more containers
   version     Show the Berth version information
   wait        Block until one or more containers stop, then print their exit codes
 

@@ -5,7 +5,7 @@
  */
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { buildOciSpec, resolveArgs, serializeOciSpec } from '../runtime/spec';
+import { buildOciSpec, resolveArgs, serializeOciSpec, type OciSpec } from '../runtime/spec';
 import { resolveUser } from '../runtime/user';
 import { buildEtcFiles } from './etcfiles';
 import type { ContainerRecord } from './store';
@@ -13,9 +13,9 @@ import type { ContainerRecord } from './store';
 /** The container's cgroup below the daemon's cgroup parent (`--cgroup-parent`, default /berth). */
 function cgroupsPath(parent: string, id: string): string { return `${parent.replace(/\/+$/, '')}/${id}`; }
 
-/** Runs the spec builder at create time so bad HostConfig values fail with 400 there. */
-export function validateSpec(id: string, config: any, hostConfig: any, cgroupParent: string): void {
-  buildOciSpec({
+/** Runs the spec builder at create time so bad HostConfig values fail with 400 there; returns the spec. */
+export function validateSpec(id: string, config: any, hostConfig: any, cgroupParent: string): OciSpec {
+  return buildOciSpec({
     containerId: id, rootfsPath: '/nonexistent', args: resolveArgs(config), env: config.Env ?? [],
     cwd: config.WorkingDir || '/', user: { uid: 0, gid: 0 }, terminal: !!config.Tty,
     hostname: config.Hostname, domainname: config.Domainname, hostConfig,

@@ -675,6 +675,64 @@ export class Containers implements ContainerService {
     });
   }
 
+  // ---- update ------------------------------------------------------------
+  /**
+   * POST /containers/{id}/update: new cgroup limits and/or restart policy. Fields
+   * left at zero keep their value (Docker's rule); a running container gets the new
+   * limits at once through `runc update`, and the record keeps them for later starts.
+   */
+  async update(idOrName: string, body: any): Promise<{ Warnings: string[] }> {
+    const c = this.find(idOrName);
+    return this.withLock(c, async () => {
+      const id = c.rec.Id;
+      const cannot = (msg: string) => invalidArgument(`Cannot update container ${id}: ${msg}`);
+      const hc = { ...c.rec.HostConfig };
+      const b = body ?? {};
+      for (const k of ['BlkioWeight', 'CpuShares', 'CpuPeriod', 'CpuQuota', 'CpuRealtimePeriod', 'CpuRealtimeRuntime', 'MemoryReservation', 'MemorySwap']) {
+        if (b[k]) hc[k] = b[k];
+      }
+      for (const k of ['CpusetCpus', 'CpusetMems']) if (b[k]) hc[k] = b[k];
+      if (b.NanoCpus) {
+        if (hc.CpuQuota && !b.CpuQuota) throw cannot('Conflicting options: Nano CPUs cannot be updated as CPU Quota has already been set');
+        if (hc.CpuPeriod && !b.CpuPeriod) throw cannot('Conflicting options: Nano CPUs cannot be updated as CPU Period has already been set');
+        hc.NanoCpus = b.NanoCpus;
+      } else if ((b.CpuQuota || b.CpuPeriod) && hc.NanoCpus) {
+        throw cannot(`Conflicting options: CPU ${b.CpuQuota ? 'Quota' : 'Period'} cannot be updated as NanoCPUs has already been set`);
+      }
+      if (b.Memory) {
+        if (hc.MemorySwap > 0 && b.Memory > hc.MemorySwap && !b.MemorySwap) {
+          throw cannot('Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time');
+        }
+        hc.Memory = b.Memory;
+      }
+      if (b.PidsLimit != null) hc.PidsLimit = b.PidsLimit;
+      const policy = b.RestartPolicy;
+      if (policy?.Name) {
+        if (policy.Name !== 'no' && hc.AutoRemove) throw cannot('Restart policy cannot be updated because AutoRemove is enabled for the container');
+        hc.RestartPolicy = { Name: policy.Name, MaximumRetryCount: Number(policy.MaximumRetryCount ?? 0) };
+      }
+      // The same checks as create (Docker's wording), on the merged result.
+      const checked = validateHostConfig(hc, { network: this.config.defaultNetwork, cgroupnsMode: this.config.defaultCgroupnsMode });
+      const resources = validateSpec(id, c.rec.Config, checked, this.config.cgroupParent).linux.resources;
+      if (c.rec.State.Running) {
+        const file = path.join(this.bundleDir(id), 'update.json');
+        const { devices: _devices, ...limits } = resources; // device rules are fixed at create
+        // "no limit" is absent from a fresh spec; runc update needs it said (-1 writes "max").
+        if (b.PidsLimit != null && b.PidsLimit <= 0) limits.pids = { limit: -1 };
+        await fsp.writeFile(file, JSON.stringify(limits));
+        try {
+          await this.runc.update(id, file);
+        } finally {
+          await fsp.rm(file, { force: true });
+        }
+      }
+      c.rec.HostConfig = checked;
+      await this.save(c);
+      this.emit(c, 'update');
+      return { Warnings: [] };
+    });
+  }
+
   // ---- rename / remove ---------------------------------------------------
   async rename(idOrName: string, newName: string): Promise<void> {
     const c = this.find(idOrName);

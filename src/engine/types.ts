@@ -124,6 +124,8 @@ export interface ContainerService {
   pause(idOrName: string): Promise<void>;
   unpause(idOrName: string): Promise<void>;
   rename(idOrName: string, newName: string): Promise<void>;
+  /** New cgroup limits and/or restart policy (POST /containers/{id}/update). */
+  update(idOrName: string, body: any): Promise<{ Warnings: string[] }>;
   remove(idOrName: string, opts: { force: boolean; volumes: boolean }): Promise<void>;
   /** Resolves when the condition is met; rejects if `abort` fires first. */
   wait(idOrName: string, condition: WaitCondition, abort: AbortSignal): Promise<{ StatusCode: number; Error: { Message: string } | null }>;

@@ -89,6 +89,9 @@ export class Runc {
     await fsp.rm(fifo, { force: true });
   }
 
+  /** `runc update --resources FILE`: new cgroup limits (an OCI LinuxResources JSON) for a running container. */
+  update(id: string, resourcesFile: string): Promise<string> { return this.run(['update', '--resources', resourcesFile, id]); }
+
   pause(id: string): Promise<string> { return this.run(['pause', id]); }
   resume(id: string): Promise<string> { return this.run(['resume', id]); }
 

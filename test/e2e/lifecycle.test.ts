@@ -227,3 +227,41 @@ test('rm -f web2 removes a running container, its processes and its mounts', asy
   await sleep(100);
   assert.deepEqual(mountsUnder(d.base).filter((m) => m.includes(webId)), [], 'no mount of the removed container');
 });
+
+test('update: new limits reach a running container at once and a stopped one at its next start; bad updates change nothing', async () => {
+  const cg = async (c: string) => ok(await berth('exec', c, 'sh', '-c', 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpu/cpu.cfs_quota_us'));
+  const id = ok(await berth('run', '-d', '--name', 'limited', '-m', '64m', '--pids-limit', '50', 'busybox', 'sleep', '300')).stdout.trim();
+  try {
+    assert.equal((await cg(id)).stdout, `${64 * 1024 * 1024}\n50\n-1\n`);
+    assert.equal(ok(await berth('update', '-m', '128m', '--pids-limit', '80', '--cpus', '0.5', '--restart', 'on-failure:3', 'limited')).stdout, 'limited\n');
+    assert.equal((await cg(id)).stdout, `${128 * 1024 * 1024}\n80\n50000\n`, 'applied to the running container');
+    const hc = (await inspect(id)).HostConfig;
+    assert.deepEqual([hc.Memory, hc.PidsLimit, hc.NanoCpus, hc.RestartPolicy], [128 * 1024 * 1024, 80, 5e8, { Name: 'on-failure', MaximumRetryCount: 3 }]);
+
+    // the docker CLI too; -1 lifts the pids limit
+    ok(await d.docker(['update', '--pids-limit', '-1', id]));
+    assert.equal((await cg(id)).stdout.split('\n')[1], 'max');
+
+    for (const [args, message] of [
+      [[], 'you must provide one or more flags when using this command'],
+      [['--cpu-quota', '50000'], `Error response from daemon: Cannot update container ${id}: Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set`],
+      [['-m', '1k'], 'Error response from daemon: Minimum memory limit allowed is 6MB'],
+      [['--restart', 'sometimes'], "Error response from daemon: invalid restart policy: unknown policy 'sometimes'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"],
+    ] as Array<[string[], string]>) {
+      const r = await berth('update', ...args, 'limited');
+      assert.equal(r.code, 1, args.join(' '));
+      assert.equal(r.stderr.trim(), message);
+    }
+    assert.equal((await inspect(id)).HostConfig.Memory, 128 * 1024 * 1024, 'nothing changed by the failed updates');
+
+    // stopped: recorded, applied at the next start
+    ok(await berth('stop', '-t', '0', 'limited'));
+    ok(await berth('update', '-m', '96m', 'limited'));
+    ok(await berth('start', 'limited'));
+    assert.equal((await cg(id)).stdout.split('\n')[0], String(96 * 1024 * 1024));
+  } finally {
+    ok(await berth('rm', '-f', 'limited'));
+  }
+  const missing = await berth('update', '-m', '64m', 'no-such');
+  assert.equal(missing.stderr, 'Error response from daemon: No such container: no-such\n');
+});

@@ -203,6 +203,10 @@ export function registerContainerRoutes(router: Router, services: Services): voi
     ctx.send(204);
   });
 
+  router.post(`/containers/${REF}/update`, async (ctx) => {
+    ctx.send(200, await svc.update(ref(ctx), await ctx.json<any>({})));
+  });
+
   router.post(`/containers/${REF}/rename`, async (ctx) => {
     const newName = ctx.query.get('name') ?? '';
     if (!newName) throw invalidArgument('Neither old nor new names may be empty');

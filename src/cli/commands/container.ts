@@ -8,7 +8,7 @@ import type { CommandSpec, FlagSpec, Parsed } from '../flags';
 import { renderRows } from '../format';
 import { ellipsis, goQuote, goTimeString, humanDuration, humanSize, tabwrite, truncateId } from '../units';
 import { finishSession, flushStdio, pump, terminalSize, writeTarOutput } from '../streams';
-import { monitorTty, proxySignals, resizeContainer, waitExit } from './run';
+import { monitorTty, parseRestart, proxySignals, resizeContainer, resourceFlags, waitExit } from './run';
 import { StdcopyDecoder, STDERR } from '../../common/stdcopy';
 import { inspectCmd } from './system';
 
@@ -723,6 +723,40 @@ const cpCmd: CommandDef = {
   },
 };
 
+const updateCmd: CommandDef = {
+  spec: spec('update', 'update [OPTIONS] CONTAINER [CONTAINER...]', 'Update configuration of one or more containers', ([
+    { long: 'blkio-weight', kind: 'int', usage: 'Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)' },
+    { long: 'cpu-rt-period', kind: 'int', usage: 'Limit the CPU real-time period in microseconds' },
+    { long: 'cpu-rt-runtime', kind: 'int', usage: 'Limit the CPU real-time runtime in microseconds' },
+    { long: 'restart', kind: 'string', usage: 'Restart policy to apply when a container exits' },
+  ] as FlagSpec[]).concat(resourceFlags()).sort((a, b) => a.long.localeCompare(b.long)), { minArgs: 1, aliases: ['berth container update', 'berth update'] }),
+  async run(ctx, p) {
+    const o = p.opts;
+    if (p.changed.size === 0) throw new CliError('you must provide one or more flags when using this command', 1);
+    const set = (flag: string) => p.changed.has(flag);
+    const body: Record<string, unknown> = {
+      BlkioWeight: set('blkio-weight') ? o['blkio-weight'] : 0,
+      CpuPeriod: set('cpu-period') ? o['cpu-period'] : 0,
+      CpuQuota: set('cpu-quota') ? o['cpu-quota'] : 0,
+      CpuRealtimePeriod: set('cpu-rt-period') ? o['cpu-rt-period'] : 0,
+      CpuRealtimeRuntime: set('cpu-rt-runtime') ? o['cpu-rt-runtime'] : 0,
+      CpuShares: set('cpu-shares') ? o['cpu-shares'] : 0,
+      NanoCpus: set('cpus') ? o.cpus : 0,
+      CpusetCpus: set('cpuset-cpus') ? o['cpuset-cpus'] : '',
+      CpusetMems: set('cpuset-mems') ? o['cpuset-mems'] : '',
+      Memory: set('memory') ? o.memory : 0,
+      MemoryReservation: set('memory-reservation') ? o['memory-reservation'] : 0,
+      MemorySwap: set('memory-swap') ? o['memory-swap'] : 0,
+      ...(set('pids-limit') ? { PidsLimit: o['pids-limit'] } : {}),
+      RestartPolicy: set('restart') ? parseRestart(o.restart) : { Name: '', MaximumRetryCount: 0 },
+    };
+    const api = await ctx.api();
+    return forEach(ctx, p.args, async (name) => {
+      await api.json('POST', `/containers/${encodeURIComponent(name)}/update`, { body });
+    });
+  },
+};
+
 const exportCmd: CommandDef = {
   spec: spec('export', 'export [OPTIONS] CONTAINER', "Export a container's filesystem as a tar archive", [
     { long: 'output', short: 'o', kind: 'string', usage: 'Write to a file, instead of STDOUT' },
@@ -766,5 +800,6 @@ export const defs: Record<string, CommandDef> = {
   commit: commitCmd,
   cp: cpCmd,
   export: exportCmd,
+  update: updateCmd,
   inspect: containerInspect,
 };

@@ -92,6 +92,12 @@ const commonFlags: FlagSpec[] = [
   { long: 'workdir', short: 'w', kind: 'string', usage: 'Working directory inside the container' },
 ];
 
+/** The resource flags `update` shares with run/create (same names, parsing and help). */
+export function resourceFlags(): FlagSpec[] {
+  const names = ['blkio-weight', 'cpu-period', 'cpu-quota', 'cpu-rt-period', 'cpu-rt-runtime', 'cpu-shares', 'cpus', 'cpuset-cpus', 'cpuset-mems', 'memory', 'memory-reservation', 'memory-swap', 'pids-limit'];
+  return commonFlags.filter((f) => names.includes(f.long));
+}
+
 const runOnly: FlagSpec[] = [
   { long: 'detach', short: 'd', kind: 'bool', usage: 'Run container in background and print container ID' },
   { long: 'detach-keys', kind: 'string', usage: 'Override the key sequence for detaching a container' },
@@ -169,7 +175,7 @@ function labelMap(o: Record<string, any>): Record<string, string> {
 
 // The docker CLI (opts.ParseRestartPolicy) only splits "name[:count]"; unknown names, counts on
 // other policies and negative counts are the daemon's to reject, with its words.
-function parseRestart(s: string): { Name: string; MaximumRetryCount: number } {
+export function parseRestart(s: string): { Name: string; MaximumRetryCount: number } {
   if (s === '') return { Name: 'no', MaximumRetryCount: 0 };
   const i = s.indexOf(':');
   const name = i < 0 ? s : s.slice(0, i);
