@@ -32,6 +32,12 @@ test('a named volume keeps data between containers; ro is enforced; in use it ca
   assert.equal(fs.readFileSync(path.join(v.Mountpoint, 'file'), 'utf8'), 'kept\n', 'the data is really in the volume directory');
 
   const c = ok(await berth('create', '-v', 'data1:/data', 'busybox', 'true')).stdout.trim();
+  // cp reads and writes the volume, not the container layer under it
+  const local = path.join(d.base, 'to-volume.txt');
+  fs.writeFileSync(local, 'copied in\n');
+  ok(await berth('cp', local, `${c}:/data/in.txt`));
+  assert.equal(fs.readFileSync(path.join(v.Mountpoint, 'in.txt'), 'utf8'), 'copied in\n');
+  assert.match(ok(await berth('cp', `${c}:/data/file`, '-')).stdout, /kept\n/);
   const busy = await berth('volume', 'rm', 'data1');
   assert.equal(busy.code, 1);
   assert.equal(busy.stderr, `Error response from daemon: remove data1: volume is in use - [${c}]\n`);
