@@ -107,7 +107,8 @@ export class VolumeService {
     if (driver !== 'local') throw new BerthError('not-found', `plugin "${driver}" not found`);
     if (req.DriverOpts && Object.keys(req.DriverOpts).length) {
       // The local driver's type/device/o mount a filesystem at the volume; Berth only makes directories.
-      throw invalidArgument(`create ${req.Name ?? ''}: volume options (${Object.keys(req.DriverOpts).join(', ')}) are not supported by berth's local driver yet`.replace(/^create : /, 'create: '));
+      const what = req.Name ? `create ${req.Name}` : 'create';
+      throw invalidArgument(`${what}: volume options (${Object.keys(req.DriverOpts).join(', ')}) are not supported by berth's local driver yet`);
     }
     const name = req.Name || randomBytes(32).toString('hex');
     if (!NAME_RE.test(name)) {
