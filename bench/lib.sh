@@ -92,7 +92,13 @@ bench_cleanup() {
     umount "$m" 2>/dev/null || umount -l "$m"
   done
   rm -rf --one-file-system "$BENCH_BASE"
-  find /sys/fs/cgroup -mindepth 2 -maxdepth 2 -type d -name "${BERTH_CGROUP_PARENT#/}" 2>/dev/null |
-    while read -r cg; do find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null; done
+  # A cgroup can be removed only once its last process is gone: retry briefly (killed containers exit late).
+  local cg _
+  for _ in $(seq 1 30); do
+    cg=$(find /sys/fs/cgroup -mindepth 2 -maxdepth 2 -type d -name "${BERTH_CGROUP_PARENT#/}" 2>/dev/null)
+    [ -z "$cg" ] && break
+    for c in $cg; do find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null; done
+    sleep 0.1
+  done
 }
 trap bench_cleanup EXIT
