@@ -97,7 +97,11 @@ bench_cleanup() {
   for _ in $(seq 1 30); do
     cg=$(find /sys/fs/cgroup -mindepth 2 -maxdepth 2 -type d -name "${BERTH_CGROUP_PARENT#/}" 2>/dev/null)
     [ -z "$cg" ] && break
-    for c in $cg; do find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null; done
+    # container processes under the benchmark's own cgroup parent are ours (conmon was killed above)
+    for c in $cg; do
+      find "$c" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u | xargs -r kill -KILL 2>/dev/null
+      find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null
+    done
     sleep 0.1
   done
 }
