@@ -2,6 +2,7 @@
 import { invalidArgument } from '../common/errors';
 import { statusText } from './format';
 import type { ContainerRecord } from './store';
+import { labelMatches } from '../common/labels';
 
 const FILTERS = new Set(['id', 'name', 'status', 'label', 'ancestor', 'exited', 'before', 'since', 'network', 'health', 'isolation', 'is-task', 'volume', 'publish', 'expose']);
 const STATUSES = ['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'];
@@ -26,12 +27,6 @@ export function summary(rec: ContainerRecord): any {
 
 // Docker joins path and args with spaces, quoting none; keep that.
 function quoteArg(a: string): string { return a; }
-
-function labelMatch(labels: Record<string, string>, f: string): boolean {
-  const i = f.indexOf('=');
-  if (i < 0) return f in labels;
-  return labels[f.slice(0, i)] === f.slice(i + 1);
-}
 
 export async function listContainers(
   all: ContainerRecord[],
@@ -61,7 +56,7 @@ export async function listContainers(
     if (f.id?.length && !f.id.some((x) => r.Id.startsWith(x))) return false;
     if (f.name?.length && !f.name.some((x) => nameMatch(r.Name, x))) return false;
     if (f.status?.length && !f.status.includes(r.State.Status)) return false;
-    if (f.label?.length && !f.label.every((x) => labelMatch(r.Config.Labels ?? {}, x))) return false;
+    if (f.label?.length && !f.label.every((x) => labelMatches(r.Config.Labels, x))) return false;
     if (f.exited?.length && (r.State.Status !== 'exited' || !f.exited.some((x) => Number(x) === r.State.ExitCode))) return false;
     if (f.ancestor?.length && !ancestorIds.has(r.Image) && !f.ancestor.includes(r.Config.Image)) return false;
     if (f.network?.length && !f.network.includes(r.HostConfig.NetworkMode)) return false;

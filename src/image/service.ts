@@ -27,6 +27,7 @@ import { ImageStore, type ImageEntry } from '../store/imagestore';
 import { SnapshotStore, chainIDs } from '../store/snapshots';
 import { TarSplitter, assembleTar } from '../store/tarsplit';
 import * as path from 'node:path';
+import { labelMatches } from '../common/labels';
 
 /** One layer given to createImageFromLayers. */
 export interface LayerInput {
@@ -652,11 +653,7 @@ function versionLess(a: string, b: string): boolean {
 }
 
 function matchLabels(labels: Record<string, string>, want: string[], notWant: string[]): boolean {
-  const has = (spec: string) => {
-    const eq = spec.indexOf('=');
-    if (eq === -1) return spec in labels;
-    return labels[spec.slice(0, eq)] === spec.slice(eq + 1);
-  };
+  const has = (spec: string) => labelMatches(labels, spec);
   return want.every(has) && !notWant.some(has);
 }
 

@@ -19,6 +19,7 @@ import { directorySize } from '../common/du';
 import { BerthError, conflict, invalidArgument, notFound } from '../common/errors';
 import type { DaemonConfig } from '../engine/config';
 import type { EventBus } from '../engine/events';
+import { labelMatches } from '../common/labels';
 
 /** The label Docker (23+) puts on volumes it creates for a container, which `volume prune` removes by default. */
 export const ANONYMOUS_LABEL = 'com.docker.volume.anonymous';
@@ -44,12 +45,6 @@ export interface VolumeCreateRequest { Name?: string; Driver?: string; DriverOpt
 
 const LIST_FILTERS = new Set(['dangling', 'driver', 'label', 'name']);
 const PRUNE_FILTERS = new Set(['label', 'label!', 'all']);
-
-function labelMatches(labels: Record<string, string> | null, expr: string): boolean {
-  const i = expr.indexOf('=');
-  const l = labels ?? {};
-  return i < 0 ? expr in l : l[expr.slice(0, i)] === expr.slice(i + 1);
-}
 
 function boolFilter(values: string[], name: string): boolean {
   const v = values[values.length - 1]!;

@@ -12,6 +12,7 @@ import { BerthError, invalidArgument, isKind } from '../../common/errors';
 import type { Services } from '../../engine/services';
 import type { LogsOptions, WaitCondition } from '../../engine/types';
 import { parseApiTimestamp } from './system';
+import { labelMatches } from '../../common/labels';
 
 const RAW_STREAM = 'application/vnd.docker.raw-stream';
 const MULTIPLEXED_STREAM = 'application/vnd.docker.multiplexed-stream';
@@ -410,12 +411,6 @@ function parseTail(v: string | null): number | 'all' {
   if (v === null || v === '' || v === 'all') return 'all';
   if (!/^\d+$/.test(v)) return 'all'; // dockerd treats a bad or negative tail as "all"
   return Number(v);
-}
-
-function labelMatches(labels: Record<string, string>, kv: string): boolean {
-  const eq = kv.indexOf('=');
-  if (eq < 0) return kv in labels;
-  return labels[kv.slice(0, eq)] === kv.slice(eq + 1);
 }
 
 // ---------------------------------------------------------------- stats (cgroup v1)

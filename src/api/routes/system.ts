@@ -13,6 +13,7 @@ import { invalidArgument } from '../../common/errors';
 import { writeFileAtomicSync } from '../../common/atomic';
 import type { Services } from '../../engine/services';
 import type { EngineEvent } from '../../engine/events';
+import { labelMatches } from '../../common/labels';
 
 export const ENGINE_VERSION = /Berth\/(\S+)/.exec(SERVER_HEADER)?.[1] ?? '0.0.0';
 
@@ -83,12 +84,7 @@ export function eventMatches(ev: EngineEvent, f: Record<string, string[]>): bool
   const imageOk = !f.image || f.image.length === 0
     || exact(f, 'image', ev.Actor.ID) || exact(f, 'image', imageName)
     || exact(f, 'image', stripTag(ev.Actor.ID)) || exact(f, 'image', stripTag(imageName));
-  const labelOk = (f.label ?? []).every((kv) => {
-    const eq = kv.indexOf('=');
-    const k = eq < 0 ? kv : kv.slice(0, eq);
-    if (!(k in attrs)) return false;
-    return eq < 0 || attrs[k] === kv.slice(eq + 1);
-  });
+  const labelOk = (f.label ?? []).every((kv) => labelMatches(attrs, kv));
   return eventOk
     && exact(f, 'type', ev.Type)
     && exact(f, 'scope', ev.scope)
