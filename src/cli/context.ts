@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { ApiClient, ApiError, CliError, DEFAULT_HOST, parseHost } from './client';
+import { ApiClient, CliError, DEFAULT_HOST, parseHost } from './client';
 import type { CommandSpec, Parsed } from './flags';
 
 export const PROG = 'berth';
@@ -93,24 +93,4 @@ async function startDaemon(sock: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new CliError(`Cannot connect to the Berth daemon at ${DEFAULT_HOST}. Is the berth daemon running? (berthd did not start; see ${logFile})`);
-}
-
-/**
- * Runs `fn` for each name as docker's multi-object commands do (rm, stop, volume rm...):
- * prints the name when it succeeds, the daemon's error when not, and goes on; exit 1 if any failed.
- */
-export async function forEachName(ctx: Ctx, names: string[], fn: (name: string) => Promise<void>, printName = true): Promise<number> {
-  let failed = false;
-  for (const n of names) {
-    try {
-      await fn(n);
-      if (printName) ctx.out(`${n}\n`);
-    } catch (e) {
-      if (e instanceof ApiError) ctx.err(`Error response from daemon: ${e.message}\n`);
-      else if (e instanceof CliError) ctx.err(`${e.message}\n`);
-      else throw e;
-      failed = true;
-    }
-  }
-  return failed ? 1 : 0;
 }
