@@ -1,9 +1,12 @@
 /**
- * `docker cp` and `docker diff` on a container's filesystem:
- *   HEAD /containers/{id}/archive?path=   stat (X-Docker-Container-Path-Stat)
- *   GET  /containers/{id}/archive?path=   tar of the path, top entry = basename
- *   PUT  /containers/{id}/archive?path=   extract a tar into a directory
- *   GET  /containers/{id}/changes         A/C/D list
+ * `docker cp`, `docker export` and `docker diff` on a container's filesystem,
+ * as domain operations taking streams (api/routes/container-archive.ts
+ * translates HTTP):
+ *   statContainerPath     stat of a path (HEAD .../archive)
+ *   archiveContainerPath  tar of the path, top entry = basename (GET .../archive)
+ *   exportContainerFs     the whole filesystem as a tar (GET .../export)
+ *   extractToContainer    a tar extracted into a directory (PUT .../archive)
+ *   containerChangesOf    A/C/D list (GET .../changes)
  * Paths are resolved inside the rootfs: symlinks (absolute or relative) are
  * followed relative to the rootfs root and `..` never climbs above it, the
  * way Docker's FollowSymlinkInScope does. Files the container sees through
@@ -17,11 +20,9 @@ import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
-import { commonHeaders, type Ctx } from '../api/router';
 import { invalidArgument, notFound, BerthError } from '../common/errors';
 import type { Services } from '../engine/services';
 import { decompressed } from '../image/compression';
-import { detachedBody } from '../image/progress';
 import { checkEntryPath } from '../image/tarcheck';
 import { containerChanges, lowerDirsOf, type Change } from '../store/changes';
 
@@ -130,7 +131,7 @@ function goTime(ns: bigint): string {
   return `${base}${f}Z`;
 }
 
-interface PathStat { name: string; size: number; mode: number; mtime: string; linkTarget: string }
+export interface PathStat { name: string; size: number; mode: number; mtime: string; linkTarget: string }
 
 async function statPath(root: string, r: Resolved, ctrName: string): Promise<{ stat: PathStat; lst: fs.BigIntStats }> {
   let lst: fs.BigIntStats;
@@ -151,36 +152,27 @@ async function statPath(root: string, r: Resolved, ctrName: string): Promise<{ s
   };
 }
 
-function statHeader(s: PathStat): string {
-  return Buffer.from(JSON.stringify(s)).toString('base64');
-}
+/* ---------------------------------------------------- operations */
 
-function pathParam(ctx: Ctx): string {
-  const p = ctx.query.get('path');
-  if (!p) throw invalidArgument('path is required');
-  return p;
-}
-
-/* ---------------------------------------------------- endpoints */
-
-export async function headArchive(ctx: Ctx, services: Services, idOrName: string): Promise<void> {
-  const p = pathParam(ctx);
-  const header = await services.containers.withRootfs(idOrName, async (root, ctr) => {
+/** Stat of `p` inside the container (HEAD /containers/{id}/archive). */
+export async function statContainerPath(services: Services, idOrName: string, p: string): Promise<PathStat> {
+  return services.containers.withRootfs(idOrName, async (root, ctr) => {
     const { stat } = await statPath(root, resolvePath(root, p, redirectsOf(ctr)), idOrName);
-    return statHeader(stat);
+    return stat;
   });
-  ctx.send(200, undefined, { 'X-Docker-Container-Path-Stat': header, 'Content-Type': 'application/json' });
 }
 
-export async function getArchive(ctx: Ctx, services: Services, idOrName: string): Promise<void> {
-  const p = pathParam(ctx);
+/**
+ * Tar of `p` inside the container. Once the path is found, `open` is given its
+ * stat and returns the sink the tar is written to.
+ */
+export async function archiveContainerPath(services: Services, idOrName: string, p: string, open: (stat: PathStat) => Writable): Promise<void> {
   await services.containers.withRootfs(idOrName, async (root, ctr) => {
     const mounts = redirectsOf(ctr);
     const r = resolvePath(root, p, mounts);
     const { stat, lst } = await statPath(root, r, idOrName);
     const topName = r.absPath.endsWith('/.') ? '.' : (path.posix.basename(r.absPath.replace(/\/+$/, '')) || '.');
-    const res = ctx.res!;
-    res.writeHead(200, { ...commonHeaders(), 'Content-Type': 'application/x-tar', 'X-Docker-Container-Path-Stat': statHeader(stat) });
+    const res = open(stat);
     const pack = tar.pack();
     const done = pipeline(Readable.from(pack as AsyncIterable<Buffer>, { objectMode: false }), res);
     const produce = async () => {
@@ -203,14 +195,13 @@ async function packTree(pack: tar.Pack, host: string, name: string, st: fs.Stats
 }
 
 /**
- * GET /containers/{id}/export: the container's whole filesystem (image layers plus its
- * changes, without volumes and binds) as one tar, entries named relative to `/`, as
- * `docker export` writes it.
+ * `docker export`: the container's whole filesystem (image layers plus its
+ * changes, without volumes and binds) as one tar, entries named relative to `/`,
+ * written to the sink `open` returns once the container's rootfs is at hand.
  */
-export async function exportContainer(ctx: Ctx, services: Services, idOrName: string): Promise<void> {
+export async function exportContainerFs(services: Services, idOrName: string, open: () => Writable): Promise<void> {
   await services.containers.withRootfs(idOrName, async (root) => {
-    const res = ctx.res!;
-    res.writeHead(200, { ...commonHeaders(), 'Content-Type': 'application/x-tar' });
+    const res = open();
     const pack = tar.pack();
     const done = pipeline(Readable.from(pack as AsyncIterable<Buffer>, { objectMode: false }), res);
     const produce = async () => {
@@ -252,10 +243,20 @@ async function packEntry(pack: tar.Pack, host: string, name: string, st: fs.Stat
   // sockets: skipped, as Docker's archiver does
 }
 
-export async function putArchive(ctx: Ctx, services: Services, idOrName: string): Promise<void> {
-  const p = pathParam(ctx);
-  const noOverwriteDirNonDir = ctx.bool('noOverwriteDirNonDir', false);
-  const copyUIDGID = ctx.bool('copyUIDGID', false);
+export interface ExtractOptions {
+  /** Refuse to replace a directory with a non-directory or the reverse. */
+  noOverwriteDirNonDir: boolean;
+  /** Owner of extracted entries: the container's user (else root). */
+  copyUIDGID: boolean;
+}
+
+/**
+ * Extracts the tar (plain or compressed) read from `openInput()` (opened once the
+ * destination checked out) into the directory
+ * `p` inside the container; entries never land outside the container's rootfs.
+ */
+export async function extractToContainer(services: Services, idOrName: string, p: string, openInput: () => Readable, opts: ExtractOptions): Promise<void> {
+  const { noOverwriteDirNonDir, copyUIDGID } = opts;
   await services.containers.withRootfs(idOrName, async (root, ctr) => {
     const mounts = redirectsOf(ctr);
     const absDest = path.posix.join('/', p);
@@ -267,7 +268,7 @@ export async function putArchive(ctx: Ctx, services: Services, idOrName: string)
     if (!st.isDirectory()) throw invalidArgument('extraction point is not a directory');
     const destInCtr = destHost.startsWith(root + '/') || destHost === root ? inContainer(root, destHost) : undefined;
     const owner = copyUIDGID ? await containerUser(root, ctr?.Config?.User ?? '') : { uid: 0, gid: 0 };
-    const { stream } = await decompressed(detachedBody(ctx.req));
+    const { stream } = await decompressed(openInput());
     const extract = tar.extract();
     const dirTimes: Array<{ p: string; mtime: Date }> = [];
     extract.on('entry', (header, entry, next) => {
@@ -343,7 +344,6 @@ export async function putArchive(ctx: Ctx, services: Services, idOrName: string)
     // Directory times last: creating entries inside changed them.
     for (const d of dirTimes.reverse()) await fsp.utimes(d.p, d.mtime, d.mtime).catch(() => undefined);
   });
-  ctx.send(200);
 }
 
 function mknod(target: string, h: tar.Header): Promise<void> {
@@ -381,7 +381,7 @@ async function containerUser(root: string, user: string): Promise<{ uid: number;
   return { uid, gid };
 }
 
-/** GET /containers/{id}/changes */
+/** `docker diff`: the container's changes against its image. */
 export async function containerChangesOf(services: Services, idOrName: string): Promise<Change[]> {
   const ctr = await services.containers.inspect(idOrName);
   const upper = services.images.containerUpperDir(ctr.Id);

@@ -62,6 +62,61 @@ export interface PreparedRootfs {
   persisted: Promise<void>;
 }
 
+/**
+ * One message of a progress stream (Docker's JSONMessage shape: pull, load, import,
+ * bootstrap, build). Domain code hands these to a plain callback; the API writes them.
+ */
+export interface ProgressMessage {
+  status?: string;
+  id?: string;
+  progressDetail?: { current?: number; total?: number };
+  progress?: string;
+  /** Free text (build output, `Loaded image: ...`). */
+  stream?: string;
+  aux?: Record<string, unknown>;
+}
+export type ProgressSink = (msg: ProgressMessage) => void;
+
+/** One layer given to createImageFromLayers. */
+export interface LayerInput {
+  /**
+   * Opens the layer tar (plain, gzip, xz or zstd). Only called when the layer
+   * must be unpacked; may be called a second time (rarely: a tar that
+   * overwrites its own entries is then stored whole), so it must reopen.
+   */
+  open: () => Promise<Readable>;
+  /** Expected diffID when known (load): lets existing layers be skipped without reading them. */
+  diffID?: string;
+}
+
+export interface CreateImageOptions {
+  layers: LayerInput[];
+  /**
+   * Either exact config bytes (kept byte for byte, so the image ID is
+   * preserved: load), or a config object whose rootfs is filled in from the
+   * computed diffIDs (import/commit/bootstrap).
+   */
+  config: Buffer | Omit<OciImageConfig, 'rootfs'> & { rootfs?: OciImageConfig['rootfs'] };
+  /** Familiar or full references to point at the new image. */
+  tags?: string[];
+  parent?: string;
+  /** Progress lines: `"<short diffID>: Already exists"`, `"Loading layer ..."`. */
+  onProgress?: (msg: { id?: string; status: string }) => void;
+  /** Event action for the image (`load`, `import`, `commit`); tag events are emitted per tag. */
+  eventAction?: string;
+}
+
+export interface DeleteItem { Untagged?: string; Deleted?: string }
+
+/** Engine API shapes the image area answers with (swagger: ImageSummary, ImageInspect, HistoryResponseItem). */
+export type ImageSummary = Record<string, any> & { Id: string };
+export type ImageInspect = Record<string, any> & { Id: string };
+export type ImageHistoryItem = Record<string, any>;
+
+/** `system df`'s image part: every layer counted once in layersSize; images carry SharedSize and Containers. */
+export interface ImageDiskUsage { layersSize: number; images: ImageSummary[] }
+
+/** What other areas and the API may ask of the image area (src/image + src/store). */
 export interface ImageService {
   /** Resolves a reference, full/short id or id prefix. Throws not-found: `No such image: <ref>`. */
   resolve(ref: string): Promise<ImageRecord>;
@@ -84,6 +139,35 @@ export interface ImageService {
   removeContainerRootfs(containerId: string, after?: Promise<unknown>): Promise<void>;
   /** Images in use by containers can not be removed without force; the container service tells which. */
   setUsageProbe(probe: (imageId: string) => Promise<string[]>): void;
+
+  /** Stores and unpacks layers, writes config/manifest, tags. Used by load, import, commit, bootstrap (and build, pull). */
+  createImageFromLayers(opts: CreateImageOptions): Promise<ImageRecord>;
+  tag(ref: string, newRef: string): Promise<void>;
+  untag(ref: string): Promise<boolean>;
+  /** Docker's rmi; returns [{Untagged}|{Deleted}]. */
+  remove(ref: string, opts?: { force?: boolean; noprune?: boolean }): Promise<DeleteItem[]>;
+  prune(opts: { all?: boolean; filters?: Record<string, string[]> }): Promise<{ ImagesDeleted: DeleteItem[] | null; SpaceReclaimed: number }>;
+  inspect(ref: string, apiVersion?: string): Promise<ImageInspect>;
+  history(ref: string): Promise<ImageHistoryItem[]>;
+  summaries(opts: { all?: boolean; filters?: Record<string, string[]>; digests?: boolean; apiVersion?: string }): Promise<ImageSummary[]>;
+  /** Exact config JSON bytes (save, commit, push). */
+  configBytes(id: string): Promise<Buffer>;
+  /** The stored uncompressed layer tar (save, commit, push). */
+  openLayerTar(diffID: string): Promise<Readable>;
+  /** Byte length of the tar openLayerTar streams. */
+  layerTarSize(diffID: string): Promise<number>;
+  /**
+   * `docker save`: resolves `names` (throws before anything is written), then asks
+   * `open` for the sink and writes a Docker archive to it.
+   */
+  save(names: string[], open: () => Writable): Promise<void>;
+  /**
+   * `docker load`: reads an archive (Docker or OCI layout, compressed or not) from
+   * `body`; nothing is published unless the whole archive checks out.
+   */
+  load(body: Readable, opts: { quiet: boolean }, progress: ProgressSink): Promise<void>;
+  /** `system df`: `containers` maps image id -> number of containers using it. */
+  diskUsage(containers: Map<string, number>, apiVersion?: string): Promise<ImageDiskUsage>;
 }
 
 /** Options of attach, as the API query carries them. */

@@ -12,9 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { invalidArgument, BerthError } from '../common/errors';
 import { familiarString, parseReference, withDefaultTag, referenceString } from '../common/reference';
-import type { ImageRecord, OciImageConfig } from '../engine/types';
+import type { ImageRecord, ImageService, OciImageConfig } from '../engine/types';
 import { createLayerTar } from '../store/layer';
-import type { BerthImageService } from './service';
 
 const execFileP = promisify(execFile);
 
@@ -172,7 +171,7 @@ async function runDebootstrap(suite: string, root: string, mirror: string, statu
  * Bootstraps `name` and tags it. Status lines go to `status` while it runs.
  * The temp rootfs lives under <dataRoot>/tmp and is removed in all cases.
  */
-export async function bootstrapImage(images: BerthImageService, dataRoot: string, name: string, status: StatusFn): Promise<{ image: ImageRecord; tag: string }> {
+export async function bootstrapImage(images: ImageService, dataRoot: string, name: string, status: StatusFn): Promise<{ image: ImageRecord; tag: string }> {
   if (!name) throw invalidArgument('image name is required (busybox or debian:<suite>)');
   const ref = withDefaultTag(parseReference(name));
   if (ref.digest) throw invalidArgument('bootstrap does not take a digest');

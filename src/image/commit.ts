@@ -9,7 +9,6 @@ import type { Services } from '../engine/services';
 import type { ImageRunConfig, OciImageConfig } from '../engine/types';
 import { mountpointOnlyDirs, scanUpperDir, upperDirToLayerTar } from '../store/changes';
 import { applyChanges } from './import';
-import type { BerthImageService } from './service';
 
 export interface CommitOptions {
   container: string;
@@ -64,7 +63,7 @@ function merge(user: ImageRunConfig, base: ImageRunConfig): ImageRunConfig {
 
 /** Returns the new image id (`sha256:...`). */
 export async function commitContainer(services: Services, opts: CommitOptions): Promise<string> {
-  const images = services.images as BerthImageService;
+  const { images } = services;
   const containers = services.containers;
   const ctr = await containers.inspect(opts.container);
   const id: string = ctr.Id;

@@ -1,16 +1,12 @@
 /**
- * `docker import` (POST /images/create?fromSrc=-): a rootfs tarball (plain
- * or compressed) becomes a one-layer image. Also home of the parser for
+ * `docker import`: a rootfs tarball (plain or compressed) becomes a
+ * one-layer image. Also home of the parser for
  * `--change` instructions (CMD, ENV, ...), which commit uses too.
  */
 import { Transform, type Readable } from 'node:stream';
-import type { Ctx } from '../api/router';
 import { invalidArgument } from '../common/errors';
 import { familiarString, parseRepoAndTag, referenceString } from '../common/reference';
-import type { Services } from '../engine/services';
-import type { ImageRunConfig } from '../engine/types';
-import type { BerthImageService } from './service';
-import { JsonStream, detachedBody } from './progress';
+import type { ImageRecord, ImageRunConfig, ImageService, ProgressSink } from '../engine/types';
 
 /* ------------------------------------------------------- --change parser */
 
@@ -252,67 +248,58 @@ function normalizePosix(p: string): string {
   return '/' + parts.join('/');
 }
 
-/** `changes` query values: repeated parameters, each one instruction. */
-export function changesFromQuery(q: URLSearchParams): string[] {
-  return q.getAll('changes').filter((c) => c.trim() !== '');
-}
-
 /* ------------------------------------------------------------- import */
 
-/**
- * Handles POST /images/create?fromSrc=... (the images route dispatches
- * here). Reads the rootfs tar from the body; answers Docker's JSON
- * progress stream ending with `{"status":"sha256:<id>"}`.
- */
-export async function importFromRequest(ctx: Ctx, services: Services): Promise<void> {
-  const images = services.images as BerthImageService;
-  const src = ctx.query.get('fromSrc') ?? '';
-  if (src !== '-') {
-    throw invalidArgument(`importing from a URL (${src}) is not supported: Berth works offline; send the tarball in the request body (fromSrc=-)`);
-  }
-  const repo = ctx.query.get('repo') ?? '';
-  const tag = ctx.query.get('tag') ?? '';
-  // Validate everything before reading the body.
-  const tags = repo ? [referenceString(parseRepoAndTag(repo, tag || undefined))] : [];
-  const runConfig = applyChanges({}, changesFromQuery(ctx.query));
-  const message = ctx.query.get('message') ?? '';
-  const platform = ctx.query.get('platform') ?? '';
-  const [os, architecture] = platform ? platform.split('/') : ['linux', nodeArchToGo(process.arch)];
+export interface ImportOptions {
+  /** Repository (and tag) to name the image; '' for none. */
+  repo: string;
+  tag: string;
+  /** `--change` lines. */
+  changes: string[];
+  message: string;
+  /** `os/arch`; '' for the host's. */
+  platform: string;
+}
 
-  const out = new JsonStream(ctx);
+/**
+ * `docker import`: validates everything, then opens the rootfs tar (plain or
+ * compressed) with `openBody` and makes it a one-layer image. Progress
+ * (`Importing` with bytes received) goes to `progress`.
+ */
+export async function importImage(images: ImageService, opts: ImportOptions, openBody: () => Readable, progress: ProgressSink): Promise<ImageRecord> {
+  // Validate everything before reading the body.
+  const tags = opts.repo ? [referenceString(parseRepoAndTag(opts.repo, opts.tag || undefined))] : [];
+  const runConfig = applyChanges({}, opts.changes);
+  const message = opts.message;
+  const [os, architecture] = opts.platform ? opts.platform.split('/') : ['linux', nodeArchToGo(process.arch)];
+
   const created = new Date().toISOString();
-  try {
-    let received = 0;
-    let lastReport = 0;
-    // Counts bytes for progress without taking the body out of paused mode.
-    const body: Readable = detachedBody(ctx.req).pipe(new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        received += chunk.length;
-        if (received - lastReport >= 8 << 20) {
-          lastReport = received;
-          out.send({ status: 'Importing', progressDetail: { current: received }, progress: humanSize(received) });
-        }
-        cb(null, chunk);
-      },
-    }));
-    const record = await images.createImageFromLayers({
-      layers: [{ open: async () => body }],
-      config: {
-        architecture: architecture || nodeArchToGo(process.arch),
-        os: os || 'linux',
-        created,
-        ...(Object.keys(runConfig).length ? { config: runConfig } : {}),
-        comment: message || 'Imported from -',
-        history: [{ created, comment: message || 'Imported from -' }],
-      } as any,
-      tags,
-      eventAction: 'import',
-    });
-    out.send({ status: record.id });
-    out.end();
-  } catch (err) {
-    out.fail(err);
-  }
+  let received = 0;
+  let lastReport = 0;
+  // Counts bytes for progress without taking the body out of paused mode.
+  const body: Readable = openBody().pipe(new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      received += chunk.length;
+      if (received - lastReport >= 8 << 20) {
+        lastReport = received;
+        progress({ status: 'Importing', progressDetail: { current: received }, progress: humanSize(received) });
+      }
+      cb(null, chunk);
+    },
+  }));
+  return images.createImageFromLayers({
+    layers: [{ open: async () => body }],
+    config: {
+      architecture: architecture || nodeArchToGo(process.arch),
+      os: os || 'linux',
+      created,
+      ...(Object.keys(runConfig).length ? { config: runConfig } : {}),
+      comment: message || 'Imported from -',
+      history: [{ created, comment: message || 'Imported from -' }],
+    },
+    tags,
+    eventAction: 'import',
+  });
 }
 
 export function nodeArchToGo(a: string): string {

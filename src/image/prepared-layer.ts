@@ -10,7 +10,17 @@
  * its ordinary errors.
  */
 import type { Readable } from 'node:stream';
-import type { BerthImageService } from './service';
+import type { ContentStore, Ingest } from '../store/content';
+import type { SnapshotStore } from '../store/snapshots';
+import type { TarSplitter } from '../store/tarsplit';
+
+/** The image area's stores, as the image service hands them to its own load code. */
+export interface LayerStores {
+  content: ContentStore;
+  snapshots: SnapshotStore;
+  /** See ImageServiceImpl.unpackRecordingSplit. */
+  unpackRecordingSplit<T>(unpack: (split: TarSplitter) => Promise<T>): Promise<{ result: T; ingest: Ingest; split: TarSplitter }>;
+}
 
 export interface PreparedLayer {
   diffID: string;
@@ -19,7 +29,7 @@ export interface PreparedLayer {
   discard(): Promise<void>;
 }
 
-export async function prepareLayer(images: BerthImageService, src: Readable): Promise<PreparedLayer> {
+export async function prepareLayer(images: LayerStores, src: Readable): Promise<PreparedLayer> {
   const { result: prep, ingest, split } = await images.unpackRecordingSplit((rec) => images.snapshots.prepareLayer(src, { split: rec }));
   let used = false;
   const discard = async () => {

@@ -1,23 +1,15 @@
 /**
- * The image service: ImageService (src/engine/types.ts) plus the operations
- * the image routes and the archive code (save/load/import/commit) need.
- *
- * Extra API (BerthImageService), for other areas:
- *   createImageFromLayers(opts)  store + unpack layers, write config/manifest, tag
- *   tag(ref, newRef) / untag(fullRef)
- *   remove(ref, {force, noprune})   Docker's rmi; returns [{Untagged}|{Deleted}]
- *   prune({all, filters})           {ImagesDeleted, SpaceReclaimed}
- *   inspect(ref) / history(ref) / summaries(opts)   API shapes
- *   configBytes(id)                 exact config JSON bytes (for save)
- *   openLayerTar(diffID)            the stored uncompressed layer tar (for save)
- *   layerPath(chainID), imageChain(id)   unpacked layer directories
- *   entry(id)                       raw store entry (manifest digest, parent, ...)
+ * The image service: the one implementation of ImageService (src/engine/types.ts,
+ * which lists what other areas and the API may ask of images). Its stores
+ * (content, image metadata, snapshots) stay inside the image area.
  * Errors are BerthErrors worded as Docker words them.
  */
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { DaemonConfig } from '../engine/config';
 import type { EventBus } from '../engine/events';
-import type { ImageRecord, ImageService, MountSpec, OciImageConfig, PreparedRootfs } from '../engine/types';
+import type {
+  CreateImageOptions, DeleteItem, ImageDiskUsage, ImageRecord, ImageService, MountSpec, OciImageConfig, PreparedRootfs, ProgressSink,
+} from '../engine/types';
 import { BerthError, conflict, invalidArgument, notFound } from '../common/errors';
 import {
   familiarString, isFullIdentifier, normalizeName, parseReference, referenceString, withDefaultTag, familiarName,
@@ -28,88 +20,38 @@ import { SnapshotStore, chainIDs } from '../store/snapshots';
 import { TarSplitter, assembleTar } from '../store/tarsplit';
 import * as path from 'node:path';
 import { labelMatches } from '../common/labels';
+import { loadImages, removeStaleSpools, saveImages } from './save-load';
 
-/** One layer given to createImageFromLayers. */
-export interface LayerInput {
-  /**
-   * Opens the layer tar (plain, gzip, xz or zstd). Only called when the layer
-   * must be unpacked; may be called a second time (rarely: a tar that
-   * overwrites its own entries is then stored whole), so it must reopen.
-   */
-  open: () => Promise<Readable>;
-  /** Expected diffID when known (load): lets existing layers be skipped without reading them. */
-  diffID?: string;
-}
-
-export interface CreateImageOptions {
-  layers: LayerInput[];
-  /**
-   * Either exact config bytes (kept byte for byte, so the image ID is
-   * preserved: load), or a config object whose rootfs is filled in from the
-   * computed diffIDs (import/commit/bootstrap).
-   */
-  config: Buffer | Omit<OciImageConfig, 'rootfs'> & { rootfs?: OciImageConfig['rootfs'] };
-  /** Familiar or full references to point at the new image. */
-  tags?: string[];
-  parent?: string;
-  /** Progress lines: `"<short diffID>: Already exists"`, `"Loading layer ..."`. */
-  onProgress?: (msg: { id?: string; status: string }) => void;
-  /** Event action for the image (`load`, `import`, `commit`); tag events are emitted per tag. */
-  eventAction?: string;
-}
-
-export interface DeleteItem { Untagged?: string; Deleted?: string }
-
-export interface BerthImageService extends ImageService {
-  createImageFromLayers(opts: CreateImageOptions): Promise<ImageRecord>;
-  tag(ref: string, newRef: string): Promise<void>;
-  untag(ref: string): Promise<boolean>;
-  remove(ref: string, opts?: { force?: boolean; noprune?: boolean }): Promise<DeleteItem[]>;
-  prune(opts: { all?: boolean; filters?: Record<string, string[]> }): Promise<{ ImagesDeleted: DeleteItem[] | null; SpaceReclaimed: number }>;
-  inspect(ref: string, apiVersion?: string): Promise<any>;
-  history(ref: string): Promise<any[]>;
-  summaries(opts: { all?: boolean; filters?: Record<string, string[]>; digests?: boolean; apiVersion?: string }): Promise<any[]>;
-  configBytes(id: string): Promise<Buffer>;
-  openLayerTar(diffID: string): Promise<Readable>;
-  /** Byte length of the tar openLayerTar streams. */
-  layerTarSize(diffID: string): Promise<number>;
-  layerPath(chainID: string): string;
-  /** Chain IDs of an image, base first. */
-  imageChain(id: string): string[];
-  entry(id: string): ImageEntry | undefined;
-  /** Tags of an image as full references. */
-  refsOf(id: string): string[];
-  /** Per-layer unpacked sizes and image size, for `system df`. */
-  layerSizes(id: string): number[];
-  /** Familiar `repo:tag` list of an image. */
-  repoTags(id: string): string[];
-  /**
-   * Runs an unpack that feeds a tar-split record into a new (unpublished) ingest; the caller
-   * then publishes the record (`ingest.commitAs`) or drops it (`abort`). On failure nothing is kept.
-   */
-  unpackRecordingSplit<T>(unpack: (split: TarSplitter) => Promise<T>): Promise<{ result: T; ingest: Ingest; split: TarSplitter }>;
-  content: ContentStore;
-  snapshots: SnapshotStore;
-}
+export type { CreateImageOptions, DeleteItem, LayerInput } from '../engine/types';
 
 const shortId = (id: string) => id.replace(/^sha256:/, '').slice(0, 12);
 
-export async function createImageService(config: DaemonConfig, events: EventBus): Promise<BerthImageService> {
+/**
+ * Builds the image service. The concrete type is returned for the image area's own
+ * code and tests (its stores); every other area sees it as ImageService.
+ */
+export async function createImageService(config: DaemonConfig, events: EventBus): Promise<ImageServiceImpl> {
   const content = new ContentStore(path.join(config.dataRoot, 'content'));
   await content.open();
   const snapshots = new SnapshotStore(config.dataRoot);
   await snapshots.open();
   const store = new ImageStore(config.dataRoot, content);
   await store.open();
-  return new ImageServiceImpl(store, content, snapshots, events);
+  const spoolRoot = path.join(config.dataRoot, 'tmp');
+  removeStaleSpools(spoolRoot);
+  return new ImageServiceImpl(store, content, snapshots, events, spoolRoot);
 }
 
-class ImageServiceImpl implements BerthImageService {
+export class ImageServiceImpl implements ImageService {
   private usageProbe: (imageId: string) => Promise<string[]> = async () => [];
   /** Container snapshot removals waiting for their unmount (see removeContainerRootfs). */
   private readonly rootfsRemovals = new Set<Promise<void>>();
 
-  constructor(private store: ImageStore, readonly content: ContentStore, readonly snapshots: SnapshotStore, private events: EventBus) {}
+  constructor(
+    private store: ImageStore, readonly content: ContentStore, readonly snapshots: SnapshotStore, private events: EventBus,
+    /** Where load spools an upload (<data-root>/tmp). */
+    private spoolRoot: string,
+  ) {}
 
   // ---- resolution ----
 
@@ -159,20 +101,8 @@ class ImageServiceImpl implements BerthImageService {
     };
   }
 
-  repoTags(id: string): string[] {
+  private repoTags(id: string): string[] {
     return this.store.refsOf(id).map((r) => familiarString(r));
-  }
-
-  refsOf(id: string): string[] {
-    return this.store.refsOf(id);
-  }
-
-  entry(id: string): ImageEntry | undefined {
-    return this.store.get(id);
-  }
-
-  layerSizes(id: string): number[] {
-    return this.store.get(id)?.layerSizes ?? [];
   }
 
   async resolve(ref: string): Promise<ImageRecord> {
@@ -185,19 +115,14 @@ class ImageServiceImpl implements BerthImageService {
 
   // ---- container rootfs ----
 
+  /** Unpacked directory of a layer (for the image area's tests and tools). */
+  layerPath(chainID: string): string {
+    return this.snapshots.layerPath(chainID);
+  }
+
   private topChain(e: ImageEntry): string {
     const chain = chainIDs(e.config.rootfs?.diff_ids ?? []);
     return chain.length ? chain[chain.length - 1] : '';
-  }
-
-  imageChain(id: string): string[] {
-    const e = this.store.get(id);
-    if (!e) throw notFound(`No such image: ${id}`);
-    return chainIDs(e.config.rootfs?.diff_ids ?? []);
-  }
-
-  layerPath(chainID: string): string {
-    return this.snapshots.layerPath(chainID);
   }
 
   async unpackRecordingSplit<T>(unpack: (split: TarSplitter) => Promise<T>): Promise<{ result: T; ingest: Ingest; split: TarSplitter }> {
@@ -597,6 +522,41 @@ class ImageServiceImpl implements BerthImageService {
       return assembleTar(this.content.splitPath(diffID), this.snapshots.layerPath(layer.chainID), diffID);
     }
     throw notFound(`layer ${diffID} not found`);
+  }
+
+  // ---- archives and disk usage ----
+
+  save(names: string[], open: () => Writable): Promise<void> {
+    return saveImages(this, names, open);
+  }
+
+  load(body: Readable, opts: { quiet: boolean }, progress: ProgressSink): Promise<void> {
+    return loadImages({ service: this, content: this.content, snapshots: this.snapshots, unpackRecordingSplit: (u) => this.unpackRecordingSplit(u) }, this.spoolRoot, body, opts, progress);
+  }
+
+  /**
+   * Image part of /system/df: every layer counted once in layersSize, and per
+   * image the size of the layers it shares with other images.
+   */
+  async diskUsage(containers: Map<string, number>, apiVersion?: string): Promise<ImageDiskUsage> {
+    const summaries = await this.summaries({ all: true, apiVersion });
+    const layerSize = new Map<string, number>();
+    const users = new Map<string, number>();
+    const chains = new Map<string, string[]>();
+    for (const s of summaries) {
+      const e = this.store.get(s.Id);
+      const chain = e ? chainIDs(e.config.rootfs?.diff_ids ?? []) : [];
+      const sizes = e?.layerSizes ?? [];
+      chains.set(s.Id, chain);
+      chain.forEach((c, i) => { layerSize.set(c, sizes[i] ?? 0); users.set(c, (users.get(c) ?? 0) + 1); });
+    }
+    let layersSize = 0;
+    for (const v of layerSize.values()) layersSize += v;
+    const images = summaries.map((s) => {
+      const shared = (chains.get(s.Id) ?? []).reduce((a, c) => a + ((users.get(c) ?? 0) > 1 ? layerSize.get(c) ?? 0 : 0), 0);
+      return { ...s, Containers: containers.get(s.Id) ?? 0, SharedSize: shared };
+    });
+    return { layersSize, images };
   }
 
   private async hasLayerTar(diffID: string): Promise<boolean> {

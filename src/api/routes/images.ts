@@ -7,7 +7,6 @@ import type { Router, Ctx } from '../router';
 import type { Services } from '../../engine/services';
 import { BerthError, invalidArgument, notFound } from '../../common/errors';
 import { familiarString, parseReference, withDefaultTag, referenceString, isValidTag } from '../../common/reference';
-import type { BerthImageService } from '../../image/service';
 import { bootstrapImage } from '../../image/bootstrap';
 
 /** Handler for `POST /images/create?fromSrc=...` (import), provided by the archive area. */
@@ -17,10 +16,6 @@ let fromSrcHandler: FromSrcHandler | undefined;
 /** The import code registers itself here; /images/create dispatches fromSrc requests to it. */
 export function setFromSrcHandler(h: FromSrcHandler): void {
   fromSrcHandler = h;
-}
-
-function imagesOf(services: Services): BerthImageService {
-  return services.images as BerthImageService;
 }
 
 /** Writes one JSON-lines progress message (`\r\n` separated, as dockerd does for pull/load). */
@@ -57,7 +52,7 @@ export async function handleFromImage(ctx: Ctx, services: Services): Promise<voi
 }
 
 export function registerImageRoutes(router: Router, services: Services): void {
-  const images = imagesOf(services);
+  const { images } = services;
 
   router.get('/images/json', async (ctx) => {
     const list = await images.summaries({

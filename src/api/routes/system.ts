@@ -404,7 +404,9 @@ export function registerSystemRoutes(router: Router, services: Services): void {
     const containers = needContainers ? await services.containers.list({ all: true, size: want('container'), filters: {} }) : [];
     const out: Record<string, unknown> = {};
     if (want('image')) {
-      const { layersSize, images } = await imageUsage(services, ctx.version, containers);
+      const byImage = new Map<string, number>();
+      for (const c of containers) byImage.set(c.ImageID, (byImage.get(c.ImageID) ?? 0) + 1);
+      const { layersSize, images } = await services.images.diskUsage(byImage, ctx.version);
       out.LayersSize = layersSize;
       out.Images = images;
     }
@@ -469,48 +471,4 @@ export function registerSystemRoutes(router: Router, services: Services): void {
 
 function countFds(): number {
   try { return fs.readdirSync('/proc/self/fd').length; } catch { return 0; }
-}
-
-/** The image service's richer API (per-layer sizes and chain IDs), when present. */
-interface LayerAwareImages {
-  summaries(opts: { all?: boolean; apiVersion?: string }): Promise<any[]>;
-  imageChain(id: string): string[];
-  layerSizes(id: string): number[];
-}
-
-/**
- * Image part of /system/df: every layer counted once in LayersSize, and per
- * image the size of the layers it shares with other images.
- */
-async function imageUsage(services: Services, apiVersion: string, containers: any[]): Promise<{ layersSize: number; images: any[] }> {
-  const imgs = services.images as unknown as Partial<LayerAwareImages>;
-  const byImage = new Map<string, number>();
-  for (const c of containers) byImage.set(c.ImageID, (byImage.get(c.ImageID) ?? 0) + 1);
-  if (!imgs.summaries || !imgs.imageChain || !imgs.layerSizes) {
-    const list = await services.images.list();
-    return {
-      layersSize: -1,
-      images: list.map((i) => ({
-        Containers: byImage.get(i.id) ?? 0, Created: Math.floor(Date.parse(i.created) / 1000) || 0, Id: i.id, Labels: i.config.config?.Labels ?? null,
-        ParentId: i.parent, RepoDigests: i.repoDigests, RepoTags: i.repoTags, SharedSize: -1, Size: i.size,
-      })),
-    };
-  }
-  const summaries = await imgs.summaries({ all: true, apiVersion });
-  const layerSize = new Map<string, number>();
-  const users = new Map<string, number>();
-  const chains = new Map<string, string[]>();
-  for (const s of summaries) {
-    const chain = imgs.imageChain(s.Id);
-    const sizes = imgs.layerSizes(s.Id);
-    chains.set(s.Id, chain);
-    chain.forEach((c, i) => { layerSize.set(c, sizes[i] ?? 0); users.set(c, (users.get(c) ?? 0) + 1); });
-  }
-  let layersSize = 0;
-  for (const v of layerSize.values()) layersSize += v;
-  const images = summaries.map((s) => {
-    const shared = (chains.get(s.Id) ?? []).reduce((a, c) => a + ((users.get(c) ?? 0) > 1 ? layerSize.get(c) ?? 0 : 0), 0);
-    return { ...s, Containers: byImage.get(s.Id) ?? 0, SharedSize: shared };
-  });
-  return { layersSize, images };
 }

@@ -7,7 +7,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
-import { sendError, type Ctx } from '../api/router';
+import type { ProgressMessage } from '../engine/types';
+import { sendError, type Ctx } from './router';
 
 export class JsonStream {
   private res: ServerResponse | undefined;
@@ -15,7 +16,7 @@ export class JsonStream {
 
   get started(): boolean { return this.res !== undefined; }
 
-  send(msg: unknown): void {
+  send(msg: ProgressMessage | Record<string, unknown>): void {
     if (!this.res) this.res = this.ctx.startStream('application/json');
     if (this.res.destroyed || this.res.writableEnded) return;
     this.res.write(goJson(msg) + '\r\n');
@@ -24,6 +25,16 @@ export class JsonStream {
   end(): void {
     if (!this.res) this.res = this.ctx.startStream('application/json');
     if (!this.res.writableEnded) this.res.end();
+  }
+
+  /** Runs `work` with a progress sink into this stream; ends it, or reports the failure in band or as HTTP. */
+  async run(work: (progress: (msg: ProgressMessage) => void) => Promise<void>): Promise<void> {
+    try {
+      await work((m) => this.send(m));
+      this.end();
+    } catch (err) {
+      this.fail(err);
+    }
   }
 
   /** Reports a failure the way the current state allows. */

@@ -1,0 +1,72 @@
+/**
+ * Container filesystem endpoints: cp (HEAD/GET/PUT /containers/{id}/archive),
+ * export and changes. The work (path resolution inside the rootfs, tar
+ * writing and extraction) is container/archive.ts; these handlers read the
+ * query and write the HTTP answer.
+ */
+import type { Router, Ctx } from '../router';
+import { commonHeaders } from '../router';
+import type { Services } from '../../engine/services';
+import { invalidArgument } from '../../common/errors';
+import {
+  archiveContainerPath, containerChangesOf, exportContainerFs, extractToContainer, statContainerPath, type PathStat,
+} from '../../container/archive';
+import { detachedBody } from '../jsonstream';
+
+function pathParam(ctx: Ctx): string {
+  const p = ctx.query.get('path');
+  if (!p) throw invalidArgument('path is required');
+  return p;
+}
+
+/** The X-Docker-Container-Path-Stat header: the stat as base64 JSON. */
+function statHeader(s: PathStat): string {
+  return Buffer.from(JSON.stringify(s)).toString('base64');
+}
+
+export function registerContainerArchiveRoutes(router: Router, services: Services): void {
+  /** HEAD /containers/{id}/archive?path= */
+  const headArchive = async (ctx: Ctx) => {
+    const stat = await statContainerPath(services, ctx.params[0], pathParam(ctx));
+    ctx.send(200, undefined, { 'X-Docker-Container-Path-Stat': statHeader(stat), 'Content-Type': 'application/json' });
+  };
+
+  /** GET /containers/{id}/archive?path= */
+  const getArchive = async (ctx: Ctx) => {
+    await archiveContainerPath(services, ctx.params[0], pathParam(ctx), (stat) => {
+      const res = ctx.res!;
+      res.writeHead(200, { ...commonHeaders(), 'Content-Type': 'application/x-tar', 'X-Docker-Container-Path-Stat': statHeader(stat) });
+      return res;
+    });
+  };
+
+  /** PUT /containers/{id}/archive?path= */
+  const putArchive = async (ctx: Ctx) => {
+    const p = pathParam(ctx);
+    await extractToContainer(services, ctx.params[0], p, () => detachedBody(ctx.req), {
+      noOverwriteDirNonDir: ctx.bool('noOverwriteDirNonDir', false),
+      copyUIDGID: ctx.bool('copyUIDGID', false),
+    });
+    ctx.send(200);
+  };
+
+  /** GET /containers/{id}/export */
+  const exportContainer = async (ctx: Ctx) => {
+    await exportContainerFs(services, ctx.params[0], () => {
+      const res = ctx.res!;
+      res.writeHead(200, { ...commonHeaders(), 'Content-Type': 'application/x-tar' });
+      return res;
+    });
+  };
+
+  /** GET /containers/{id}/changes */
+  const changes = async (ctx: Ctx) => {
+    ctx.send(200, await containerChangesOf(services, ctx.params[0]));
+  };
+
+  router.get(/^\/containers\/([^/]+)\/changes$/, changes);
+  router.head(/^\/containers\/([^/]+)\/archive$/, headArchive);
+  router.get(/^\/containers\/([^/]+)\/archive$/, getArchive);
+  router.get(/^\/containers\/([^/]+)\/export$/, exportContainer);
+  router.put(/^\/containers\/([^/]+)\/archive$/, putArchive);
+}
