@@ -13,6 +13,7 @@ const load: Record<string, Loader> = {
   usage: () => import('./commands/usage').then((m) => m.defs),
   prune: () => import('./commands/prune').then((m) => m.defs),
   volume: () => import('./commands/volume').then((m) => m.defs),
+  registry: () => import('./commands/registry').then((m) => m.defs),
 };
 
 /** command path -> [module, def name] */
@@ -87,6 +88,10 @@ const groups: Record<string, Record<string, [string, string]>> = {
     rm: ['volume', 'rm'],
     remove: ['volume', 'rm'],
   },
+  registry: {
+    serve: ['registry', 'serve'],
+    gc: ['registry', 'gc'],
+  },
   system: {
     df: ['usage', 'df'],
     events: ['system', 'events'],
@@ -107,6 +112,7 @@ Options:
 Management Commands:
   container   Manage containers
   image       Manage images
+  registry    Run a registry server
   system      Manage Berth
   volume      Manage volumes
 
@@ -152,7 +158,7 @@ Run '${PROG} COMMAND --help' for more information on a command.
 
 /** `berth <group> --help`: the group's commands with their one-line descriptions. */
 async function groupHelp(g: string): Promise<string> {
-  const titles: Record<string, string> = { container: 'Manage containers', image: 'Manage images', system: 'Manage Berth', volume: 'Manage volumes' };
+  const titles: Record<string, string> = { container: 'Manage containers', image: 'Manage images', registry: 'Run a registry server', system: 'Manage Berth', volume: 'Manage volumes' };
   const lines: string[] = [];
   // Aliases are accepted but not listed, as in docker's help.
   const aliases = new Set(['container list', 'container ps', 'container remove', 'image list', 'image remove', 'volume list', 'volume remove']);
