@@ -12,7 +12,8 @@ import { BerthError, internal, invalidArgument } from '../common/errors';
 import { runChild } from '../common/linux';
 import { cleanPath, parseBind, type MountPoint } from '../runtime/spec';
 import { resolveInRoot } from '../runtime/user';
-import { isEmptyDir, type VolumeService } from '../volume/service';
+import type { VolumeService } from '../engine/types';
+import { isEmptyDir } from '../volume/service';
 
 /** HostConfig.Mounts entry (the `--mount` flag), as the Engine API carries it. */
 export interface ApiMount {

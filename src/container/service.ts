@@ -16,7 +16,7 @@ import { BerthError, conflict, internal, invalidArgument, notFound } from '../co
 import type { DaemonConfig } from '../engine/config';
 import type { EventBus } from '../engine/events';
 import type {
-  AttachOptions, ContainerService, ImageService, LogsOptions, WaitCondition,
+  AttachOptions, ContainerPruneReport, ContainerService, ContainerStats, ImageService, LogsOptions, StatsOptions, WaitCondition,
 } from '../engine/types';
 import { conmonSpawn, ConmonStartError } from '../runtime/conmon';
 import { Runc, RuncError, runcMessage, runtimeExecPath } from '../runtime/runc';
@@ -32,7 +32,9 @@ import { randomName, validateName } from './names';
 import { validateSpec, writeEtcFiles, writeSpec } from './bundle';
 import { copyImageContentIntoVolumes, resolveMountPoints } from './mountpoints';
 import type { MountPoint } from '../runtime/spec';
-import type { VolumeService } from '../volume/service';
+import type { VolumeService } from '../engine/types';
+import { pruneContainers } from './prune';
+import { containerStats } from './stats';
 import { listContainers } from './list';
 import { containerTop } from './top';
 
@@ -285,6 +287,14 @@ export class Containers implements ContainerService {
       }));
     }
     return rows;
+  }
+
+  prune(filters: Record<string, string[]>): Promise<ContainerPruneReport> {
+    return pruneContainers(this, this.events, filters);
+  }
+
+  stats(idOrName: string, opts: StatsOptions, emit: (doc: ContainerStats) => void, abort: AbortSignal): Promise<void> {
+    return containerStats(this, idOrName, opts, emit, abort);
   }
 
   async containersUsingImage(imageId: string): Promise<string[]> {

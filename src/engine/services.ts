@@ -1,7 +1,6 @@
 import type { DaemonConfig } from './config';
 import type { EventBus } from './events';
-import type { ContainerService, ImageService } from './types';
-import type { VolumeService } from '../volume/service';
+import type { ContainerService, ImageService, VolumeService } from './types';
 
 /** Everything a route module may use. Built once by the composition root (daemon/main.ts). */
 export interface Services {

@@ -1,8 +1,10 @@
 /**
- * The contracts between the daemon's areas. Each area owns one service:
- *   images      -> src/image + src/store   (ImageService)
+ * The contracts between the daemon's areas. Each area owns one service, and
+ * other areas and the API reach it only through the interface here:
+ *   images      -> src/image + src/store       (ImageService)
  *   containers  -> src/container + src/runtime (ContainerService)
- *   api         -> src/api (HTTP only; calls the services)
+ *   volumes     -> src/volume                  (VolumeService)
+ *   api         -> src/api (HTTP: reads requests, calls the services, writes answers)
  * Shapes follow the Engine API swagger (../shared/specs/engine-api/swagger.yaml),
  * so the API layer mostly serialises what the services return.
  */
@@ -192,15 +194,169 @@ export interface LogsOptions {
 
 export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
 
+/* ------------------------------------------------------------ containers */
+
 /**
- * Container lifecycle. Bodies and results use the Engine API shapes
- * (ContainerCreateRequest, ContainerInspectResponse, ContainerSummary, ...),
- * typed loosely here because the swagger is the source of truth.
+ * Engine API container shapes (swagger: ContainerConfig, HostConfig, ContainerState,
+ * ContainerInspectResponse, ContainerSummary), typed as far as Berth's code reads
+ * them; other fields pass through untouched (the swagger is the source of truth).
  */
+export interface ContainerConfig {
+  Hostname?: string;
+  Domainname?: string;
+  User?: string;
+  AttachStdin?: boolean;
+  AttachStdout?: boolean;
+  AttachStderr?: boolean;
+  ExposedPorts?: Record<string, object> | null;
+  Tty?: boolean;
+  OpenStdin?: boolean;
+  StdinOnce?: boolean;
+  Env?: string[] | null;
+  Cmd?: string[] | null;
+  Healthcheck?: unknown;
+  Image?: string;
+  Volumes?: Record<string, object> | null;
+  WorkingDir?: string;
+  Entrypoint?: string[] | null;
+  OnBuild?: string[] | null;
+  Labels?: Record<string, string> | null;
+  StopSignal?: string;
+  StopTimeout?: number;
+  Shell?: string[] | null;
+  [k: string]: unknown;
+}
+
+export interface RestartPolicy { Name?: string; MaximumRetryCount?: number }
+
+/** HostConfig as create/update/inspect carry it. */
+export interface HostConfig {
+  Binds?: string[] | null;
+  NetworkMode?: string;
+  RestartPolicy?: RestartPolicy;
+  AutoRemove?: boolean;
+  VolumesFrom?: string[] | null;
+  Mounts?: unknown[] | null;
+  Privileged?: boolean;
+  Init?: boolean | null;
+  [k: string]: unknown;
+}
+
+export interface ContainerCreateRequest extends ContainerConfig {
+  HostConfig?: HostConfig;
+  NetworkingConfig?: unknown;
+}
+
+/** POST /containers/{id}/update: cgroup resources and the restart policy. */
+export interface ContainerUpdateRequest {
+  RestartPolicy?: RestartPolicy;
+  [k: string]: unknown;
+}
+
+export interface ContainerState {
+  Status: string;
+  Running: boolean;
+  Paused: boolean;
+  Restarting: boolean;
+  OOMKilled: boolean;
+  Dead: boolean;
+  Pid: number;
+  ExitCode: number;
+  Error: string;
+  StartedAt: string;
+  FinishedAt: string;
+  Health?: unknown;
+  [k: string]: unknown;
+}
+
+/** One entry of a container's `Mounts` (Docker's MountPoint, as inspect and ps show it). */
+export interface MountPoint {
+  Type: 'bind' | 'volume' | 'tmpfs';
+  Name?: string;
+  Source: string;
+  Destination: string;
+  Driver?: string;
+  Mode: string;
+  RW: boolean;
+  Propagation: string;
+}
+
+export interface ContainerInspect {
+  Id: string;
+  Created: string;
+  Path: string;
+  Args: string[];
+  State: ContainerState;
+  /** Image id (sha256:...). */
+  Image: string;
+  ResolvConfPath: string;
+  HostnamePath: string;
+  HostsPath: string;
+  LogPath: string;
+  Name: string;
+  RestartCount: number;
+  Driver: string;
+  Platform: string;
+  ExecIDs: string[] | null;
+  HostConfig: HostConfig;
+  Mounts: MountPoint[];
+  Config: ContainerConfig;
+  NetworkSettings: Record<string, unknown>;
+  SizeRw?: number;
+  SizeRootFs?: number;
+  [k: string]: unknown;
+}
+
+export interface ContainerSummary {
+  Id: string;
+  Names: string[];
+  Image: string;
+  ImageID: string;
+  Command: string;
+  Created: number;
+  Labels: Record<string, string>;
+  State: string;
+  Status: string;
+  Mounts: MountPoint[];
+  SizeRw?: number;
+  SizeRootFs?: number;
+  [k: string]: unknown;
+}
+
+export interface ExecCreateRequest {
+  Cmd?: string[];
+  Env?: string[];
+  User?: string;
+  WorkingDir?: string;
+  Tty?: boolean;
+  AttachStdin?: boolean;
+  AttachStdout?: boolean;
+  AttachStderr?: boolean;
+  Privileged?: boolean;
+  DetachKeys?: string;
+  [k: string]: unknown;
+}
+
+/** GET /exec/{id}/json (swagger ExecInspectResponse). */
+export interface ExecInspect {
+  ID: string;
+  Running: boolean;
+  ExitCode: number | null;
+  ContainerID: string;
+  Pid: number;
+  [k: string]: unknown;
+}
+
+/** GET /containers/{id}/stats: the stats document (cgroup v1 field set). */
+export type ContainerStats = Record<string, unknown>;
+export interface StatsOptions { stream: boolean; oneShot: boolean }
+export interface ContainerPruneReport { ContainersDeleted: string[] | null; SpaceReclaimed: number }
+
+/** What other areas and the API may ask of the container area (src/container on src/runtime). */
 export interface ContainerService {
-  create(name: string | undefined, body: any): Promise<{ Id: string; Warnings: string[] }>;
-  list(opts: { all: boolean; limit?: number; size: boolean; filters: Record<string, string[]> }): Promise<any[]>;
-  inspect(idOrName: string, size?: boolean): Promise<any>;
+  create(name: string | undefined, body: ContainerCreateRequest): Promise<{ Id: string; Warnings: string[] }>;
+  list(opts: { all: boolean; limit?: number; size: boolean; filters: Record<string, string[]> }): Promise<ContainerSummary[]>;
+  inspect(idOrName: string, size?: boolean): Promise<ContainerInspect>;
   start(idOrName: string): Promise<void>;
   stop(idOrName: string, opts: { signal?: string; timeout?: number }): Promise<void>;
   restart(idOrName: string, opts: { signal?: string; timeout?: number }): Promise<void>;
@@ -209,12 +365,19 @@ export interface ContainerService {
   unpause(idOrName: string): Promise<void>;
   rename(idOrName: string, newName: string): Promise<void>;
   /** New cgroup limits and/or restart policy (POST /containers/{id}/update). */
-  update(idOrName: string, body: any): Promise<{ Warnings: string[] }>;
+  update(idOrName: string, body: ContainerUpdateRequest): Promise<{ Warnings: string[] }>;
   remove(idOrName: string, opts: { force: boolean; volumes: boolean }): Promise<void>;
+  /** Removes stopped containers matching `filters` (until, label, label!; checked by the caller). */
+  prune(filters: Record<string, string[]>): Promise<ContainerPruneReport>;
   /** Resolves when the condition is met; rejects if `abort` fires first. */
   wait(idOrName: string, condition: WaitCondition, abort: AbortSignal): Promise<{ StatusCode: number; Error: { Message: string } | null }>;
   resize(idOrName: string, height: number, width: number): Promise<void>;
   top(idOrName: string, psArgs?: string): Promise<{ Titles: string[]; Processes: string[][] }>;
+  /**
+   * Stats documents to `emit`: with `stream` one a second until the container stops
+   * or `abort` fires; without, one. Throws not-found before emitting anything.
+   */
+  stats(idOrName: string, opts: StatsOptions, emit: (doc: ContainerStats) => void, abort: AbortSignal): Promise<void>;
   /**
    * Bridges a hijacked client socket to the container's stdio, with stdcopy
    * framing unless the container has a TTY. Resolves when the session ends.
@@ -223,24 +386,61 @@ export interface ContainerService {
   /** Writes the log stream (stdcopy-framed unless TTY) to `out`; ends it unless following stops by abort. */
   logs(idOrName: string, opts: LogsOptions, out: Writable, abort: AbortSignal): Promise<void>;
 
-  execCreate(idOrName: string, body: any): Promise<{ Id: string }>;
+  execCreate(idOrName: string, body: ExecCreateRequest): Promise<{ Id: string }>;
   /** Runs the exec; output goes to `socket` (hijacked) or nowhere when detached. */
   execStart(execId: string, body: { Detach?: boolean; Tty?: boolean }, socket: Duplex | undefined): Promise<void>;
-  execInspect(execId: string): Promise<any>;
+  execInspect(execId: string): Promise<ExecInspect>;
   execResize(execId: string, height: number, width: number): Promise<void>;
 
   /** Image ids used by containers (for rmi conflicts and prune). */
   containersUsingImage(imageId: string): Promise<string[]>;
+  /** Containers (running or not) whose Mounts name the volume. */
+  containersUsingVolume(name: string): string[];
   /**
    * Runs fn with the container's root filesystem visible at a host path
    * (the live mount when running, a temporary mount otherwise). Used by
    * cp (archive), commit and export.
    */
-  withRootfs<T>(idOrName: string, fn: (rootfsPath: string, container: any) => Promise<T>): Promise<T>;
+  withRootfs<T>(idOrName: string, fn: (rootfsPath: string, container: ContainerInspect) => Promise<T>): Promise<T>;
   /** Re-attaches to containers that kept running while berthd was down. */
   restore(): Promise<void>;
   /** Stops watchers; running containers keep running (conmon owns them). */
   shutdown(): Promise<void>;
+}
+
+/* --------------------------------------------------------------- volumes */
+
+/** The Engine API's Volume object. */
+export interface VolumeView {
+  CreatedAt: string;
+  Driver: string;
+  Labels: Record<string, string> | null;
+  Mountpoint: string;
+  Name: string;
+  Options: Record<string, string> | null;
+  Scope: 'local';
+  UsageData?: { Size: number; RefCount: number };
+}
+
+export interface VolumeCreateRequest { Name?: string; Driver?: string; DriverOpts?: Record<string, string> | null; Labels?: Record<string, string> | null }
+
+/** What other areas and the API may ask of the volume area (src/volume). */
+export interface VolumeService {
+  /** Which containers use a volume is the container service's knowledge; it tells this service here. */
+  setUsageProbe(probe: (name: string) => string[]): void;
+  /** Host directory of a volume's data. */
+  mountpoint(name: string): string;
+  create(req: VolumeCreateRequest): Promise<VolumeView>;
+  /** A new volume with a random name and the anonymous label (what `-v /path` makes). */
+  createAnonymous(): Promise<VolumeView>;
+  isAnonymous(name: string): boolean;
+  has(name: string): boolean;
+  inspect(name: string): VolumeView;
+  list(filters: Record<string, string[]>): VolumeView[];
+  /** Every volume with its UsageData (system df). */
+  usage(): Promise<VolumeView[]>;
+  remove(name: string, force?: boolean): Promise<void>;
+  prune(filters: Record<string, string[]>): Promise<{ VolumesDeleted: string[] | null; SpaceReclaimed: number }>;
 }
 
 export type { Readable };

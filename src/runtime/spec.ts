@@ -25,6 +25,7 @@
  * creates missing bind-mount source directories and the working directory
  * inside the rootfs, as Docker does at start.
  */
+import type { MountPoint } from '../engine/types';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -374,17 +375,7 @@ export interface ParsedBind {
   raw: string;
 }
 
-/** One entry of a container's `Mounts` (Docker's MountPoint, as inspect and ps show it). */
-export interface MountPoint {
-  Type: 'bind' | 'volume' | 'tmpfs';
-  Name?: string;
-  Source: string;
-  Destination: string;
-  Driver?: string;
-  Mode: string;
-  RW: boolean;
-  Propagation: string;
-}
+export type { MountPoint };
 
 const PROPAGATIONS = ['shared', 'slave', 'private', 'rshared', 'rslave', 'rprivate'];
 

@@ -19,6 +19,7 @@ import { directorySize } from '../common/du';
 import { BerthError, conflict, invalidArgument, notFound } from '../common/errors';
 import type { DaemonConfig } from '../engine/config';
 import type { EventBus } from '../engine/events';
+import type { VolumeCreateRequest, VolumeService, VolumeView } from '../engine/types';
 import { labelMatches } from '../common/labels';
 
 /** The label Docker (23+) puts on volumes it creates for a container, which `volume prune` removes by default. */
@@ -27,21 +28,8 @@ export const ANONYMOUS_LABEL = 'com.docker.volume.anonymous';
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
 const META = 'volume.json';
 
-/** The Engine API's Volume object. */
-export interface VolumeView {
-  CreatedAt: string;
-  Driver: string;
-  Labels: Record<string, string> | null;
-  Mountpoint: string;
-  Name: string;
-  Options: Record<string, string> | null;
-  Scope: 'local';
-  UsageData?: { Size: number; RefCount: number };
-}
-
 interface VolumeMeta { Name: string; CreatedAt: string; Labels: Record<string, string> | null }
 
-export interface VolumeCreateRequest { Name?: string; Driver?: string; DriverOpts?: Record<string, string> | null; Labels?: Record<string, string> | null }
 
 const LIST_FILTERS = new Set(['dangling', 'driver', 'label', 'name']);
 const PRUNE_FILTERS = new Set(['label', 'label!', 'all']);
@@ -53,7 +41,7 @@ function boolFilter(values: string[], name: string): boolean {
   throw invalidArgument(`invalid filter '${name}=${v}'`);
 }
 
-export class VolumeService {
+export class LocalVolumes implements VolumeService {
   private readonly root: string;
   private readonly volumes = new Map<string, VolumeMeta>();
   /** Names being created or removed right now: a second create/remove of the same name waits its turn. */
@@ -216,7 +204,7 @@ export class VolumeService {
 }
 
 export async function createVolumeService(config: DaemonConfig, events: EventBus): Promise<VolumeService> {
-  const svc = new VolumeService(config, events);
+  const svc = new LocalVolumes(config, events);
   await svc.open();
   return svc;
 }
@@ -229,3 +217,5 @@ export function isEmptyDir(dir: string): boolean {
     return false;
   }
 }
+
+export type { VolumeCreateRequest, VolumeView };

@@ -3,16 +3,14 @@
  * request, call the ContainerService, serialise the answer the way dockerd
  * does (see shared/specs/docker-cli-wire). No container logic lives here.
  */
-import * as fs from 'node:fs';
 import { parseDetachKeys } from '../../container/detachkeys';
-import * as os from 'node:os';
 import type { Duplex } from 'node:stream';
 import { commonHeaders, compareApi, type Ctx, type Router } from '../router';
 import { BerthError, invalidArgument, isKind } from '../../common/errors';
 import type { Services } from '../../engine/services';
-import type { LogsOptions, WaitCondition } from '../../engine/types';
-import { parseApiTimestamp } from './system';
-import { labelMatches } from '../../common/labels';
+import type { ContainerCreateRequest, ContainerStats, LogsOptions, WaitCondition } from '../../engine/types';
+import type { ServerResponse } from 'node:http';
+import { parseApiTimestamp } from '../../common/timestamp';
 
 const RAW_STREAM = 'application/vnd.docker.raw-stream';
 const MULTIPLEXED_STREAM = 'application/vnd.docker.multiplexed-stream';
@@ -100,12 +98,12 @@ export function registerContainerRoutes(router: Router, services: Services): voi
     const name = ctx.query.get('name') || undefined;
     const buf = await ctx.bodyBuffer();
     if (buf.length === 0) throw invalidArgument('config cannot be empty in order to create a container');
-    let body: any;
+    let body: unknown;
     try { body = JSON.parse(buf.toString('utf8')); } catch (err) { throw invalidArgument(`invalid JSON body: ${(err as Error).message}`); }
     if (body === null || typeof body !== 'object' || Array.isArray(body)) {
       throw invalidArgument('config cannot be empty in order to create a container');
     }
-    const r = await svc.create(name, body);
+    const r = await svc.create(name, body as ContainerCreateRequest);
     ctx.send(201, { Id: r.Id, Warnings: r.Warnings ?? [] });
   });
 
@@ -130,29 +128,7 @@ export function registerContainerRoutes(router: Router, services: Services): voi
   router.post('/containers/prune', async (ctx) => {
     const filters = ctx.filters();
     for (const k of Object.keys(filters)) if (!PRUNE_FILTERS.has(k)) throw invalidArgument(`invalid filter '${k}'`);
-    const now = Date.now() / 1000;
-    const until = (filters.until ?? []).map((u) => parseApiTimestamp(u, now));
-    const labels = filters.label ?? [];
-    const notLabels = filters['label!'] ?? [];
-    const candidates = await svc.list({ all: true, size: true, filters: labels.length ? { label: labels } : {} });
-    const deleted: string[] = [];
-    let reclaimed = 0;
-    for (const c of candidates) {
-      // Only containers that are not running (a paused one counts as running).
-      if (c.State === 'running' || c.State === 'paused' || c.State === 'restarting' || c.State === 'removing') continue;
-      if (until.length && !until.every((u) => Number(c.Created) < u)) continue;
-      if (notLabels.some((kv) => labelMatches(c.Labels ?? {}, kv))) continue;
-      try {
-        await svc.remove(c.Id, { force: false, volumes: false });
-      } catch (err) {
-        if (isKind(err, 'not-found') || isKind(err, 'conflict')) continue; // removed or restarted meanwhile
-        throw err;
-      }
-      deleted.push(c.Id);
-      reclaimed += Number(c.SizeRw ?? 0);
-    }
-    services.events.emitEvent('container', 'prune', '', { reclaimed: String(reclaimed) });
-    ctx.send(200, { ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed });
+    ctx.send(200, await svc.prune(filters));
   });
 
   // ------------------------------------------------------------ one container
@@ -326,40 +302,25 @@ export function registerContainerRoutes(router: Router, services: Services): voi
   router.get(`/containers/${REF}/attach`, attach);
 
   router.get(`/containers/${REF}/stats`, async (ctx) => {
-    const name = ref(ctx);
     const stream = ctx.bool('stream', true);
     const oneShot = ctx.bool('one-shot');
     if (oneShot && stream) throw invalidArgument('cannot have stream=true and one-shot=true');
-    const info = await svc.inspect(name);
-    const sample = async (): Promise<Sample> => {
-      const cur = await svc.inspect(info.Id).catch(() => undefined);
-      const pid = cur?.State?.Running ? Number(cur.State.Pid) : 0;
-      return readSample(pid);
-    };
-    const doc = (s: Sample, pre: Sample | undefined) => statsDocument(info, s, pre);
     if (!stream) {
-      // Like dockerd: a second sample a second later so that the CLI can compute CPU %.
-      const first = await sample();
-      if (oneShot || !first.running) { ctx.send(200, doc(first, undefined)); return; }
-      await new Promise((r) => setTimeout(r, 1000));
-      ctx.send(200, doc(await sample(), first));
+      let doc: ContainerStats | undefined;
+      await svc.stats(ref(ctx), { stream, oneShot }, (d) => { doc = d; }, ctx.clientGone());
+      ctx.send(200, doc);
       return;
     }
     const abort = ctx.clientGone();
-    const res = ctx.startStream(''); // stats?stream=1 carries no Content-Type (wire 53)
-    res.on('error', () => { /* client gone */ });
-    let pre: Sample | undefined;
-    while (!abort.aborted && !res.destroyed) {
-      const s = await sample();
-      if (!res.writableEnded && !res.destroyed) res.write(JSON.stringify(doc(s, pre)) + '\n');
-      if (!s.running) break;
-      pre = s;
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, 1000);
-        abort.addEventListener('abort', () => { clearTimeout(t); r(); }, { once: true });
-      });
-    }
-    if (!res.writableEnded && !res.destroyed) res.end();
+    let res: ServerResponse | undefined;
+    await svc.stats(ref(ctx), { stream, oneShot }, (d) => {
+      if (!res) {
+        res = ctx.startStream(''); // stats?stream=1 carries no Content-Type (wire 53)
+        res.on('error', () => { /* client gone */ });
+      }
+      if (!res.writableEnded && !res.destroyed) res.write(JSON.stringify(d) + '\n');
+    }, abort);
+    if (res && !res.writableEnded && !res.destroyed) res.end();
   });
 
   // ------------------------------------------------------------ exec
@@ -411,185 +372,4 @@ function parseTail(v: string | null): number | 'all' {
   if (v === null || v === '' || v === 'all') return 'all';
   if (!/^\d+$/.test(v)) return 'all'; // dockerd treats a bad or negative tail as "all"
   return Number(v);
-}
-
-// ---------------------------------------------------------------- stats (cgroup v1)
-
-const CLK_TCK = 100; // USER_HZ on Linux
-const ZERO_TIME = '0001-01-01T00:00:00Z';
-
-interface Sample {
-  running: boolean;
-  read: string;
-  cpuTotal: number;
-  percpu: number[];
-  cpuUser: number;
-  cpuSystem: number;
-  systemCpu: number;
-  throttling: { periods: number; throttled_periods: number; throttled_time: number };
-  memory?: { usage: number; max_usage: number; failcnt: number; limit: number; stats: Record<string, number> };
-  pids?: number;
-  pidsLimit?: number;
-  blkio: { io_service_bytes_recursive: BlkioEntry[]; io_serviced_recursive: BlkioEntry[] };
-  networks?: Record<string, Record<string, number>>;
-}
-
-interface BlkioEntry { major: number; minor: number; op: string; value: number }
-
-function readNum(file: string): number | undefined {
-  try {
-    const n = Number(fs.readFileSync(file, 'utf8').trim());
-    return Number.isFinite(n) ? n : undefined;
-  } catch { return undefined; }
-}
-
-function readKv(file: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  try {
-    for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-      const [k, v] = line.trim().split(/\s+/);
-      if (k && v !== undefined && Number.isFinite(Number(v))) out[k] = Number(v);
-    }
-  } catch { /* controller absent */ }
-  return out;
-}
-
-/** Controller -> cgroup path of a process, from /proc/<pid>/cgroup (v1 hierarchies). */
-function cgroupPaths(pid: number): Record<string, string> {
-  const out: Record<string, string> = {};
-  try {
-    for (const line of fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n')) {
-      const m = /^\d+:([^:]*):(.*)$/.exec(line);
-      if (!m) continue;
-      for (const ctrl of m[1].split(',')) if (ctrl) out[ctrl] = m[2];
-    }
-  } catch { /* process gone */ }
-  return out;
-}
-
-function systemCpuNs(): number {
-  try {
-    const line = fs.readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith('cpu '));
-    if (!line) return 0;
-    const ticks = line.trim().split(/\s+/).slice(1, 8).map(Number).reduce((a, b) => a + b, 0);
-    return (ticks * 1e9) / CLK_TCK;
-  } catch { return 0; }
-}
-
-function readBlkio(file: string): BlkioEntry[] {
-  const out: BlkioEntry[] = [];
-  try {
-    for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-      const m = /^(\d+):(\d+) (\w+) (\d+)$/.exec(line.trim());
-      if (m) out.push({ major: Number(m[1]), minor: Number(m[2]), op: m[3], value: Number(m[4]) });
-    }
-  } catch { /* absent */ }
-  return out;
-}
-
-/** Interface counters of the container's network namespace (lo left out, as dockerd does). */
-function readNetDev(pid: number): Record<string, Record<string, number>> | undefined {
-  let text: string;
-  try { text = fs.readFileSync(`/proc/${pid}/net/dev`, 'utf8'); } catch { return undefined; }
-  const out: Record<string, Record<string, number>> = {};
-  for (const line of text.split('\n').slice(2)) {
-    const m = /^\s*([^:]+):\s*(.*)$/.exec(line);
-    if (!m || m[1] === 'lo') continue;
-    const f = m[2].trim().split(/\s+/).map(Number);
-    out[m[1]] = {
-      rx_bytes: f[0], rx_packets: f[1], rx_errors: f[2], rx_dropped: f[3],
-      tx_bytes: f[8], tx_packets: f[9], tx_errors: f[10], tx_dropped: f[11],
-    };
-  }
-  return Object.keys(out).length ? out : undefined;
-}
-
-function readSample(pid: number): Sample {
-  const empty: Sample = {
-    running: false, read: ZERO_TIME, cpuTotal: 0, percpu: [], cpuUser: 0, cpuSystem: 0, systemCpu: 0,
-    throttling: { periods: 0, throttled_periods: 0, throttled_time: 0 },
-    blkio: { io_service_bytes_recursive: [], io_serviced_recursive: [] },
-  };
-  if (!pid) return empty;
-  const cg = cgroupPaths(pid);
-  if (Object.keys(cg).length === 0) return empty;
-  const dir = (ctrl: string) => `/sys/fs/cgroup/${ctrl}${cg[ctrl] ?? ''}`;
-  const acct = dir('cpuacct');
-  const stat = readKv(`${acct}/cpuacct.stat`);
-  let percpu: number[] = [];
-  try { percpu = fs.readFileSync(`${acct}/cpuacct.usage_percpu`, 'utf8').trim().split(/\s+/).map(Number); } catch { /* absent */ }
-  const cpuStat = readKv(`${dir('cpu')}/cpu.stat`);
-  const mem = dir('memory');
-  const memStats = readKv(`${mem}/memory.stat`);
-  const usage = readNum(`${mem}/memory.usage_in_bytes`);
-  const limit = readNum(`${mem}/memory.limit_in_bytes`);
-  const pidsCur = readNum(`${dir('pids')}/pids.current`);
-  const pidsMax = readNum(`${dir('pids')}/pids.max`);
-  const blk = dir('blkio');
-  return {
-    running: true,
-    read: new Date().toISOString(),
-    cpuTotal: readNum(`${acct}/cpuacct.usage`) ?? 0,
-    percpu,
-    cpuUser: ((stat.user ?? 0) * 1e9) / CLK_TCK,
-    cpuSystem: ((stat.system ?? 0) * 1e9) / CLK_TCK,
-    systemCpu: systemCpuNs(),
-    throttling: { periods: cpuStat.nr_periods ?? 0, throttled_periods: cpuStat.nr_throttled ?? 0, throttled_time: cpuStat.throttled_time ?? 0 },
-    memory: usage === undefined ? undefined : {
-      usage,
-      max_usage: readNum(`${mem}/memory.max_usage_in_bytes`) ?? 0,
-      failcnt: readNum(`${mem}/memory.failcnt`) ?? 0,
-      // An unlimited cgroup reports a huge number; dockerd caps the limit at the host's memory.
-      limit: Math.min(limit ?? Infinity, os.totalmem()),
-      stats: memStats,
-    },
-    pids: pidsCur,
-    pidsLimit: pidsMax,
-    blkio: {
-      io_service_bytes_recursive: readBlkio(`${blk}/blkio.throttle.io_service_bytes_recursive`),
-      io_serviced_recursive: readBlkio(`${blk}/blkio.throttle.io_serviced_recursive`),
-    },
-    networks: readNetDev(pid),
-  };
-}
-
-function cpuDoc(s: Sample | undefined, online: number): Record<string, unknown> {
-  if (!s || !s.running) {
-    return { cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 }, throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 } };
-  }
-  return {
-    cpu_usage: { total_usage: s.cpuTotal, percpu_usage: s.percpu, usage_in_kernelmode: s.cpuSystem, usage_in_usermode: s.cpuUser },
-    system_cpu_usage: s.systemCpu,
-    online_cpus: online,
-    throttling_data: s.throttling,
-  };
-}
-
-/** The stats document of the Engine API (cgroup v1 field set, wire 52). */
-function statsDocument(info: any, s: Sample, pre: Sample | undefined): Record<string, unknown> {
-  const online = os.cpus().length;
-  const doc: Record<string, unknown> = {
-    read: s.read,
-    preread: pre?.read ?? ZERO_TIME,
-    pids_stats: s.pids !== undefined ? { current: s.pids, ...(s.pidsLimit !== undefined ? { limit: s.pidsLimit } : {}) } : {},
-    blkio_stats: s.running
-      ? {
-        io_service_bytes_recursive: s.blkio.io_service_bytes_recursive, io_serviced_recursive: s.blkio.io_serviced_recursive,
-        io_queue_recursive: [], io_service_time_recursive: [], io_wait_time_recursive: [], io_merged_recursive: [],
-        io_time_recursive: [], sectors_recursive: [],
-      }
-      : {
-        io_service_bytes_recursive: null, io_serviced_recursive: null, io_queue_recursive: null, io_service_time_recursive: null,
-        io_wait_time_recursive: null, io_merged_recursive: null, io_time_recursive: null, sectors_recursive: null,
-      },
-    num_procs: 0,
-    storage_stats: {},
-    cpu_stats: cpuDoc(s, online),
-    precpu_stats: cpuDoc(pre, online),
-    memory_stats: s.memory ?? {},
-    name: info.Name,
-    id: info.Id,
-  };
-  if (s.networks) doc.networks = s.networks;
-  return doc;
 }

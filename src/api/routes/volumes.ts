@@ -5,7 +5,7 @@
 import type { Router } from '../router';
 import type { Services } from '../../engine/services';
 import { invalidArgument } from '../../common/errors';
-import type { VolumeCreateRequest } from '../../volume/service';
+import type { VolumeCreateRequest } from '../../engine/types';
 
 export function registerVolumeRoutes(router: Router, services: Services): void {
   const volumes = services.volumes;
