@@ -13,7 +13,6 @@
  * bind mounts (/etc/hostname, /etc/hosts, /etc/resolv.conf, volumes) are
  * read and written at their host source.
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -22,7 +21,8 @@ import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
 import { invalidArgument, notFound, BerthError } from '../common/errors';
 import type { Services } from '../engine/services';
-import { decompressed } from '../image/compression';
+import { decompressed } from '../common/compression';
+import { makeSpecialFile } from '../common/devnodes';
 import { checkEntryPath } from '../image/tarcheck';
 import { containerChanges, lowerDirsOf, type Change } from '../store/changes';
 
@@ -322,7 +322,7 @@ export async function extractToContainer(services: Services, idOrName: string, p
         case 'block-device':
         case 'fifo':
           body.resume();
-          await mknod(target, h);
+          await makeSpecialFile(target, h);
           await fsp.chmod(target, mode);
           break;
         default:
@@ -343,15 +343,6 @@ export async function extractToContainer(services: Services, idOrName: string, p
     }
     // Directory times last: creating entries inside changed them.
     for (const d of dirTimes.reverse()) await fsp.utimes(d.p, d.mtime, d.mtime).catch(() => undefined);
-  });
-}
-
-function mknod(target: string, h: tar.Header): Promise<void> {
-  const args = h.type === 'fifo' ? [target, 'p'] : [target, h.type === 'character-device' ? 'c' : 'b', String(h.devmajor ?? 0), String(h.devminor ?? 0)];
-  return new Promise((resolve, reject) => {
-    const child = spawn('mknod', args, { stdio: 'ignore' });
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`mknod ${target} failed (exit ${code})`))));
   });
 }
 

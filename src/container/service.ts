@@ -4,6 +4,7 @@
  * outlive berthd; berthd learns about exits from conmon's exit files
  * (inotify on <execRoot>/exits) and re-attaches on restart (restore()).
  */
+import { Mutex } from '../common/mutex';
 import * as fs from 'node:fs';
 import { parseDetachKeys } from './detachkeys';
 import { directorySize } from '../common/du';
@@ -41,7 +42,7 @@ import { containerTop } from './top';
 interface Ctr {
   rec: ContainerRecord;
   /** Serialises lifecycle operations (start/stop/remove/...). */
-  lock: Promise<unknown>;
+  lock: Mutex;
   /** Attach sessions waiting for the next start. */
   pending: AttachBridge[];
   exitWaiters: Array<() => void>;
@@ -141,9 +142,7 @@ export class Containers implements ContainerService {
   get(idOrName: string): ContainerRecord { return this.find(idOrName).rec; }
 
   private withLock<T>(c: Ctr, fn: () => Promise<T>): Promise<T> {
-    const run = c.lock.then(fn, fn);
-    c.lock = run.catch(() => undefined);
-    return run;
+    return c.lock.run(fn);
   }
 
   private async save(c: Ctr, opts: AtomicWriteOptions = {}): Promise<void> {
@@ -1005,7 +1004,7 @@ export class Containers implements ContainerService {
 
 
 function newCtr(rec: ContainerRecord): Ctr {
-  return { rec, lock: Promise.resolve(), pending: [], exitWaiters: [], removedWaiters: [], exitHandled: false, removed: false, removing: false };
+  return { rec, lock: new Mutex(), pending: [], exitWaiters: [], removedWaiters: [], exitHandled: false, removed: false, removing: false };
 }
 
 function graphDriverData(options: string[], upper: string): Record<string, string> {

@@ -27,14 +27,11 @@ import * as tar from 'tar-stream';
 import { invalidArgument } from '../common/errors';
 import { familiarString, parseReference, withDefaultTag, referenceString } from '../common/reference';
 import type { OciImageConfig } from '../engine/types';
-import { decompressed, decompressStream, detectCompression, type Compression } from './compression';
+import { decompressed, decompressStream, detectCompression, type Compression } from '../common/compression';
 import { checkEntryPath, checkLinkTarget, TarHeaderScanner } from './tarcheck';
 import type { PreparedLayer } from './prepared-layer';
 
-export const MEDIA_TYPE_INDEX = 'application/vnd.oci.image.index.v1+json';
-export const MEDIA_TYPE_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-export const MEDIA_TYPE_CONFIG = 'application/vnd.oci.image.config.v1+json';
-export const MEDIA_TYPE_LAYER = 'application/vnd.oci.image.layer.v1.tar';
+import { MEDIA_TYPE_CONFIG, MEDIA_TYPE_DOCKER_MANIFEST_LIST, MEDIA_TYPE_INDEX, MEDIA_TYPE_LAYER, MEDIA_TYPE_MANIFEST } from '../common/mediatypes';
 
 /* ------------------------------------------------------------------ save */
 
@@ -442,7 +439,7 @@ async function manifestFromOciIndex(spool: Spool): Promise<ManifestItem[]> {
   const byManifest = new Map<string, ManifestItem>();
   const walk = async (descs: any[], depth: number): Promise<void> => {
     for (const d of descs ?? []) {
-      if (d?.mediaType === MEDIA_TYPE_INDEX || d?.mediaType === 'application/vnd.docker.distribution.manifest.list.v2+json') {
+      if (d?.mediaType === MEDIA_TYPE_INDEX || d?.mediaType === MEDIA_TYPE_DOCKER_MANIFEST_LIST) {
         if (depth < 4) await walk((await parse(blob(d.digest))).manifests, depth + 1);
         continue;
       }

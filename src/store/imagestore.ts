@@ -7,6 +7,7 @@
  * Every file is written atomically. An image becomes visible only when its
  * JSON is written, after all its blobs are committed.
  */
+import { Mutex } from '../common/mutex';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { OciImageConfig } from '../engine/types';
@@ -14,9 +15,7 @@ import { readJsonIfExists, writeJsonAtomic } from '../common/atomic';
 import { internal } from '../common/errors';
 import type { ContentStore } from './content';
 
-export const MEDIA_TYPE_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-export const MEDIA_TYPE_CONFIG = 'application/vnd.oci.image.config.v1+json';
-export const MEDIA_TYPE_LAYER = 'application/vnd.oci.image.layer.v1.tar';
+import { MEDIA_TYPE_CONFIG, MEDIA_TYPE_LAYER, MEDIA_TYPE_MANIFEST } from '../common/mediatypes';
 
 /** What Berth records locally for an image, beyond its config. */
 export interface StoredImage {
@@ -44,7 +43,7 @@ export class ImageStore {
   private repoFile: string;
   private images = new Map<string, ImageEntry>();
   private tags: Record<string, string> = {};
-  private lock: Promise<unknown> = Promise.resolve();
+  private readonly lock = new Mutex();
 
   constructor(dataRoot: string, private content: ContentStore) {
     this.dir = path.join(dataRoot, 'metadata', 'images');
@@ -78,9 +77,7 @@ export class ImageStore {
   }
 
   private withLock<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.lock.then(fn, fn);
-    this.lock = run.catch(() => undefined);
-    return run;
+    return this.lock.run(fn);
   }
 
   /**

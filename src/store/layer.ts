@@ -19,13 +19,14 @@
  * store. Device nodes, fifos, whiteouts and opaque markers (Node has no
  * mknod/setxattr) are created by ONE `sh` process at the end of the layer.
  */
+import { decompressed } from '../common/compression';
+import { mknodOperands } from '../common/devnodes';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { Readable, type Writable } from 'node:stream';
-import * as zlib from 'node:zlib';
 import * as tar from 'tar-stream';
 
 type Headers = Partial<tar.Header> & { name: string };
@@ -71,57 +72,9 @@ function shQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/** Magic-number sniffing: returns an uncompressed stream. */
-export async function decompressStream(input: Readable): Promise<Readable> {
-  const it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  const head: Buffer[] = [];
-  let len = 0;
-  let ended = false;
-  while (len < 6) {
-    const r = await it.next();
-    if (r.done) { ended = true; break; }
-    const b = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
-    head.push(b);
-    len += b.length;
-  }
-  const first = Buffer.concat(head);
-  async function* rest(): AsyncGenerator<Buffer> {
-    if (first.length) yield first;
-    if (ended) return;
-    for (;;) {
-      const r = await it.next();
-      if (r.done) return;
-      yield Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
-    }
-  }
-  const raw = Readable.from(rest(), { objectMode: false, highWaterMark: 1 << 20 });
-  if (first[0] === 0x1f && first[1] === 0x8b) {
-    const gunzip = zlib.createGunzip({ chunkSize: 1 << 18 });
-    raw.on('error', (e) => gunzip.destroy(e));
-    return raw.pipe(gunzip);
-  }
-  const isXz = first.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]));
-  const isZstd = first.subarray(0, 4).equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]));
-  if (isXz || isZstd) {
-    const child = spawn(isXz ? 'xz' : 'zstd', ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => { stderr += d; });
-    raw.on('error', (e) => child.stdout.destroy(e));
-    child.stdin.on('error', () => { /* reported through exit status */ });
-    raw.pipe(child.stdin);
-    const out = child.stdout;
-    child.on('error', (e) => out.destroy(e));
-    child.on('close', (code) => {
-      if (code !== 0) out.destroy(layerError(`${isXz ? 'xz' : 'zstd'} -dc failed (${code}): ${stderr.trim()}`));
-    });
-    return out;
-  }
-  return raw;
-}
-
 /** Applies a layer to `root` (which must exist and be empty). */
 export async function applyLayer(input: Readable, root: string, opts: ApplyOptions = {}): Promise<ApplyResult> {
-  const source = await decompressStream(input);
+  const { stream: source } = await decompressed(input);
   const hash = createHash('sha256');
   let tarSize = 0;
   let size = 0;
@@ -353,8 +306,7 @@ export async function applyLayer(input: Readable, root: string, opts: ApplyOptio
         stream.resume();
         await replaceExisting(rel, 'other');
         nodes.set(key(rel), { kind: 'other' });
-        const t = h.type === 'fifo' ? 'p' : h.type === 'block-device' ? `b ${h.devmajor ?? 0} ${h.devminor ?? 0}` : `c ${h.devmajor ?? 0} ${h.devminor ?? 0}`;
-        specials.push(`mknod -- ${shQuote(target)} ${t}`);
+        specials.push(`mknod -- ${shQuote(target)} ${mknodOperands(h).join(' ')}`);
         specialMeta.push({ abs: target, h });
         return;
       }

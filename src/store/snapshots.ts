@@ -13,6 +13,7 @@
  * metadata is written atomically; open() removes tmp-* and any numbered
  * directory the metadata does not know (a crash between rename and write).
  */
+import { Mutex } from '../common/mutex';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
@@ -68,7 +69,7 @@ export class SnapshotStore {
   private metaFile: string;
   private meta: SnapshotMeta = { next: 1, layers: {}, containers: {} };
   /** Serialises metadata updates. */
-  private lock: Promise<unknown> = Promise.resolve();
+  private readonly lock = new Mutex();
   /** Unpacks in flight, so two loads of the same chain unpack once. */
   private inflight = new Map<string, Promise<LayerSnapshot>>();
 
@@ -97,9 +98,7 @@ export class SnapshotStore {
   }
 
   private withLock<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.lock.then(fn, fn);
-    this.lock = run.catch(() => undefined);
-    return run;
+    return this.lock.run(fn);
   }
 
   private async save(): Promise<void> {

@@ -10,6 +10,7 @@
  * Which containers use a volume is the container service's knowledge; it tells
  * this service through `setUsageProbe` (as it does for images).
  */
+import { KeyedMutex } from '../common/mutex';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -45,7 +46,7 @@ export class LocalVolumes implements VolumeService {
   private readonly root: string;
   private readonly volumes = new Map<string, VolumeMeta>();
   /** Names being created or removed right now: a second create/remove of the same name waits its turn. */
-  private readonly busy = new Map<string, Promise<unknown>>();
+  private readonly busy = new KeyedMutex();
   private usedBy: (name: string) => string[] = () => [];
 
   constructor(config: DaemonConfig, private readonly events: EventBus) {
@@ -76,12 +77,7 @@ export class LocalVolumes implements VolumeService {
   }
 
   private serial<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.busy.get(name) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const tail = next.catch(() => undefined);
-    this.busy.set(name, tail);
-    void tail.then(() => { if (this.busy.get(name) === tail) this.busy.delete(name); });
-    return next;
+    return this.busy.run(name, fn);
   }
 
   /** POST /volumes/create: creating a name that exists returns that volume, as Docker does. */

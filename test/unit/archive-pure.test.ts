@@ -14,7 +14,7 @@ import { Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import * as tar from 'tar-stream';
 import { TarHeaderScanner, checkEntryPath, checkLinkTarget } from '../../src/image/tarcheck';
-import { decompressed, detectCompression } from '../../src/image/compression';
+import { decompressed, detectCompression } from '../../src/common/compression';
 import { applyChanges } from '../../src/image/import';
 import { goFileMode, resolveInRoot } from '../../src/container/archive';
 import { computeChanges, scanUpperDir, upperDirToLayerTar } from '../../src/store/changes';

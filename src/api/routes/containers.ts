@@ -11,6 +11,7 @@ import type { Services } from '../../engine/services';
 import type { ContainerCreateRequest, ContainerStats, LogsOptions, WaitCondition } from '../../engine/types';
 import type { ServerResponse } from 'node:http';
 import { parseApiTimestamp } from '../../common/timestamp';
+import { encodeFrame, STDOUT, SYSTEMERR } from '../../common/stdcopy';
 
 const RAW_STREAM = 'application/vnd.docker.raw-stream';
 const MULTIPLEXED_STREAM = 'application/vnd.docker.multiplexed-stream';
@@ -58,15 +59,6 @@ function optionalInt(ctx: Ctx, name: string): number | undefined {
   if (v === null || v === '') return undefined;
   if (!/^[+-]?\d+$/.test(v)) throw invalidArgument(`strconv.Atoi: parsing ${JSON.stringify(v)}: invalid syntax`);
   return Number(v);
-}
-
-/** One stdcopy frame (stream 1 stdout, 2 stderr, 3 systemerr). */
-export function stdcopyFrame(stream: number, payload: Buffer | string): Buffer {
-  const body = typeof payload === 'string' ? Buffer.from(payload) : payload;
-  const hdr = Buffer.alloc(8);
-  hdr[0] = stream;
-  hdr.writeUInt32BE(body.length, 4);
-  return Buffer.concat([hdr, body]);
 }
 
 /** Hijacked stream media type: dockerd labels the multiplexed case only from API 1.42 on. */
@@ -294,7 +286,7 @@ export function registerContainerRoutes(router: Router, services: Services): voi
     } catch (err) {
       // Headers are gone; tell the client in-band, as a systemerr frame the Go client reports.
       const msg = `Error attaching: ${(err as Error)?.message ?? err}\n`;
-      if (!sock.destroyed && !sock.writableEnded) sock.write(tty ? msg : stdcopyFrame(3, msg));
+      if (!sock.destroyed && !sock.writableEnded) sock.write(tty ? msg : encodeFrame(SYSTEMERR, msg));
     }
     endSocket(sock);
   };
@@ -351,7 +343,7 @@ export function registerContainerRoutes(router: Router, services: Services): voi
     } catch (err) {
       // dockerd writes a failed start to the exec's stdout (wire 87).
       const msg = `${(err as Error)?.message ?? err}\r\n`;
-      if (!sock.destroyed && !sock.writableEnded) sock.write(tty ? msg : stdcopyFrame(1, msg));
+      if (!sock.destroyed && !sock.writableEnded) sock.write(tty ? msg : encodeFrame(STDOUT, msg));
     }
     endSocket(sock);
   });

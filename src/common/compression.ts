@@ -1,13 +1,13 @@
 /**
- * Compression sniffing for uploaded tarballs and layer blobs: `docker load`
- * and `docker import` accept plain, gzip, xz and zstd input without saying
- * which. gzip is decompressed in-process (zlib); xz and zstd by the system
+ * Compression sniffing for uploaded tarballs and layer blobs: `docker load`,
+ * `docker import`, `docker cp` and layer unpacking accept plain, gzip, xz and
+ * zstd input without saying which. gzip is decompressed in-process (zlib); xz and zstd by the system
  * tools (`xz -dc`, `zstd -dc`), which are faster than any JS port.
  */
 import { spawn } from 'node:child_process';
 import { PassThrough, Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
-import { invalidArgument } from '../common/errors';
+import { invalidArgument } from './errors';
 
 export type Compression = 'none' | 'gzip' | 'xz' | 'zstd';
 
@@ -78,7 +78,7 @@ export function decompressStream(input: Readable, compression: Compression): Rea
     case 'none':
       return input;
     case 'gzip': {
-      const gunzip = zlib.createGunzip();
+      const gunzip = zlib.createGunzip({ chunkSize: 1 << 18 });
       input.on('error', (err) => gunzip.destroy(err));
       gunzip.on('error', () => input.destroy());
       return input.pipe(gunzip);
