@@ -16,7 +16,9 @@ export class ApiServer {
   /** Every accepted connection, hijacked ones included (closeAllConnections skips those). */
   private sockets = new Set<Duplex>();
 
-  constructor(private router: Router, private log: (msg: string) => void = () => {}) {
+  constructor(private router: Router, private log: (msg: string) => void = () => {},
+    /** Called for every request (berthd logs it at debug level, as dockerd's "Calling GET /..."). */
+    private onRequest: (method: string, url: string) => void = () => {}) {
     this.server = http.createServer({ keepAliveTimeout: 0 } as http.ServerOptions, (req, res) => {
       void this.dispatch(req, res, undefined, undefined);
     });
@@ -70,6 +72,7 @@ export class ApiServer {
     const m = VERSION_PREFIX.exec(p);
     if (m) { version = m[1]; p = m[2]; }
     const method = (req.method ?? 'GET').toUpperCase();
+    this.onRequest(method, url.pathname);
     const { handler, params } = this.router.match(method, p);
     const ctx = new Ctx(req, res, socket, head, url.searchParams, params, version || API_VERSION);
     try {

@@ -5,6 +5,7 @@
 import * as os from 'node:os';
 import { invalidArgument } from '../common/errors';
 import type { ImageRecord } from '../engine/types';
+import type { Ulimit } from '../engine/config';
 import { defaultHostname, replaceOrAppendEnv } from '../runtime/spec';
 
 /** Image env first, then user env overriding by key (Docker's ReplaceOrAppendEnvValues). */
@@ -68,7 +69,7 @@ export function mergeConfig(id: string, body: any, image: ImageRecord, networkMo
 const POLICIES = ['', 'no', 'always', 'on-failure', 'unless-stopped'];
 
 /** Validates and normalises HostConfig; returns the stored copy. */
-export function validateHostConfig(hc: any, defaults: { network: string; cgroupnsMode: string }): any {
+export function validateHostConfig(hc: any, defaults: { network: string; cgroupnsMode: string; ulimits?: Ulimit[] }): any {
   const out = { ...(hc ?? {}) };
   const rp = { Name: out.RestartPolicy?.Name ?? '', MaximumRetryCount: Number(out.RestartPolicy?.MaximumRetryCount ?? 0) };
   if (!POLICIES.includes(rp.Name)) {
@@ -107,6 +108,11 @@ export function validateHostConfig(hc: any, defaults: { network: string; cgroupn
   if (nm !== 'none' && nm !== 'host') throw invalidArgument(`network ${nm} not found`);
   out.NetworkMode = nm;
   if (!out.LogConfig || !out.LogConfig.Type) out.LogConfig = { Type: 'k8s-file', Config: {} };
+  // daemon.json default-ulimits: added for the names the container does not set, as dockerd's mergeUlimits (inspect shows them).
+  if (defaults.ulimits?.length) {
+    const own = new Set(((out.Ulimits ?? []) as Ulimit[]).map((u) => String(u.Name).toLowerCase()));
+    out.Ulimits = [...(out.Ulimits ?? []), ...defaults.ulimits.filter((u) => !own.has(u.Name)).map((u) => ({ ...u }))];
+  }
   return out;
 }
 

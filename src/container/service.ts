@@ -175,7 +175,7 @@ export class Containers implements ContainerService {
     } else {
       fullName = `/${randomName((x) => this.names.has(`/${x}`))}`;
     }
-    const hostConfig = validateHostConfig(body.HostConfig, { network: this.config.defaultNetwork, cgroupnsMode: this.config.defaultCgroupnsMode });
+    const hostConfig = validateHostConfig(body.HostConfig, { network: this.config.defaultNetwork, cgroupnsMode: this.config.defaultCgroupnsMode, ulimits: this.config.defaultUlimits });
     const image = await this.images.resolve(String(body.Image));
     let id: string;
     do { id = randomBytes(32).toString('hex'); } while (this.byId.has(id) || /^\d+$/.test(id.slice(0, 12)));

@@ -3,9 +3,10 @@
  * services, registers routes and serves the Engine API.
  */
 import * as fs from 'node:fs';
-import { Command } from 'commander';
 import { resolveBinary } from '../engine/binaries';
-import { defaultConfig, socketPathOf, type DaemonConfig } from '../engine/config';
+import type { DaemonConfig } from '../engine/config';
+import { ConfigError, applyReload, loadConfig, lookupGroup, needsRestart, parseFlags, reloadableDiff, type ConfigSource } from './daemon-config';
+import { createLogger } from './logger';
 import { EventBus } from '../engine/events';
 import { Router } from '../api/router';
 import { ApiServer } from '../api/server';
@@ -19,60 +20,15 @@ import { registerImageArchiveRoutes } from '../api/routes/image-archive';
 import { registerVolumeRoutes } from '../api/routes/volumes';
 import type { Services } from '../engine/services';
 
-function cgroupnsMode(v: unknown): 'private' | 'host' {
-  if (v === 'private' || v === 'host') return v;
-  throw new Error(`invalid default cgroup namespace mode: ${String(v)} (use private or host)`);
-}
-
-function parseArgs(argv: string[]): DaemonConfig {
-  const program = new Command('berthd')
-    .description('Berth daemon: serves the Docker Engine API')
-    .option('--data-root <dir>', 'root of persistent state', undefined)
-    .option('--exec-root <dir>', 'root of runtime state', undefined)
-    .option('-H, --host <addr...>', 'daemon socket(s) to listen on (unix:///path or tcp://host:port)')
-    .option('--config-file <file>', 'daemon configuration file (daemon.json)', '/etc/berth/daemon.json')
-    .option('--runtime <path>', 'OCI runtime binary')
-    .option('--conmon <path>', 'conmon binary')
-    .option('--cgroup-parent <path>', 'parent cgroup for all containers (default /berth)')
-    .option('--default-cgroupns-mode <mode>', 'cgroup namespace of containers that name none: private (default) or host')
-    .option('-D, --debug', 'debug logging')
-    .allowExcessArguments(false);
-  program.parse(argv);
-  const o = program.opts();
-  const cfg = defaultConfig();
-  if (o.configFile && fs.existsSync(o.configFile)) {
-    let file: Record<string, unknown>;
-    try {
-      file = JSON.parse(fs.readFileSync(o.configFile, 'utf8'));
-    } catch (err) {
-      throw new Error(`unable to configure the daemon with file ${o.configFile}: ${(err as Error).message}`);
-    }
-    if (typeof file['data-root'] === 'string') cfg.dataRoot = file['data-root'];
-    if (typeof file['exec-root'] === 'string') cfg.execRoot = file['exec-root'];
-    if (Array.isArray(file.hosts)) cfg.hosts = file.hosts.map(String);
-    if (typeof file.debug === 'boolean') cfg.debug = file.debug;
-    if (typeof file['cgroup-parent'] === 'string') cfg.cgroupParent = file['cgroup-parent'];
-    if (file['default-cgroupns-mode'] !== undefined) cfg.defaultCgroupnsMode = cgroupnsMode(file['default-cgroupns-mode']);
-  }
-  if (o.dataRoot) cfg.dataRoot = o.dataRoot;
-  if (o.execRoot) cfg.execRoot = o.execRoot;
-  if (o.host) cfg.hosts = o.host;
-  if (o.runtime) cfg.runtime = o.runtime;
-  if (o.conmon) cfg.conmon = o.conmon;
-  if (o.defaultCgroupnsMode) cfg.defaultCgroupnsMode = cgroupnsMode(o.defaultCgroupnsMode);
-  if (o.cgroupParent) cfg.cgroupParent = o.cgroupParent.startsWith('/') ? o.cgroupParent : `/${o.cgroupParent}`;
-  if (o.debug) cfg.debug = true;
-  cfg.runtime = resolveBinary(cfg.runtime);
-  cfg.conmon = resolveBinary(cfg.conmon);
-  if (cfg.hosts.length === 0) cfg.hosts = [`unix://${socketPathOf(cfg)}`];
-  return cfg;
-}
-
 export async function main(argv: string[]): Promise<void> {
   // Layer unpack and load are fs-bound: more libuv threads keep the disk busy.
   process.env.UV_THREADPOOL_SIZE ??= '16';
-  const config = parseArgs(argv);
-  const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} ${msg}\n`);
+  const source = parseFlags(argv);
+  const config = loadConfig(source);
+  config.runtime = resolveBinary(config.runtime);
+  config.conmon = resolveBinary(config.conmon);
+  const logger = createLogger(config);
+  const log = logger.info;
   fs.mkdirSync(config.dataRoot, { recursive: true, mode: 0o711 });
   fs.mkdirSync(config.execRoot, { recursive: true, mode: 0o711 });
 
@@ -95,9 +51,13 @@ export async function main(argv: string[]): Promise<void> {
 
   const servers: ApiServer[] = [];
   for (const host of config.hosts) {
-    const server = new ApiServer(router, log);
-    if (host.startsWith('unix://')) await server.listenUnix(host.slice(7));
-    else if (host.startsWith('tcp://')) {
+    const server = new ApiServer(router, logger.error, (method, url) => logger.debug(`Calling ${method} ${url}`));
+    if (host.startsWith('unix://')) {
+      await server.listenUnix(host.slice(7));
+      // root:GROUP 0660, as dockerd's socket with its docker group: members use the API without sudo.
+      const gid = config.group ? lookupGroup(config.group) : undefined;
+      if (gid !== undefined) fs.chownSync(host.slice(7), 0, gid);
+    } else if (host.startsWith('tcp://')) {
       const u = new URL(host.replace(/^tcp:/, 'http:'));
       await server.listenTcp(u.hostname, Number(u.port || 2375));
     } else throw new Error(`unsupported host: ${host}`);
@@ -120,8 +80,37 @@ export async function main(argv: string[]): Promise<void> {
     log(`uncaught: ${err?.stack ?? err}`);
     if (!peerGone.has(err?.code ?? '') && !/Bad file|non-socket|EPIPE|ECONNRESET/.test(String(err?.message))) process.exit(70);
   });
+  process.on('SIGHUP', () => reload(source, config, logger, services));
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+/**
+ * SIGHUP: reads daemon.json again and applies the keys dockerd reloads, logging what changed;
+ * a file berthd would refuse at start is refused here too and nothing changes.
+ */
+function reload(source: ConfigSource, live: DaemonConfig, logger: ReturnType<typeof createLogger>, services: Services): void {
+  let next: DaemonConfig;
+  try {
+    next = loadConfig(source);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    logger.error(`Error reloading configuration (nothing changed): ${err.message}`);
+    return;
+  }
+  const changed = reloadableDiff(live, next);
+  const restart = needsRestart(live, next);
+  applyReload(live, next);
+  logger.info(changed.length
+    ? `Reloaded configuration: ${changed.map(([k, a, b]) => `${k}: ${a} -> ${b}`).join(', ')}`
+    : 'Reloaded configuration: nothing changed');
+  if (restart.length) logger.warn(`configuration changes that need a restart of berthd were not applied: ${restart.join(', ')}`);
+  services.events.emitEvent('daemon', 'reload', '', {
+    debug: String(live.debug), 'log-level': live.logLevel, labels: JSON.stringify(live.labels),
+    'insecure-registries': JSON.stringify(live.insecureRegistries), 'registry-mirrors': JSON.stringify(live.registryMirrors),
+    'max-concurrent-downloads': String(live.maxConcurrentDownloads), 'max-concurrent-uploads': String(live.maxConcurrentUploads),
+    'live-restore': String(live.liveRestore),
+  });
 }
 
 if (require.main === module) {

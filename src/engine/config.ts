@@ -1,20 +1,33 @@
 import * as path from 'node:path';
 
-/** Daemon settings: flags of berthd, or keys of daemon.json (`--config-file`). */
+/**
+ * Daemon settings: flags of berthd and keys of daemon.json (default /etc/berth/daemon.json),
+ * parsed and validated by src/daemon/daemon-config.ts. Field names follow dockerd's Go config
+ * struct (daemon/config), the daemon.json key is given on each field.
+ *
+ * SIGHUP reloads some fields IN PLACE on this one object (marked "reloadable"): read them
+ * where they are used, do not copy them at start-up.
+ */
 export interface DaemonConfig {
-  /** Persistent state: content, snapshots, metadata, containers, volumes. */
+  /** `data-root` (old name `graph`): persistent state: content, snapshots, metadata, containers, volumes. */
   dataRoot: string;
-  /** Re-creatable runtime state: socket, bundles, runc root, conmon sockets. */
+  /** `exec-root`: re-creatable runtime state: socket, bundles, runc root, conmon sockets. */
   execRoot: string;
-  /** API endpoints, Docker style: `unix:///path` or `tcp://host:port`. */
+  /** `hosts`: API endpoints, Docker style: `unix:///path` or `tcp://host:port`. */
   hosts: string[];
+  /**
+   * `group`: group owning the unix sockets (mode 0660). The default `berth` group is used when it
+   * exists (root:root otherwise, as dockerd with its default `docker`); a group named explicitly
+   * must exist. `''` = root only.
+   */
+  group: string;
   /** Path of the runc binary. */
   runtime: string;
   /** Path of the conmon binary. */
   conmon: string;
   /** Default network mode for containers that name none (`none` until bridges land). */
   defaultNetwork: string;
-  /** Parent cgroup of every container (dockerd's --cgroup-parent); tests use their own. */
+  /** `cgroup-parent`: parent cgroup of every container that names none; tests use their own. */
   cgroupParent: string;
   /**
    * Cgroup namespace of containers that ask for none (dockerd's --default-cgroupns-mode).
@@ -22,22 +35,107 @@ export interface DaemonConfig {
    * and on this cgroup v1 host it also spares runc a dozen bind mounts per start.
    */
   defaultCgroupnsMode: 'private' | 'host';
+  /** `debug` (reloadable): debug logging, info's Debug Mode. Implies log level `debug`. */
   debug: boolean;
+  /** `log-level` (reloadable): the daemon's own log level. */
+  logLevel: LogLevel;
+  /** `labels` (reloadable): `key=value` labels of this engine, shown by info. */
+  labels: string[];
+  /** `storage-driver`: only `overlay2` exists in Berth. */
+  storageDriver: 'overlay2';
+  /** `dns`: resolvers given to containers (and used by the embedded DNS for outside names); IP addresses. */
+  dns: string[];
+  /** `dns-search`: search domains given to containers. */
+  dnsSearch: string[];
+  /** `dns-opts`: resolv.conf options given to containers. */
+  dnsOptions: string[];
+  /** `default-address-pools`: where networks without a subnet take theirs (empty = Berth's built-in pools). */
+  defaultAddressPools: AddressPool[];
+  /** `bip`: address/prefix of the default bridge (`''` = chosen by Berth). */
+  bip: string;
+  /** `log-driver` + `log-opts`: default logging driver of containers (`LogConfig` in dockerd). */
+  logConfig: { type: string; config: Record<string, string> };
+  /** `insecure-registries` (reloadable): as given (hostnames[:port] and CIDRs); 127.0.0.0/8 is always insecure. */
+  insecureRegistries: string[];
+  /** `registry-mirrors` (reloadable): mirrors of docker.io, normalised URLs with a trailing `/`. */
+  registryMirrors: string[];
+  /** `max-concurrent-downloads` (reloadable): layers fetched at once per pull (default 3). */
+  maxConcurrentDownloads: number;
+  /** `max-concurrent-uploads` (reloadable): layers pushed at once per push (default 5). */
+  maxConcurrentUploads: number;
+  /** `experimental`: info's Experimental; Berth has no experimental-only API. */
+  experimental: boolean;
+  /** `default-ulimits`: rlimits of containers that do not set that ulimit themselves (Docker API shape). */
+  defaultUlimits: Ulimit[];
+  /** `live-restore`: accepted; Berth always keeps containers running across daemon restarts (conmon). */
+  liveRestore: boolean;
+  /**
+   * `proxies` (`http-proxy`, `https-proxy`, `no-proxy`), else the daemon's HTTP_PROXY/HTTPS_PROXY/NO_PROXY
+   * environment (either case). Used for registry traffic only (see proxyForUrl in engine/proxy.ts),
+   * shown by info, never given to containers.
+   */
+  proxies: Proxies;
 }
 
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'panic';
+export const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'panic'];
+
+/** An entry of `default-address-pools`: networks of prefix length `size` are cut from `base`. */
+export interface AddressPool {
+  base: string;
+  size: number;
+}
+
+/** A container rlimit as the Engine API writes it (HostConfig.Ulimits). */
+export interface Ulimit {
+  Name: string;
+  Soft: number;
+  Hard: number;
+}
+
+export interface Proxies {
+  httpProxy: string;
+  httpsProxy: string;
+  noProxy: string;
+}
+
+/** Logging drivers a container can name (log-driver is checked against these at start-up). */
+export const LOG_DRIVERS: readonly string[] = ['json-file', 'local', 'none'];
+
 export const DEFAULT_SOCKET = '/run/berth/berth.sock';
+export const DEFAULT_CONFIG_FILE = '/etc/berth/daemon.json';
+/** The group whose members may use the socket (created by scripts/setup.sh), as Docker's `docker`. */
+export const DEFAULT_SOCKET_GROUP = 'berth';
 
 export function defaultConfig(): DaemonConfig {
   return {
     dataRoot: '/var/lib/berth',
     execRoot: '/run/berth',
     hosts: [],
+    group: DEFAULT_SOCKET_GROUP,
     runtime: 'runc',
     conmon: 'conmon',
     defaultNetwork: 'none',
     cgroupParent: '/berth',
     defaultCgroupnsMode: 'private',
     debug: false,
+    logLevel: 'info',
+    labels: [],
+    storageDriver: 'overlay2',
+    dns: [],
+    dnsSearch: [],
+    dnsOptions: [],
+    defaultAddressPools: [],
+    bip: '',
+    logConfig: { type: 'json-file', config: {} },
+    insecureRegistries: [],
+    registryMirrors: [],
+    maxConcurrentDownloads: 3,
+    maxConcurrentUploads: 5,
+    experimental: false,
+    defaultUlimits: [],
+    liveRestore: false,
+    proxies: { httpProxy: '', httpsProxy: '', noProxy: '' },
   };
 }
 

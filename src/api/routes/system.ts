@@ -13,6 +13,8 @@ import { invalidArgument } from '../../common/errors';
 import { writeFileAtomicSync } from '../../common/atomic';
 import type { Services } from '../../engine/services';
 import type { EngineEvent } from '../../engine/events';
+import type { DaemonConfig } from '../../engine/config';
+import { maskCredentials } from '../../engine/proxy';
 import { labelMatches } from '../../common/labels';
 
 export const ENGINE_VERSION = /Berth\/(\S+)/.exec(SERVER_HEADER)?.[1] ?? '0.0.0';
@@ -197,6 +199,23 @@ function buildTime(): string {
 }
 
 /** Stable engine ID, created once per data root (dockerd keeps one in its root too). */
+/** RegistryConfig of /info: 127.0.0.0/8 and the configured CIDRs insecure, named insecure registries and docker.io's mirrors as index configs. */
+function registryConfig(config: DaemonConfig): Record<string, unknown> {
+  const cidrs = ['127.0.0.0/8', ...config.insecureRegistries.filter((r) => r.includes('/') && r !== '127.0.0.0/8')];
+  const indexConfigs: Record<string, unknown> = {};
+  for (const name of config.insecureRegistries.filter((r) => !r.includes('/'))) {
+    indexConfigs[name] = { Name: name, Mirrors: [], Secure: false, Official: false };
+  }
+  indexConfigs['docker.io'] = { Name: 'docker.io', Mirrors: config.registryMirrors, Secure: true, Official: true };
+  return {
+    AllowNondistributableArtifactsCIDRs: [],
+    AllowNondistributableArtifactsHostnames: [],
+    InsecureRegistryCIDRs: cidrs,
+    IndexConfigs: indexConfigs,
+    Mirrors: config.registryMirrors,
+  };
+}
+
 function engineId(dataRoot: string): string {
   const file = path.join(dataRoot, 'engine-id');
   const cur = readText(file)?.trim();
@@ -303,7 +322,7 @@ export function registerSystemRoutes(router: Router, services: Services): void {
       ContainersPaused: paused,
       ContainersStopped: stopped,
       Images: uniqueImages,
-      Driver: 'overlay2',
+      Driver: config.storageDriver,
       DriverStatus: [
         ['Backing Filesystem', backingFs(config.dataRoot)],
         ['Supports d_type', 'true'],
@@ -328,7 +347,7 @@ export function registerSystemRoutes(router: Router, services: Services): void {
       OomKillDisable: cg.OomKillDisable,
       NGoroutines: 0,
       SystemTime: new Date().toISOString(),
-      LoggingDriver: 'json-file',
+      LoggingDriver: config.logConfig.type,
       CgroupDriver: 'cgroupfs',
       CgroupVersion: cg.version,
       NEventsListener: listeners,
@@ -338,28 +357,22 @@ export function registerSystemRoutes(router: Router, services: Services): void {
       OSType: 'linux',
       Architecture: os.machine(),
       IndexServerAddress: 'https://index.docker.io/v1/',
-      RegistryConfig: {
-        AllowNondistributableArtifactsCIDRs: [],
-        AllowNondistributableArtifactsHostnames: [],
-        InsecureRegistryCIDRs: ['127.0.0.0/8'],
-        IndexConfigs: { 'docker.io': { Name: 'docker.io', Mirrors: [], Secure: true, Official: true } },
-        Mirrors: [],
-      },
+      RegistryConfig: registryConfig(config),
       NCPU: os.cpus().length,
       MemTotal: os.totalmem(),
       GenericResources: null,
       DockerRootDir: config.dataRoot,
-      HttpProxy: process.env.HTTP_PROXY ?? process.env.http_proxy ?? '',
-      HttpsProxy: process.env.HTTPS_PROXY ?? process.env.https_proxy ?? '',
-      NoProxy: process.env.NO_PROXY ?? process.env.no_proxy ?? '',
+      HttpProxy: maskCredentials(config.proxies.httpProxy),
+      HttpsProxy: maskCredentials(config.proxies.httpsProxy),
+      NoProxy: config.proxies.noProxy,
       Name: os.hostname(),
-      Labels: [],
-      ExperimentalBuild: false,
+      Labels: config.labels,
+      ExperimentalBuild: config.experimental,
       ServerVersion: ENGINE_VERSION,
       Runtimes: { runc: { path: config.runtime } },
       DefaultRuntime: 'runc',
       Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
-      LiveRestoreEnabled: true,
+      LiveRestoreEnabled: true, // conmon keeps containers running without berthd, whatever live-restore says
       Isolation: '',
       InitBinary: '',
       ContainerdCommit: { ID: '', Expected: '' },

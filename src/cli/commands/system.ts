@@ -204,10 +204,24 @@ const info: CommandDef = {
     add(1, 'ID', i.ID);
     add(1, 'Docker Root Dir', i.DockerRootDir);
     add(1, 'Debug Mode', Boolean(i.Debug));
+    // Same order and conditions as the docker CLI's info.
+    if (i.HttpProxy) add(1, 'HTTP Proxy', i.HttpProxy);
+    if (i.HttpsProxy) add(1, 'HTTPS Proxy', i.HttpsProxy);
+    if (i.NoProxy) add(1, 'No Proxy', i.NoProxy);
+    if (i.Labels?.length) {
+      lines.push(' Labels:');
+      for (const l of i.Labels as string[]) lines.push(`  ${l}`);
+    }
     add(1, 'Experimental', Boolean(i.ExperimentalBuild));
-    if (i.RegistryConfig?.InsecureRegistryCIDRs?.length) {
+    const reg = i.RegistryConfig;
+    if (reg && (reg.InsecureRegistryCIDRs?.length || Object.keys(reg.IndexConfigs ?? {}).length)) {
       lines.push(' Insecure Registries:');
-      for (const c of i.RegistryConfig.InsecureRegistryCIDRs) lines.push(`  ${c}`);
+      for (const ic of Object.values(reg.IndexConfigs ?? {}) as Array<{ Name: string; Secure: boolean }>) if (!ic.Secure) lines.push(`  ${ic.Name}`);
+      for (const c of (reg.InsecureRegistryCIDRs ?? []) as string[]) lines.push(`  ${c}`);
+    }
+    if (reg?.Mirrors?.length) {
+      lines.push(' Registry Mirrors:');
+      for (const m of reg.Mirrors as string[]) lines.push(`  ${m}`);
     }
     add(1, 'Live Restore Enabled', Boolean(i.LiveRestoreEnabled));
     ctx.out(lines.join('\n') + '\n\n');
