@@ -8,6 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 import type { ProgressMessage } from '../engine/types';
+import { BerthError } from '../common/errors';
 import { sendError, type Ctx } from './router';
 
 export class JsonStream {
@@ -41,7 +42,9 @@ export class JsonStream {
   fail(err: unknown): void {
     if (!this.res) { sendError(this.ctx, err); return; }
     const message = err instanceof Error ? err.message : String(err);
-    this.send({ errorDetail: { message }, error: message });
+    // A failed build step carries its exit code; the docker CLI exits with it.
+    const code = err instanceof BerthError ? err.exitCode : undefined;
+    this.send({ errorDetail: { ...(code ? { code } : {}), message }, error: message });
     this.end();
   }
 }

@@ -14,6 +14,7 @@ const load: Record<string, Loader> = {
   prune: () => import('./commands/prune').then((m) => m.defs),
   volume: () => import('./commands/volume').then((m) => m.defs),
   registry: () => import('./commands/registry').then((m) => m.defs),
+  build: () => import('./commands/build').then((m) => m.defs),
 };
 
 /** command path -> [module, def name] */
@@ -53,6 +54,7 @@ const top: Record<string, [string, string]> = {
   import: ['image', 'import'],
   save: ['image', 'save'],
   load: ['image', 'load'],
+  build: ['build', 'build'],
 };
 
 const groups: Record<string, Record<string, [string, string]>> = {
@@ -78,6 +80,11 @@ const groups: Record<string, Record<string, [string, string]>> = {
     import: ['image', 'import'],
     save: ['image', 'save'],
     load: ['image', 'load'],
+    build: ['build', 'build'],
+  },
+  builder: {
+    build: ['build', 'build'],
+    prune: ['build', 'builder prune'],
   },
   volume: {
     create: ['volume', 'create'],
@@ -110,6 +117,7 @@ Options:
   -v, --version       Print version information and quit
 
 Management Commands:
+  builder     Manage builds
   container   Manage containers
   image       Manage images
   registry    Run a registry server
@@ -119,6 +127,7 @@ Management Commands:
 Commands:
   attach      Attach local standard input, output, and error streams to a running container
   bootstrap   Build a base image with debootstrap inside the daemon
+  build       Build an image from a Dockerfile
   commit      Create a new image from a container's changes
   cp          Copy files/folders between a container and the local filesystem
   create      Create a new container

@@ -18,6 +18,8 @@ import { registerContainerRoutes } from '../api/routes/containers';
 import { registerImageRoutes } from '../api/routes/images';
 import { registerImageArchiveRoutes } from '../api/routes/image-archive';
 import { registerVolumeRoutes } from '../api/routes/volumes';
+import { registerBuildRoutes } from '../api/routes/build';
+import { createBuildService } from '../build/service';
 import type { Services } from '../engine/services';
 
 export async function main(argv: string[]): Promise<void> {
@@ -38,7 +40,8 @@ export async function main(argv: string[]): Promise<void> {
   const containers = await createContainerService(config, images, events, volumes);
   images.setUsageProbe((id) => containers.containersUsingImage(id));
   volumes.setUsageProbe((name) => containers.containersUsingVolume(name));
-  const services: Services = { config, events, images, containers, volumes, startedAt: new Date() };
+  const builder = createBuildService(config, images, containers);
+  const services: Services = { config, events, images, containers, volumes, builder, startedAt: new Date() };
 
   const router = new Router();
   registerSystemRoutes(router, services);
@@ -46,6 +49,7 @@ export async function main(argv: string[]): Promise<void> {
   registerImageRoutes(router, services);
   registerImageArchiveRoutes(router, services);
   registerVolumeRoutes(router, services);
+  registerBuildRoutes(router, services);
 
   await containers.restore();
 

@@ -1,6 +1,6 @@
 import type { DaemonConfig } from './config';
 import type { EventBus } from './events';
-import type { ContainerService, ImageService, VolumeService } from './types';
+import type { BuildService, ContainerService, ImageService, VolumeService } from './types';
 
 /** Everything a route module may use. Built once by the composition root (daemon/main.ts). */
 export interface Services {
@@ -9,6 +9,7 @@ export interface Services {
   images: ImageService;
   containers: ContainerService;
   volumes: VolumeService;
+  builder: BuildService;
   /** Wall-clock start of the daemon, for /info. */
   startedAt: Date;
 }

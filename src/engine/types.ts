@@ -444,3 +444,91 @@ export interface VolumeService {
 }
 
 export type { Readable };
+
+/* ------------------------------------------------------------------ build */
+
+/** A step's writable root filesystem (a RUN container's or a COPY's), held until captured or dropped. */
+export interface BuildStepLayer { readonly id: string }
+
+export interface RunStepOptions {
+  imageId: string;
+  /** Full argv (shell form already wrapped in the stage's SHELL). */
+  cmd: string[];
+  env: string[];
+  user: string;
+  workdir: string;
+  /** Host directories to bind into the step (RUN --mount=type=cache|bind); never part of the layer. */
+  binds: Array<{ source: string; target: string; readonly: boolean }>;
+  onStart: (containerId: string) => void;
+  onOutput: (data: Buffer, stream: 'stdout' | 'stderr') => void;
+}
+
+/** One build-cache entry: a step's result, keyed by what the step depended on. */
+export interface BuildCacheEntry {
+  key: string;
+  imageId: string;
+  /** Bytes of the layer the step added (0 for config-only steps). */
+  size: number;
+  description: string;
+  created: string;
+  lastUsed: string;
+}
+
+/**
+ * What the Dockerfile builder (src/build) needs of the engine: resolve a base image,
+ * run a step, copy into a layer, capture a layer as an image, probe the cache.
+ */
+export interface BuildBackend {
+  /** A local image (no pull: Berth works offline). Throws not-found. */
+  resolveImage(ref: string): Promise<ImageRecord>;
+  /** Runs a RUN step as a container on `imageId`; its writable layer is kept for capture. */
+  runStep(opts: RunStepOptions): Promise<{ layer: BuildStepLayer; exitCode: number }>;
+  /** A fresh writable layer on `imageId` (or empty for ''), mounted while `fill` writes into it. */
+  copyIntoLayer(imageId: string, fill: (rootfs: string) => Promise<void>): Promise<BuildStepLayer>;
+  /** Runs `fn` with the image's root filesystem mounted at a host path (read: COPY --from, RUN --mount from=). */
+  withImageRootfs<T>(imageId: string, fn: (rootfs: string) => Promise<T>): Promise<T>;
+  /**
+   * A new image: the parent's layers plus the step's writable layer (none, or no changes: a
+   * config-only step, `empty_layer` in history). `clampMtime` caps file times (SOURCE_DATE_EPOCH).
+   */
+  captureLayer(parentId: string, layer: BuildStepLayer | undefined, config: Omit<OciImageConfig, 'rootfs'>,
+    history: NonNullable<OciImageConfig['history']>[number], clampMtime?: Date): Promise<{ image: ImageRecord; layerSize: number }>;
+  /** A new image: `baseId`'s layers plus the given layers merged into one (squash). */
+  squashLayers(baseId: string, diffIDs: string[], config: Omit<OciImageConfig, 'rootfs'>): Promise<ImageRecord>;
+  /** Removes a step's writable layer (and its container). Idempotent. */
+  dropLayer(layer: BuildStepLayer): Promise<void>;
+  probeCache(key: string): Promise<string | undefined>;
+  recordCache(entry: BuildCacheEntry): Promise<void>;
+  /** Entries whose images still exist. */
+  cacheEntries(): Promise<BuildCacheEntry[]>;
+  /** Forgets every entry; removes step images nothing else holds and the cache mounts. */
+  clearCache(): Promise<{ removed: string[]; reclaimed: number }>;
+  /** Persistent directory of a RUN --mount=type=cache id. */
+  cacheMountDir(id: string): Promise<string>;
+  tag(imageId: string, ref: string): Promise<void>;
+}
+
+/** The classic build request (POST /build query), parsed. */
+export interface BuildRequest {
+  tags: string[];
+  dockerfile: string;
+  buildArgs: Record<string, string | null>;
+  target: string;
+  noCache: boolean;
+  quiet: boolean;
+  labels: Record<string, string>;
+  squash: boolean;
+  /** Removing intermediate containers (rm/forcerm): always done; accepted for the protocol. */
+  networkMode: string;
+  platform: string;
+}
+
+/** The build area (src/build), as routes see it. */
+export interface BuildService {
+  /** Builds from a context tar (or a bare Dockerfile); output as classic `stream` / `aux` messages. */
+  build(req: BuildRequest, context: Readable, progress: ProgressSink): Promise<{ imageId: string }>;
+  /** Empties the build cache (builder prune, system prune). */
+  prune(opts: { all: boolean; filters: Record<string, string[]> }): Promise<{ CachesDeleted: string[]; SpaceReclaimed: number }>;
+  /** `system df` BuildCache rows. */
+  diskUsage(): Promise<Array<Record<string, unknown>>>;
+}

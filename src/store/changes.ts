@@ -203,7 +203,7 @@ export async function containerChanges(upper: string, lowerDirs: string[]): Prom
  * inside the layer stay hard links; file contents are read as the tar is
  * consumed, never buffered whole.
  */
-export function upperDirToLayerTar(upper: string, entries: UpperEntry[], quietDirs: Set<string> = new Set()): Readable {
+export function upperDirToLayerTar(upper: string, entries: UpperEntry[], quietDirs: Set<string> = new Set(), opts: { clampMtime?: Date } = {}): Readable {
   const pack = tar.pack();
   const seenInodes = new Map<string, string>();
   const run = async () => {
@@ -212,7 +212,9 @@ export function upperDirToLayerTar(upper: string, entries: UpperEntry[], quietDi
       const st = e.stat;
       const dir = path.posix.dirname(e.rel);
       const base = path.posix.basename(e.rel);
-      const common = { uid: st.uid, gid: st.gid, mtime: st.mtime, mode: st.mode & 0o7777 };
+      // A clamp (SOURCE_DATE_EPOCH) makes a rebuilt layer byte-identical.
+      const mtime = opts.clampMtime && st.mtime > opts.clampMtime ? opts.clampMtime : st.mtime;
+      const common = { uid: st.uid, gid: st.gid, mtime, mode: st.mode & 0o7777 };
       if (e.whiteout) {
         const name = dir === '.' ? `.wh.${base}` : `${dir}/.wh.${base}`;
         await addEntry(pack, { ...common, name, type: 'file', size: 0, mode: 0o600 });

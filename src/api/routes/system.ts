@@ -403,13 +403,12 @@ export function registerSystemRoutes(router: Router, services: Services): void {
     }
     if (want('container')) out.Containers = containers;
     if (want('volume')) out.Volumes = await services.volumes.usage();
-    // Berth has no builder yet, hence no build cache.
-    if (want('build-cache')) out.BuildCache = [];
+    if (want('build-cache')) out.BuildCache = await services.builder.diskUsage();
     ctx.send(200, out);
   });
 
-  // Berth has no user-defined networks and no build cache yet (docs/api.md), so
-  // these prunes have nothing to remove and answer as dockerd does when nothing
+  // Berth has no user-defined networks yet (docs/api.md), so
+  // this prune has nothing to remove and answer as dockerd does when nothing
   // matches; this is what lets `docker system prune` run. Filters are still
   // checked, so a typo is a 400 as with dockerd.
   const emptyPrune = (allowed: string[], answer: Record<string, unknown>) => (ctx: Ctx) => {
@@ -417,10 +416,6 @@ export function registerSystemRoutes(router: Router, services: Services): void {
     ctx.send(200, answer);
   };
   router.post('/networks/prune', emptyPrune(['until', 'label', 'label!'], { NetworksDeleted: null }));
-  router.post('/build/prune', emptyPrune(
-    ['until', 'unused-for', 'unusedsince', 'id', 'parent', 'type', 'description', 'inuse', 'shared', 'private'],
-    { CachesDeleted: null, SpaceReclaimed: 0 },
-  ));
 
   router.get('/events', (ctx) => {
     const filters = ctx.filters();

@@ -44,6 +44,11 @@ export function lineError(msg: string, line: number | undefined): DockerfileErro
   return new DockerfileError(line ? `dockerfile parse error on line ${line}: ${msg}` : msg, line);
 }
 
+/** An error of a step while building (not a parse error): Docker's words, then where it happened. */
+export function stepError(msg: string, line: number | undefined): DockerfileError {
+  return new DockerfileError(line ? `${msg} (Dockerfile line ${line})` : msg, line);
+}
+
 /** `--name=value` flags of a node; `--name` alone is `true`. Unknown flags are refused. */
 export function flagsOf(n: Node): Map<string, string | true> {
   const out = new Map<string, string | true>();

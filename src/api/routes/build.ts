@@ -1,0 +1,53 @@
+/**
+ * POST /build (the classic builder protocol: a context tar in the body, options
+ * in the query, a JSON message stream back) and POST /build/prune.
+ */
+import { invalidArgument } from '../../common/errors';
+import type { BuildRequest } from '../../engine/types';
+import type { Services } from '../../engine/services';
+import { JsonStream, detachedBody } from '../jsonstream';
+import type { Ctx, Router } from '../router';
+
+function jsonMap(ctx: Ctx, name: string): Record<string, string | null> {
+  const raw = ctx.query.get(name);
+  if (!raw) return {};
+  let v: unknown;
+  try { v = JSON.parse(raw); } catch { throw invalidArgument(`invalid ${name} value: ${raw}`); }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw invalidArgument(`invalid ${name} value: ${raw}`);
+  return v as Record<string, string | null>;
+}
+
+export function buildRequestOf(ctx: Ctx): BuildRequest {
+  const remote = ctx.query.get('remote');
+  if (remote) throw invalidArgument(`remote build contexts (${remote}) are not supported: send the context as a tar in the request body`);
+  const labels = jsonMap(ctx, 'labels');
+  return {
+    tags: ctx.query.getAll('t').filter(Boolean),
+    dockerfile: ctx.query.get('dockerfile') || 'Dockerfile',
+    buildArgs: jsonMap(ctx, 'buildargs'),
+    target: ctx.query.get('target') ?? '',
+    noCache: ctx.bool('nocache'),
+    quiet: ctx.bool('q'),
+    labels: Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, v ?? ''])),
+    squash: ctx.bool('squash'),
+    networkMode: ctx.query.get('networkmode') ?? '',
+    platform: ctx.query.get('platform') ?? '',
+  };
+}
+
+export function registerBuildRoutes(router: Router, services: Services): void {
+  router.post('/build', async (ctx) => {
+    const req = buildRequestOf(ctx);
+    await new JsonStream(ctx).run(async (progress) => {
+      await services.builder.build(req, detachedBody(ctx.req), progress);
+    });
+  });
+
+  router.post('/build/prune', async (ctx) => {
+    const allowed = ['until', 'unused-for', 'unusedsince', 'id', 'parent', 'type', 'description', 'inuse', 'shared', 'private'];
+    const filters = ctx.filters();
+    for (const k of Object.keys(filters)) if (!allowed.includes(k)) throw invalidArgument(`invalid filter '${k}'`);
+    const r = await services.builder.prune({ all: ctx.bool('all'), filters });
+    ctx.send(200, { CachesDeleted: r.CachesDeleted.length ? r.CachesDeleted : null, SpaceReclaimed: r.SpaceReclaimed });
+  });
+}

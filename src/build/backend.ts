@@ -1,0 +1,252 @@
+/**
+ * The BuildBackend over the engine's image and container services: RUN steps
+ * are real containers (runc, network none until bridges exist); COPY writes
+ * into a fresh overlay snapshot mounted on the host; a step's layer is its
+ * overlay upper dir, captured as commit captures one. The cache index is a
+ * small JSON file under <data-root>/builder (survives restarts).
+ */
+import { randomBytes } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import * as tar from 'tar-stream';
+import { readJsonIfExists, writeJsonAtomic } from '../common/atomic';
+import { isKind } from '../common/errors';
+import { StdcopyDecoder } from '../common/stdcopy';
+import type { DaemonConfig } from '../engine/config';
+import type {
+  BuildBackend, BuildCacheEntry, BuildStepLayer, ContainerService, ImageRecord, ImageService, LayerInput, OciImageConfig, RunStepOptions,
+} from '../engine/types';
+import { mountSpec, unmount } from '../container/mounts';
+import { mountpointOnlyDirs, scanUpperDir, upperDirToLayerTar } from '../store/changes';
+
+interface StepLayer extends BuildStepLayer {
+  /** A container of the container service (RUN), or a bare snapshot (COPY). */
+  kind: 'container' | 'snapshot';
+}
+
+export class EngineBuildBackend implements BuildBackend {
+  private readonly dir: string;
+  private readonly indexFile: string;
+  private index: Map<string, BuildCacheEntry> | undefined;
+  /** Index writes one at a time, in order. */
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly config: DaemonConfig, private readonly images: ImageService, private readonly containers: ContainerService) {
+    this.dir = path.join(config.dataRoot, 'builder');
+    this.indexFile = path.join(this.dir, 'cache.json');
+  }
+
+  async resolveImage(ref: string): Promise<ImageRecord> {
+    return this.images.resolve(ref);
+  }
+
+  async runStep(opts: RunStepOptions): Promise<{ layer: BuildStepLayer; exitCode: number }> {
+    const { Id } = await this.containers.create(undefined, {
+      Image: opts.imageId,
+      Cmd: opts.cmd,
+      Entrypoint: [],
+      Env: opts.env,
+      User: opts.user,
+      WorkingDir: opts.workdir,
+      AttachStdout: true,
+      AttachStderr: true,
+      Labels: {},
+      HostConfig: {
+        NetworkMode: 'none',
+        Binds: opts.binds.map((b) => `${b.source}:${b.target}${b.readonly ? ':ro' : ''}`),
+      },
+    });
+    const layer: StepLayer = { id: Id, kind: 'container' };
+    try {
+      opts.onStart(Id);
+      await this.containers.start(Id);
+      const decoder = new StdcopyDecoder((stream, data) => opts.onOutput(data, stream === 2 ? 'stderr' : 'stdout'));
+      const sink = new Writable({ write(chunk: Buffer, _enc, cb) { decoder.push(chunk); cb(); } });
+      const ac = new AbortController();
+      await this.containers.logs(Id, { follow: true, stdout: true, stderr: true, timestamps: false, tail: 'all' }, sink, ac.signal);
+      const res = await this.containers.wait(Id, 'not-running', ac.signal);
+      return { layer, exitCode: res.StatusCode };
+    } catch (err) {
+      await this.dropLayer(layer);
+      throw err;
+    }
+  }
+
+  async copyIntoLayer(imageId: string, fill: (rootfs: string) => Promise<void>): Promise<BuildStepLayer> {
+    const id = `build-${randomBytes(16).toString('hex')}`;
+    const layer: StepLayer = { id, kind: 'snapshot' };
+    const target = path.join(this.config.execRoot, 'build', id.slice(0, 18));
+    const prepared = await this.images.prepareContainerRootfs(id, imageId);
+    try {
+      await prepared.persisted;
+      await fsp.mkdir(target, { recursive: true });
+      await mountSpec(prepared.mount, target);
+      try {
+        await fill(target);
+      } finally {
+        await unmount(target);
+        await fsp.rmdir(target).catch(() => undefined);
+      }
+      return layer;
+    } catch (err) {
+      await this.dropLayer(layer);
+      throw err;
+    }
+  }
+
+  async withImageRootfs<T>(imageId: string, fn: (rootfs: string) => Promise<T>): Promise<T> {
+    let result: T | undefined;
+    const layer = await this.copyIntoLayer(imageId, async (root) => { result = await fn(root); });
+    await this.dropLayer(layer);
+    return result as T;
+  }
+
+  async captureLayer(parentId: string, layer: BuildStepLayer | undefined, config: Omit<OciImageConfig, 'rootfs'>,
+    history: NonNullable<OciImageConfig['history']>[number], clampMtime?: Date): Promise<{ image: ImageRecord; layerSize: number }> {
+    const parentDiffs = parentId ? (await this.images.resolve(parentId)).config.rootfs?.diff_ids ?? [] : [];
+    const layers: LayerInput[] = parentDiffs.map((d) => ({ diffID: d, open: () => this.images.openLayerTar(d) }));
+    let size = 0;
+    if (layer) {
+      const upper = this.images.containerUpperDir(layer.id);
+      const scanned = await scanUpperDir(upper);
+      const quiet = (layer as StepLayer).kind === 'container' ? await mountpointOnlyDirs(upper, scanned) : new Set<string>();
+      // The runtime's mount points (/etc/hosts, /dev, ...) are not the step's changes.
+      const entries = scanned.filter((e) => !quiet.has('/' + e.rel) || e.opaque);
+      if (entries.length) {
+        layers.push({ open: async () => upperDirToLayerTar(upper, entries, quiet, { clampMtime }) });
+        for (const e of entries) if (e.stat.isFile()) size += e.stat.size;
+      }
+    }
+    const empty = layers.length === parentDiffs.length;
+    const prior: NonNullable<OciImageConfig['history']> = Array.isArray(config.history) ? config.history : [];
+    const full = { ...config, history: [...prior, empty ? { ...history, empty_layer: true } : history] };
+    const image = await this.images.createImageFromLayers({ layers, config: full, parent: parentId });
+    return { image, layerSize: size };
+  }
+
+  async squashLayers(baseId: string, diffIDs: string[], config: Omit<OciImageConfig, 'rootfs'>): Promise<ImageRecord> {
+    const baseDiffs = baseId ? (await this.images.resolve(baseId)).config.rootfs?.diff_ids ?? [] : [];
+    const layers: LayerInput[] = baseDiffs.map((d) => ({ diffID: d, open: () => this.images.openLayerTar(d) }));
+    if (diffIDs.length) layers.push({ open: async () => concatLayerTars(diffIDs.map((d) => () => this.images.openLayerTar(d))) });
+    return this.images.createImageFromLayers({ layers, config, parent: '' });
+  }
+
+  async dropLayer(layer: BuildStepLayer): Promise<void> {
+    if ((layer as StepLayer).kind === 'container') {
+      await this.containers.remove(layer.id, { force: true, volumes: true }).catch((err) => {
+        if (!isKind(err, 'not-found')) throw err;
+      });
+    } else {
+      await this.images.removeContainerRootfs(layer.id);
+    }
+  }
+
+  private async loadIndex(): Promise<Map<string, BuildCacheEntry>> {
+    if (!this.index) {
+      const list = (await readJsonIfExists<BuildCacheEntry[]>(this.indexFile)) ?? [];
+      this.index = new Map(list.map((e) => [e.key, e]));
+    }
+    return this.index;
+  }
+
+  private async saveIndex(): Promise<void> {
+    const run = this.writing.then(async () => {
+      await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
+      await writeJsonAtomic(this.indexFile, [...(await this.loadIndex()).values()]);
+    });
+    this.writing = run.catch(() => undefined);
+    return run;
+  }
+
+  async probeCache(key: string): Promise<string | undefined> {
+    const idx = await this.loadIndex();
+    const e = idx.get(key);
+    if (!e) return undefined;
+    try {
+      const img = await this.images.resolve(e.imageId);
+      e.lastUsed = new Date().toISOString();
+      return img.id;
+    } catch (err) {
+      if (!isKind(err, 'not-found')) throw err;
+      idx.delete(key); // the image was removed: the entry is stale
+      await this.saveIndex();
+      return undefined;
+    }
+  }
+
+  async recordCache(entry: BuildCacheEntry): Promise<void> {
+    (await this.loadIndex()).set(entry.key, entry);
+    await this.saveIndex();
+  }
+
+  async cacheEntries(): Promise<BuildCacheEntry[]> {
+    const out: BuildCacheEntry[] = [];
+    for (const e of (await this.loadIndex()).values()) {
+      if (await this.images.resolve(e.imageId).then(() => true, () => false)) out.push(e);
+    }
+    return out;
+  }
+
+  async clearCache(): Promise<{ removed: string[]; reclaimed: number }> {
+    const idx = await this.loadIndex();
+    const list = [...idx.values()].sort((a, b) => (a.created < b.created ? 1 : -1));
+    idx.clear();
+    await this.saveIndex();
+    const removed: string[] = [];
+    let reclaimed = 0;
+    for (const e of list) {
+      try {
+        const img = await this.images.resolve(e.imageId);
+        if (img.repoTags.length) continue;
+        await this.images.remove(img.id, { force: false, noprune: true });
+        removed.push(e.key);
+        reclaimed += e.size;
+      } catch (err) {
+        if (!isKind(err, 'not-found') && !isKind(err, 'conflict')) throw err;
+      }
+    }
+    const mounts = path.join(this.dir, 'mounts');
+    for (const d of await fsp.readdir(mounts).catch(() => [] as string[])) {
+      await fsp.rm(path.join(mounts, d), { recursive: true, force: true });
+      removed.push(`cache-mount:${d}`);
+    }
+    return { removed, reclaimed };
+  }
+
+  async cacheMountDir(id: string): Promise<string> {
+    const dir = path.join(this.dir, 'mounts', Buffer.from(id).toString('hex').slice(0, 200));
+    await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
+    return dir;
+  }
+
+  async tag(imageId: string, ref: string): Promise<void> {
+    await this.images.tag(imageId, ref);
+  }
+}
+
+/**
+ * One tar holding the entries of several layer tars in order: unpacked as one
+ * layer, later entries replace earlier ones and whiteouts delete what earlier
+ * layers (of the squash or below it) made, so it equals the stack it replaces.
+ */
+function concatLayerTars(opens: Array<() => Promise<Readable>>): Readable {
+  const pack = tar.pack();
+  void (async () => {
+    for (const open of opens) {
+      const extract = tar.extract();
+      const done = new Promise<void>((resolve, reject) => {
+        extract.on('entry', (hdr, stream, next) => {
+          const sink = pack.entry(hdr, (err) => (err ? next(err) : next()));
+          stream.pipe(sink);
+        });
+        extract.on('finish', resolve);
+        extract.on('error', reject);
+      });
+      (await open()).pipe(extract);
+      await done;
+    }
+    pack.finalize();
+  })().catch((err) => pack.destroy(err));
+  return Readable.from(pack as AsyncIterable<Buffer>, { objectMode: false });
+}

@@ -1,0 +1,568 @@
+/**
+ * The Dockerfile builder (classic protocol): parses the Dockerfile, picks the
+ * stages the target needs, and dispatches each instruction, one image per
+ * step as Docker's classic builder does, with its output
+ * (`Step i/N : ...`, ` ---> <id>`, ` ---> Using cache`). It reaches the engine
+ * only through the BuildBackend (engine/types.ts).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import { BerthError, invalidArgument, isKind } from '../common/errors';
+import { familiarString, normalizeName } from '../common/reference';
+import type {
+  BuildBackend, BuildRequest, BuildService, BuildStepLayer, ImageRunConfig, OciImageConfig, ProgressSink,
+} from '../engine/types';
+import { BuildContext } from './context';
+import { copySources, resolveContextSources, type CopySpec } from './copy';
+import { resolveInRoot } from '../runtime/user';
+import { flagsOf, lineError, parseDockerfile, parseLine, stepError, type Dockerfile, type Stage } from './dockerfile/instructions';
+import type { Node } from './dockerfile/parser';
+import { applyConfigNode, commandOf, expandOrThrow, type ConfigState } from './dockerfile/runconfig';
+import { envLookup, expandWord, type EnvLookup } from './dockerfile/shell';
+
+/** Args Docker passes to RUN without an ARG line (and keeps out of history and the cache key). */
+const PROXY_ARGS = new Set(['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy']);
+
+const goArch = (a: string) => ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x' } as Record<string, string>)[a] ?? a;
+const HOST_PLATFORM = `linux/${goArch(process.arch)}`;
+const short = (id: string) => id.replace(/^sha256:/, '').slice(0, 12);
+
+/** State of the stage being built. */
+interface StageState {
+  stage: Stage;
+  imageId: string;
+  /** The image config without rootfs (architecture, os, history, config). */
+  image: Omit<OciImageConfig, 'rootfs'>;
+  config: ImageRunConfig;
+  /** ARGs declared in this stage: name -> value (undefined: declared without a value). */
+  args: Map<string, string | undefined>;
+  cfgState: ConfigState;
+  /** A cache miss happened in this stage: later steps are not probed. */
+  missed: boolean;
+  /** Image the stage started from (squash keeps its layers). */
+  baseId: string;
+  baseLayers: number;
+}
+
+interface Run {
+  req: BuildRequest;
+  ctx: BuildContext;
+  df: Dockerfile;
+  out: ProgressSink;
+  backend: BuildBackend;
+  metaArgs: Map<string, string | undefined>;
+  usedArgs: Set<string>;
+  /** Result image of each built stage, by index. */
+  results: Map<number, string>;
+  step: number;
+  total: number;
+  epoch?: Date;
+  visible?: Promise<Set<string>>;
+}
+
+export class Builder implements BuildService {
+  constructor(private readonly backend: BuildBackend, private readonly tmpRoot: string) {}
+
+  async build(req: BuildRequest, body: Readable, out: ProgressSink): Promise<{ imageId: string }> {
+    const tags = req.tags.map((t) => normalizeName(t)); // refused before any work when invalid
+    await fsp.mkdir(this.tmpRoot, { recursive: true, mode: 0o700 });
+    const ctx = await BuildContext.unpack(body, path.join(this.tmpRoot, randomBytes(8).toString('hex')), () => undefined);
+    try {
+      const df = parseDockerfile(await ctx.dockerfile(req.dockerfile));
+      const epochArg = req.buildArgs.SOURCE_DATE_EPOCH ?? undefined;
+      const run: Run = {
+        req, ctx, df, out, backend: this.backend, metaArgs: new Map(), usedArgs: new Set(), results: new Map(), step: 0, total: 0,
+        epoch: epochArg !== undefined && epochArg !== null && /^\d+$/.test(epochArg) ? new Date(Number(epochArg) * 1000) : undefined,
+      };
+      if (epochArg !== undefined) run.usedArgs.add('SOURCE_DATE_EPOCH');
+      this.declareMetaArgs(run);
+      const target = this.targetStage(run);
+      const needed = this.neededStages(run, target);
+      run.total = df.metaArgs.length + df.stages.filter((s) => needed.has(s.index)).reduce((n, s) => n + 1 + s.commands.length, 0);
+      for (const n of df.metaArgs) this.stepHeader(run, n.original);
+      let finalId = '';
+      for (const stage of df.stages) {
+        if (!needed.has(stage.index)) continue;
+        finalId = await this.buildStage(run, stage, stage.index === target.index);
+      }
+      const unused = Object.keys(req.buildArgs).filter((k) => !run.usedArgs.has(k) && !PROXY_ARGS.has(k)).sort();
+      if (unused.length) out({ stream: `[Warning] One or more build-args [${unused.join(' ')}] were not consumed\n` });
+      out({ aux: { ID: finalId } });
+      if (req.quiet) out({ stream: `${finalId}\n` });
+      else out({ stream: `Successfully built ${short(finalId)}\n` });
+      for (const t of tags) {
+        await this.backend.tag(finalId, t);
+        if (!req.quiet) out({ stream: `Successfully tagged ${familiarString(t)}\n` });
+      }
+      return { imageId: finalId };
+    } finally {
+      await ctx.remove();
+    }
+  }
+
+  async prune(_opts: { all: boolean; filters: Record<string, string[]> }): Promise<{ CachesDeleted: string[]; SpaceReclaimed: number }> {
+    const r = await this.backend.clearCache();
+    return { CachesDeleted: r.removed, SpaceReclaimed: r.reclaimed };
+  }
+
+  async diskUsage(): Promise<Array<Record<string, unknown>>> {
+    return (await this.backend.cacheEntries()).map((e) => ({
+      ID: e.key.slice(0, 25), Parent: '', Type: 'regular', Description: e.description, InUse: false, Shared: false,
+      Size: e.size, CreatedAt: e.created, LastUsedAt: e.lastUsed, UsageCount: 1,
+    }));
+  }
+
+  // ---- stages ---------------------------------------------------------------
+
+  private declareMetaArgs(run: Run): void {
+    const env = envLookup(new Map([...run.metaArgs].filter((e): e is [string, string] => e[1] !== undefined)));
+    for (const n of run.df.metaArgs) {
+      for (const w of n.next) {
+        const [name, value] = this.argValue(run, w, env, n.startLine);
+        run.metaArgs.set(name, value);
+      }
+    }
+  }
+
+  /** `NAME[=default]` of an ARG: the build arg wins over the default. */
+  private argValue(run: Run, word: string, env: EnvLookup, line: number): [string, string | undefined] {
+    const eq = word.indexOf('=');
+    const name = eq >= 0 ? word.slice(0, eq) : word;
+    if (!name) throw lineError('ARG names can not be blank', line);
+    let value = eq >= 0 ? (expandOrThrow(() => expandWord(word.slice(eq + 1), env, run.df.escape), line) as string) : undefined;
+    if (Object.prototype.hasOwnProperty.call(run.req.buildArgs, name)) {
+      run.usedArgs.add(name);
+      const given = run.req.buildArgs[name];
+      if (given !== null && given !== undefined) value = given;
+    }
+    return [name, value];
+  }
+
+  private targetStage(run: Run): Stage {
+    const stages = run.df.stages;
+    if (!run.req.target) return stages[stages.length - 1];
+    const t = stages.find((s) => s.name === run.req.target.toLowerCase());
+    if (!t) throw invalidArgument(`failed to reach build target ${run.req.target} in Dockerfile`);
+    return t;
+  }
+
+  /** Stage referred to by FROM, COPY --from or RUN --mount from= (a name or an index), if any. */
+  private stageRef(run: Run, ref: string, before: number): Stage | undefined {
+    const byName = run.df.stages.find((s) => s.name !== '' && s.name === ref.toLowerCase() && s.index < before);
+    if (byName) return byName;
+    if (/^\d+$/.test(ref)) {
+      const i = Number(ref);
+      if (i >= before) throw invalidArgument(`invalid stage index ${ref}: only earlier stages can be referred to`);
+      return run.df.stages[i];
+    }
+    return undefined;
+  }
+
+  private dependencies(run: Run, s: Stage): Stage[] {
+    const deps: Stage[] = [];
+    const base = this.expandMeta(run, s.base, s.line);
+    const b = this.stageRef(run, base, s.index);
+    if (b && !/^\d+$/.test(base)) deps.push(b);
+    for (const n of s.commands) {
+      const fl = n.value === 'copy' || n.value === 'run' ? flagsOf(n) : new Map();
+      const from = fl.get('from');
+      if (typeof from === 'string') {
+        const d = this.stageRef(run, from, s.index);
+        if (d) deps.push(d);
+      }
+      const mount = fl.get('mount');
+      if (typeof mount === 'string') {
+        for (const m of mount.split('\n')) {
+          const f = /(?:^|,)from=([^,]+)/.exec(m);
+          const d = f ? this.stageRef(run, f[1], s.index) : undefined;
+          if (d) deps.push(d);
+        }
+      }
+    }
+    return deps;
+  }
+
+  private neededStages(run: Run, target: Stage): Set<number> {
+    const need = new Set<number>();
+    const visit = (s: Stage) => {
+      if (need.has(s.index)) return;
+      need.add(s.index);
+      for (const d of this.dependencies(run, s)) visit(d);
+    };
+    visit(target);
+    return need;
+  }
+
+  private expandMeta(run: Run, word: string, line: number): string {
+    const env = envLookup(new Map([...run.metaArgs].filter((e): e is [string, string] => e[1] !== undefined)));
+    return expandOrThrow(() => expandWord(word, env, run.df.escape), line) as string;
+  }
+
+  private stepHeader(run: Run, original: string): void {
+    run.step++;
+    if (run.req.quiet) return;
+    run.out({ stream: `Step ${run.step}/${run.total} : ${original.trim()}` });
+    run.out({ stream: '\n' });
+  }
+
+  private say(run: Run, text: string): void {
+    if (!run.req.quiet) run.out({ stream: text });
+  }
+
+  private async buildStage(run: Run, stage: Stage, isTarget: boolean): Promise<string> {
+    this.stepHeader(run, stage.original);
+    const base = this.expandMeta(run, stage.base, stage.line);
+    if (stage.platform) {
+      const p = this.expandMeta(run, stage.platform, stage.line);
+      if (p !== HOST_PLATFORM && p !== 'linux' && p !== `${HOST_PLATFORM}/v8`) {
+        throw lineError(`platform ${p} is not the host's (${HOST_PLATFORM}): Berth builds for the host platform only`, stage.line);
+      }
+    }
+    let imageId = '';
+    let image: Omit<OciImageConfig, 'rootfs'> = { architecture: goArch(process.arch), os: 'linux', config: {}, history: [] };
+    if (base.toLowerCase() !== 'scratch') {
+      const ref = this.stageRef(run, base, stage.index);
+      const id = ref && !/^\d+$/.test(base) ? run.results.get(ref.index) : undefined;
+      let rec;
+      try {
+        rec = await run.backend.resolveImage(id ?? base);
+      } catch (err) {
+        if (isKind(err, 'not-found')) {
+          throw stepError(`pull access denied for ${base}, repository does not exist or may require 'docker login': Berth builds from local images only (load, import or bootstrap it first)`, stage.line);
+        }
+        throw err;
+      }
+      imageId = rec.id;
+      const { rootfs: _r, ...rest } = rec.config;
+      image = structuredClone(rest);
+    }
+    this.say(run, ` ---> ${imageId ? short(imageId) : ''}\n`);
+    const st: StageState = {
+      stage, imageId, image, config: structuredClone(image.config ?? {}), args: new Map(), cfgState: { cmdSet: false },
+      missed: run.req.noCache, baseId: imageId, baseLayers: Array.isArray(image.history) ? image.history.length : 0,
+    };
+    // ONBUILD triggers of the base run right after FROM, then are dropped from the new image.
+    const triggers = st.config.OnBuild ?? [];
+    if (triggers.length) {
+      st.config.OnBuild = null;
+      for (const t of triggers) {
+        const nodes = parseLine(t, run.df.escape);
+        this.say(run, `# Executing ${triggers.length} build trigger${triggers.length > 1 ? 's' : ''}\n`);
+        for (const n of nodes) { n.startLine = stage.line; await this.dispatch(run, st, n); }
+      }
+    }
+    for (const n of stage.commands) {
+      this.stepHeader(run, n.original);
+      await this.dispatch(run, st, n);
+    }
+    if (isTarget && Object.keys(run.req.labels).length) {
+      st.config.Labels = { ...(st.config.Labels ?? {}), ...run.req.labels };
+      await this.commitConfig(run, st, `LABEL ${Object.entries(run.req.labels).map(([k, v]) => `${k}=${v}`).join(' ')}`, false);
+    }
+    if (!st.imageId) throw invalidArgument('No image was generated. Is your Dockerfile empty?');
+    if (isTarget && run.req.squash) await this.squash(run, st);
+    run.results.set(stage.index, st.imageId);
+    return st.imageId;
+  }
+
+  // ---- dispatch ------------------------------------------------------------
+
+  /** What `$VAR` sees in this stage: the config's Env over the stage's ARGs. */
+  private env(st: StageState): EnvLookup {
+    const cfgEnv = envLookup(st.config.Env ?? []);
+    return (k) => cfgEnv(k) ?? st.args.get(k);
+  }
+
+  /** `K=V` of the stage's ARGs with values that ENV does not shadow (RUN sees them; the cache key includes them). */
+  private argEnv(st: StageState): string[] {
+    const envKeys = new Set((st.config.Env ?? []).map((e) => e.split('=')[0]));
+    return [...st.args].filter(([k, v]) => v !== undefined && !envKeys.has(k)).map(([k, v]) => `${k}=${v}`);
+  }
+
+  private async dispatch(run: Run, st: StageState, n: Node): Promise<void> {
+    switch (n.value) {
+      case 'run': return this.runStep(run, st, n);
+      case 'copy': case 'add': return this.copyStep(run, st, n);
+      case 'workdir': return this.workdirStep(run, st, n);
+      case 'arg': {
+        for (const w of n.next) {
+          const [name, value0] = this.argValue(run, w, this.env(st), n.startLine);
+          let value = value0;
+          // `ARG X` in a stage takes the global default of X.
+          if (value === undefined && !w.includes('=') && run.metaArgs.get(name) !== undefined) value = run.metaArgs.get(name);
+          st.args.set(name, value);
+        }
+        return this.commitConfig(run, st, `ARG ${n.next.join(' ')}`, true);
+      }
+      case 'from': throw lineError('FROM inside a stage', n.startLine);
+      default: {
+        applyConfigNode(st.config, n, this.env(st), run.df.escape, st.cfgState);
+        if (st.cfgState.author !== undefined) st.image.author = st.cfgState.author;
+        return this.commitConfig(run, st, this.normalized(n, st), true);
+      }
+    }
+  }
+
+  /** The instruction as Docker records it in history (`ENV A=1`, `CMD ["sh"]`). */
+  private normalized(n: Node, st: StageState): string {
+    const name = n.value.toUpperCase();
+    switch (n.value) {
+      case 'cmd': return `CMD ${JSON.stringify(st.config.Cmd ?? [])}`;
+      case 'entrypoint': return `ENTRYPOINT ${JSON.stringify(st.config.Entrypoint ?? [])}`;
+      case 'shell': return `SHELL ${JSON.stringify(st.config.Shell ?? [])}`;
+      case 'workdir': return `WORKDIR ${st.config.WorkingDir}`;
+      case 'env': case 'label': {
+        const pairs: string[] = [];
+        for (let i = 0; i + 1 < n.next.length; i += 3) {
+          const k = expandWord(n.next[i], this.env(st), '\\');
+          pairs.push(n.value === 'env' ? `${k}=${(st.config.Env ?? []).find((e) => e.startsWith(k + '='))?.slice(k.length + 1) ?? ''}` : `${JSON.stringify(k)}=${JSON.stringify(st.config.Labels?.[k] ?? '')}`);
+        }
+        return `${name} ${pairs.join(' ')}`;
+      }
+      default: return `${name} ${n.flags.length ? n.flags.join(' ') + ' ' : ''}${n.next.join(' ')}`.trim();
+    }
+  }
+
+  private cacheKey(st: StageState, parts: unknown[]): string {
+    return createHash('sha256').update(JSON.stringify([st.imageId, ...parts])).digest('hex');
+  }
+
+  private created(run: Run): string {
+    return (run.epoch ?? new Date()).toISOString();
+  }
+
+  private snapshotImage(st: StageState): Omit<OciImageConfig, 'rootfs'> {
+    return { ...st.image, created: undefined, config: structuredClone(st.config) };
+  }
+
+  /** A step that only changes the config: an image with the same layers. */
+  private async commitConfig(run: Run, st: StageState, instruction: string, probe: boolean): Promise<void> {
+    const key = this.cacheKey(st, ['config', instruction, st.config, st.image.author ?? '', run.epoch?.getTime() ?? null]);
+    if (probe && await this.hit(run, st, key)) return;
+    const created = this.created(run);
+    const { image } = await run.backend.captureLayer(st.imageId, undefined, { ...this.snapshotImage(st), created }, {
+      created, created_by: `/bin/sh -c #(nop)  ${instruction}`,
+    });
+    await this.advance(run, st, image.id, key, instruction, 0);
+  }
+
+  private async hit(run: Run, st: StageState, key: string): Promise<boolean> {
+    if (st.missed) return false;
+    const id = await run.backend.probeCache(key);
+    if (!id) { st.missed = true; return false; }
+    this.say(run, ' ---> Using cache\n');
+    await this.moveTo(run, st, id);
+    this.say(run, ` ---> ${short(id)}\n`);
+    return true;
+  }
+
+  /** Continues from an image found in the cache: its config is the stage's from now on. */
+  private async moveTo(run: Run, st: StageState, id: string): Promise<void> {
+    const rec = await run.backend.resolveImage(id);
+    const { rootfs: _r, ...rest } = rec.config;
+    st.imageId = rec.id;
+    st.image = structuredClone(rest);
+    st.config = structuredClone(rest.config ?? {});
+  }
+
+  private async advance(run: Run, st: StageState, id: string, key: string, description: string, size: number): Promise<void> {
+    const now = new Date().toISOString();
+    await run.backend.recordCache({ key, imageId: id, size, description, created: now, lastUsed: now });
+    await this.moveTo(run, st, id);
+    this.say(run, ` ---> ${short(id)}\n`);
+  }
+
+  private async runStep(run: Run, st: StageState, n: Node): Promise<void> {
+    const flags = flagsOf(n);
+    let cmd: string[];
+    if (n.heredocs.length && !n.json) {
+      const line = n.next.join(' ');
+      const h = n.heredocs[0];
+      const shell = st.config.Shell?.length ? st.config.Shell : ['/bin/sh', '-c'];
+      // `RUN <<EOF` alone runs the document as the script; otherwise the shell reads it as a here-document.
+      cmd = n.heredocs.length === 1 && /^\d*<<-?\S+$/.test(line.trim())
+        ? [...shell, h.content]
+        : [...shell, `${line}\n${n.heredocs.map((d) => d.content + d.name).join('\n')}`];
+    } else {
+      cmd = commandOf(n, st.config.Shell);
+    }
+    const argEnv = this.argEnv(st);
+    const mounts = typeof flags.get('mount') === 'string' ? (flags.get('mount') as string).split('\n') : [];
+    const key = this.cacheKey(st, ['run', cmd, argEnv.sort(), mounts, flags.get('network') ?? '', run.epoch?.getTime() ?? null]);
+    if (await this.hit(run, st, key)) return;
+    const proxies = Object.entries(run.req.buildArgs).filter(([k, v]) => PROXY_ARGS.has(k) && v !== null).map(([k, v]) => `${k}=${v}`);
+    const env = [...(st.config.Env ?? []), ...argEnv, ...proxies];
+    const createdBy = (argEnv.length ? `|${argEnv.length} ${argEnv.join(' ')} ` : '') + cmd.join(' ');
+
+    const go = async (binds: Array<{ source: string; target: string; readonly: boolean }>) => {
+      let containerId = '';
+      const { layer, exitCode } = await run.backend.runStep({
+        imageId: st.imageId, cmd, env, user: st.config.User ?? '', workdir: st.config.WorkingDir ?? '', binds,
+        onStart: (id) => { containerId = id; this.say(run, ` ---> Running in ${short(id)}\n`); },
+        onOutput: (data, stream) => {
+          if (run.req.quiet) return;
+          const text = data.toString('utf8');
+          run.out({ stream: stream === 'stderr' ? `\u001b[91m${text}\u001b[0m` : text });
+        },
+      });
+      try {
+        if (exitCode !== 0) {
+          throw new BerthError('invalid-argument', `The command '${cmd.join(' ')}' returned a non-zero code: ${exitCode}`, { exitCode });
+        }
+        const created = this.created(run);
+        const { image, layerSize } = await run.backend.captureLayer(st.imageId, layer, { ...this.snapshotImage(st), created },
+          { created, created_by: createdBy }, run.epoch);
+        this.say(run, `Removing intermediate container ${short(containerId)}\n`);
+        await this.advance(run, st, image.id, key, `RUN ${cmd.join(' ')}`, layerSize);
+      } finally {
+        await run.backend.dropLayer(layer);
+      }
+    };
+    await this.withRunMounts(run, st, n, mounts, [], go);
+  }
+
+  /** Sets up RUN --mount entries one by one (bind from a stage needs its rootfs mounted meanwhile), then runs. */
+  private async withRunMounts(run: Run, st: StageState, n: Node, specs: string[], binds: Array<{ source: string; target: string; readonly: boolean }>,
+    go: (binds: Array<{ source: string; target: string; readonly: boolean }>) => Promise<void>): Promise<void> {
+    if (specs.length === 0) return go(binds);
+    const [spec, ...rest] = specs;
+    const opts = new Map<string, string>();
+    for (const kv of spec.split(',')) {
+      const i = kv.indexOf('=');
+      opts.set(i >= 0 ? kv.slice(0, i) : kv, i >= 0 ? kv.slice(i + 1) : 'true');
+    }
+    const type = opts.get('type') ?? 'bind';
+    const target = opts.get('target') ?? opts.get('dst') ?? opts.get('destination');
+    if (!target) throw lineError(`mount ${spec}: target is required`, n.startLine);
+    const abs = target.startsWith('/') ? target : path.posix.join(st.config.WorkingDir || '/', target);
+    const rw = opts.has('rw') || opts.get('readonly') === 'false' || opts.get('ro') === 'false';
+    if (type === 'cache') {
+      const dir = await run.backend.cacheMountDir(opts.get('id') ?? abs);
+      return this.withRunMounts(run, st, n, rest, [...binds, { source: dir, target: abs, readonly: opts.get('ro') === 'true' || opts.get('readonly') === 'true' }], go);
+    }
+    if (type === 'bind') {
+      const source = (opts.get('source') ?? opts.get('src') ?? '.').replace(/^\/+/, '') || '.';
+      const from = opts.get('from');
+      if (!from) {
+        const host = path.resolve(run.ctx.dir, source);
+        if (host !== run.ctx.dir && !host.startsWith(run.ctx.dir + path.sep)) throw lineError(`mount source ${source} is outside the build context`, n.startLine);
+        return this.withRunMounts(run, st, n, rest, [...binds, { source: host, target: abs, readonly: !rw }], go);
+      }
+      const imageId = await this.fromImage(run, st, from, n.startLine);
+      return run.backend.withImageRootfs(imageId, async (root) => {
+        await this.withRunMounts(run, st, n, rest, [...binds, { source: resolveInRoot(root, '/' + source), target: abs, readonly: !rw }], go);
+      });
+    }
+    throw lineError(`mount type ${type} is not supported (use cache or bind)`, n.startLine);
+  }
+
+  /** Image of `--from=`: an earlier stage (name or index) or an image reference. */
+  private async fromImage(run: Run, st: StageState, from: string, line: number): Promise<string> {
+    const ref = this.stageRef(run, from, st.stage.index);
+    if (ref) {
+      const id = run.results.get(ref.index);
+      if (!id) throw stepError(`stage ${from} was not built`, line);
+      return id;
+    }
+    try {
+      return (await run.backend.resolveImage(from)).id;
+    } catch (err) {
+      if (isKind(err, 'not-found')) throw stepError(`invalid from flag value ${from}: No such image: ${from} (no stage of that name either; images are not pulled)`, line);
+      throw err;
+    }
+  }
+
+  private async workdirStep(run: Run, st: StageState, n: Node): Promise<void> {
+    applyConfigNode(st.config, n, this.env(st), run.df.escape, st.cfgState);
+    const dir = st.config.WorkingDir ?? '/';
+    const key = this.cacheKey(st, ['workdir', dir, st.config, run.epoch?.getTime() ?? null]);
+    if (await this.hit(run, st, key)) return;
+    const layer = await run.backend.copyIntoLayer(st.imageId, async (root) => {
+      await fsp.mkdir(resolveInRoot(root, dir), { recursive: true, mode: 0o755 });
+    });
+    await this.captureStep(run, st, layer, key, `WORKDIR ${dir}`, `/bin/sh -c #(nop) WORKDIR ${dir}`);
+  }
+
+  private async captureStep(run: Run, st: StageState, layer: BuildStepLayer, key: string, description: string, createdBy: string): Promise<void> {
+    try {
+      const created = this.created(run);
+      const { image, layerSize } = await run.backend.captureLayer(st.imageId, layer, { ...this.snapshotImage(st), created },
+        { created, created_by: createdBy }, run.epoch);
+      await this.advance(run, st, image.id, key, description, layerSize);
+    } finally {
+      await run.backend.dropLayer(layer);
+    }
+  }
+
+  private async copyStep(run: Run, st: StageState, n: Node): Promise<void> {
+    const flags = flagsOf(n);
+    const isAdd = n.value === 'add';
+    const name = n.value.toUpperCase();
+    const env = this.env(st);
+    const word = (w: string) => expandOrThrow(() => expandWord(w, env, run.df.escape), n.startLine) as string;
+    const args = n.next.map(word);
+    if (args.length < 2 && !(n.heredocs.length && args.length >= 1)) {
+      throw lineError(`${name} requires at least two arguments, but only one was provided. Destination could not be determined`, n.startLine);
+    }
+    const destArg = args[args.length - 1];
+    const heredocs = new Map(n.heredocs.map((h) => [h.name, h]));
+    const sources = args.slice(0, -1);
+    const from = typeof flags.get('from') === 'string' ? word(flags.get('from') as string) : undefined;
+    if (from !== undefined && isAdd) throw lineError('ADD does not take --from (use COPY)', n.startLine);
+    const chown = typeof flags.get('chown') === 'string' ? word(flags.get('chown') as string) : '';
+    const chmodText = typeof flags.get('chmod') === 'string' ? (flags.get('chmod') as string) : '';
+    if (chmodText && !/^[0-7]{3,4}$/.test(chmodText)) throw lineError(`invalid chmod parameter ${chmodText}: use an octal mode such as 0755`, n.startLine);
+    const dest = destArg.startsWith('/') ? destArg : path.posix.join(st.config.WorkingDir || '/', destArg) + (destArg.endsWith('/') || destArg === '.' ? '/' : '');
+    const spec: CopySpec = {
+      instruction: name, line: n.startLine, sources, dest, destIsDir: destArg.endsWith('/') || destArg === '.' || destArg === '..',
+      chown, chmod: chmodText ? parseInt(chmodText, 8) : undefined, add: isAdd,
+      heredocs: new Map([...heredocs].map(([k, h]) => [k, h.expand ? (expandOrThrow(() => expandWord(h.content, env, run.df.escape, { skipUnsetEnv: false }), n.startLine) as string) : h.content])),
+      user: st.config.User ?? '',
+    };
+    let sourceKey: string;
+    let fromImage: string | undefined;
+    if (from !== undefined) {
+      fromImage = await this.fromImage(run, st, from, n.startLine);
+      sourceKey = fromImage;
+    } else {
+      run.visible ??= run.ctx.visiblePaths().then((v) => new Set(v));
+      sourceKey = await this.contextHash(run, spec, await run.visible);
+    }
+    const key = this.cacheKey(st, [n.value, sources, dest, chown, chmodText, sourceKey, run.epoch?.getTime() ?? null]);
+    if (await this.hit(run, st, key)) return;
+    const kind = sources.length === 1 && !/[*?[]/.test(sources[0]) ? 'file' : 'multi';
+    const layer = await run.backend.copyIntoLayer(st.imageId, async (root) => {
+      if (fromImage) {
+        await run.backend.withImageRootfs(fromImage, (srcRoot) => copySources(spec, { root: srcRoot, scoped: true }, root));
+      } else {
+        await copySources(spec, { root: run.ctx.dir, scoped: false, visible: await run.visible! }, root);
+      }
+    });
+    const createdBy = `/bin/sh -c #(nop) ${name} ${from !== undefined ? `--from=${from} ` : ''}${kind}:${sourceKey.slice(0, 64)} in ${dest} `;
+    await this.captureStep(run, st, layer, key, `${name} ${sources.join(' ')} ${dest}`, createdBy);
+  }
+
+  /** Hash of what a COPY/ADD takes from the context (content and metadata, never times). */
+  private async contextHash(run: Run, spec: CopySpec, visible: Set<string>): Promise<string> {
+    const rels = resolveContextSources(spec, run.ctx.dir, visible);
+    const h = createHash('sha256').update(await run.ctx.hashSources(rels.filter((r) => !r.startsWith('<<') && !/^https?:\/\//.test(r)), visible));
+    for (const r of rels) if (r.startsWith('<<') || /^https?:\/\//.test(r)) h.update(r);
+    for (const [k, v] of spec.heredocs) h.update(`${k}\0${v}`);
+    return h.digest('hex');
+  }
+
+  private async squash(run: Run, st: StageState): Promise<void> {
+    const rec = await run.backend.resolveImage(st.imageId);
+    const base = st.baseId ? await run.backend.resolveImage(st.baseId) : undefined;
+    const baseDiffs = base?.config.rootfs.diff_ids ?? [];
+    const own = rec.config.rootfs.diff_ids.slice(baseDiffs.length);
+    const { rootfs: _r, ...cfg } = rec.config;
+    const history = (Array.isArray(cfg.history) ? cfg.history : []).slice(0, st.baseLayers);
+    const created = this.created(run);
+    history.push({ created, created_by: 'merge ' + own.join(' ') + ' to ' + (st.baseId || 'scratch'), ...(own.length ? {} : { empty_layer: true }) });
+    const squashed = await run.backend.squashLayers(st.baseId, own, { ...cfg, created, history });
+    st.imageId = squashed.id;
+  }
+}

@@ -1,0 +1,214 @@
+// `berth build` (classic protocol) and `berth builder prune`: the context goes up as a tar
+// (.dockerignore applied here, as the docker CLI does), the daemon's JSON stream comes back.
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import * as tar from 'tar-stream';
+import { CliError, filtersParam } from '../client';
+import type { CommandDef } from '../context';
+import { keyValueMap, type CommandSpec, type FlagSpec } from '../flags';
+import { forEachLine } from '../jsonlines';
+import { humanSize } from '../units';
+import { IgnoreMatcher, readDockerignore } from '../../build/dockerignore';
+
+const spec = (p: string, usage: string, description: string, flags: FlagSpec[], extra: Partial<CommandSpec> = {}): CommandSpec => ({ path: p, usage, description, flags, ...extra });
+
+/** Tar of a context directory (sorted, .dockerignore applied; the Dockerfile and .dockerignore always go). */
+function contextTar(dir: string, ignore: IgnoreMatcher, keep: Set<string>, extra?: { name: string; data: Buffer }): Readable {
+  const pack = tar.pack();
+  const add = (hdr: Partial<tar.Header> & { name: string }, body?: Buffer) => new Promise<void>((resolve, reject) => {
+    if (body) pack.entry(hdr, body, (e) => (e ? reject(e) : resolve()));
+    else pack.entry(hdr, (e) => (e ? reject(e) : resolve()));
+  });
+  const walk = async (rel: string): Promise<void> => {
+    for (const name of (await fsp.readdir(rel ? path.join(dir, rel) : dir)).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      const abs = path.join(dir, r);
+      const st = await fsp.lstat(abs);
+      const excluded = !keep.has(r) && ignore.excluded(r);
+      const common = { name: r, mode: st.mode & 0o7777, mtime: st.mtime, uid: 0, gid: 0 };
+      if (st.isDirectory()) {
+        if (!excluded) await add({ ...common, name: r + '/', type: 'directory' });
+        if (!excluded || ignore.mayReinclude(r)) await walk(r);
+      } else if (excluded) {
+        continue;
+      } else if (st.isSymbolicLink()) {
+        await add({ ...common, type: 'symlink', linkname: await fsp.readlink(abs) });
+      } else if (st.isFile()) {
+        await new Promise<void>((resolve, reject) => {
+          const sink = pack.entry({ ...common, type: 'file', size: st.size }, (e) => (e ? reject(e) : resolve()));
+          fs.createReadStream(abs).on('error', reject).pipe(sink);
+        });
+      }
+    }
+  };
+  void (async () => {
+    await walk('');
+    if (extra) await add({ name: extra.name, mode: 0o644, type: 'file', mtime: new Date() }, extra.data);
+    pack.finalize();
+  })().catch((err) => pack.destroy(err));
+  return Readable.from(pack as AsyncIterable<Buffer>, { objectMode: false });
+}
+
+function isArchiveHead(b: Buffer): boolean {
+  if (b[0] === 0x1f && b[1] === 0x8b) return true; // gzip
+  if (b.subarray(0, 3).toString('latin1') === 'BZh') return true;
+  if (b.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return true;
+  return b.length >= 262 && b.subarray(257, 262).toString('latin1') === 'ustar';
+}
+
+/** Everything on stdin: a context tar as is, or a Dockerfile wrapped in one (`berth build - < Dockerfile`). */
+async function stdinContext(): Promise<{ body: Readable; dockerfile?: string }> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  const data = Buffer.concat(chunks);
+  if (isArchiveHead(data)) return { body: Readable.from([data]) };
+  const pack = tar.pack();
+  pack.entry({ name: 'Dockerfile', mode: 0o644, mtime: new Date() }, data);
+  pack.finalize();
+  return { body: Readable.from(pack as AsyncIterable<Buffer>, { objectMode: false }), dockerfile: 'Dockerfile' };
+}
+
+const build: CommandDef = {
+  spec: spec('build', 'build [OPTIONS] PATH | -', 'Build an image from a Dockerfile', [
+    { long: 'build-arg', kind: 'list', usage: 'Set build-time variables' },
+    { long: 'file', short: 'f', kind: 'string', usage: "Name of the Dockerfile (Default is 'PATH/Dockerfile')" },
+    { long: 'force-rm', kind: 'bool', usage: 'Always remove intermediate containers' },
+    { long: 'iidfile', kind: 'string', usage: 'Write the image ID to the file' },
+    { long: 'label', kind: 'list', usage: 'Set metadata for an image' },
+    { long: 'network', kind: 'string', def: 'default', usage: 'Set the networking mode for the RUN instructions during build' },
+    { long: 'no-cache', kind: 'bool', usage: 'Do not use cache when building the image' },
+    { long: 'platform', kind: 'string', usage: 'Set platform if server is multi-platform capable' },
+    { long: 'pull', kind: 'bool', usage: 'Always attempt to pull a newer version of the image' },
+    { long: 'quiet', short: 'q', kind: 'bool', usage: 'Suppress the build output and print image ID on success' },
+    { long: 'rm', kind: 'bool', def: true, usage: 'Remove intermediate containers after a successful build' },
+    { long: 'squash', kind: 'bool', usage: 'Squash newly built layers into a single new layer' },
+    { long: 'tag', short: 't', kind: 'list', usage: "Name and optionally a tag in the 'name:tag' format" },
+    { long: 'target', kind: 'string', usage: 'Set the target build stage to build.' },
+  ], { minArgs: 1, maxArgs: 1, aliases: ['berth image build', 'berth build', 'berth builder build'] }),
+  async run(ctx, p) {
+    const o = p.opts;
+    const contextArg = p.args[0];
+    let body: Readable;
+    let dockerfile: string | undefined = o.file || undefined;
+    if (contextArg === '-') {
+      const s = await stdinContext();
+      body = s.body;
+      dockerfile = s.dockerfile ?? dockerfile;
+    } else {
+      const dir = path.resolve(contextArg);
+      const st = await fsp.stat(dir).catch(() => undefined);
+      if (!st?.isDirectory()) throw new CliError(`unable to prepare context: path "${contextArg}" not found`, 1);
+      const ignoreText = await fsp.readFile(path.join(dir, '.dockerignore'), 'utf8').catch(() => '');
+      const ignore = new IgnoreMatcher(readDockerignore(ignoreText));
+      let extra: { name: string; data: Buffer } | undefined;
+      let dfRel = 'Dockerfile';
+      if (o.file) {
+        const abs = path.resolve(o.file === '-' ? '-' : o.file);
+        const rel = path.relative(dir, abs);
+        if (o.file === '-') {
+          const chunks: Buffer[] = [];
+          for await (const c of process.stdin) chunks.push(c as Buffer);
+          extra = { name: `.dockerfile.${Math.random().toString(16).slice(2, 14)}`, data: Buffer.concat(chunks) };
+          dfRel = extra.name;
+        } else if (rel.startsWith('..') || path.isAbsolute(rel)) {
+          // A Dockerfile outside the context travels inside it under a private name (as the docker CLI does).
+          extra = { name: `.dockerfile.${Math.random().toString(16).slice(2, 14)}`, data: await fsp.readFile(abs).catch(() => { throw new CliError(`unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat ${abs}: no such file or directory`, 1); }) };
+          dfRel = extra.name;
+        } else {
+          dfRel = rel.split(path.sep).join('/');
+        }
+      }
+      dockerfile = dfRel;
+      body = contextTar(dir, ignore, new Set([dfRel, '.dockerignore']), extra);
+    }
+    let sent = 0;
+    const counted = new PassThrough();
+    body.on('data', (b: Buffer) => { sent += b.length; });
+    body.on('error', (e) => counted.destroy(e));
+    body.pipe(counted);
+
+    const buildArgs: Record<string, string | null> = {};
+    for (const a of (o['build-arg'] ?? []) as string[]) {
+      const i = a.indexOf('=');
+      if (i >= 0) buildArgs[a.slice(0, i)] = a.slice(i + 1);
+      else buildArgs[a] = process.env[a] ?? null; // `--build-arg NAME` takes the value from the environment
+    }
+    const api = await ctx.api();
+    const quiet = Boolean(o.quiet);
+    const r = await api.request('POST', '/build', {
+      query: {
+        t: o.tag?.length ? o.tag : undefined,
+        dockerfile,
+        buildargs: Object.keys(buildArgs).length ? JSON.stringify(buildArgs) : undefined,
+        target: o.target || undefined,
+        nocache: o['no-cache'] ? 1 : undefined,
+        q: quiet ? 1 : undefined,
+        labels: o.label?.length ? JSON.stringify(keyValueMap(o.label)) : undefined,
+        squash: o.squash ? 1 : undefined,
+        pull: o.pull ? 1 : undefined,
+        rm: o.rm === false ? 0 : 1,
+        forcerm: o['force-rm'] ? 1 : undefined,
+        networkmode: o.network,
+        platform: o.platform || undefined,
+      },
+      body: counted,
+      contentType: 'application/x-tar',
+      headers: { 'X-Registry-Config': Buffer.from('{}').toString('base64') },
+    });
+    if (!quiet) ctx.out(`Sending build context to Berth daemon  ${humanSize(sent, 4)}\n`);
+    let imageId = '';
+    let failure: { message: string; code: number } | undefined;
+    let stepStart = 0;
+    await forEachLine(r.res, (line) => {
+      if (!line.trim()) return;
+      const m = JSON.parse(line);
+      if (m.errorDetail || m.error) { failure = { message: m.errorDetail?.message ?? m.error, code: m.errorDetail?.code || 1 }; return; }
+      if (m.aux?.ID) { imageId = m.aux.ID; return; }
+      if (typeof m.stream !== 'string' || quiet) return;
+      let text: string = m.stream;
+      if (text.startsWith('Step ')) stepStart = Date.now();
+      // berth adds the elapsed time of each step to the line that ends it (` ---> <id>`).
+      if (stepStart && /^ ---> [0-9a-f]{0,12}\n$/.test(text)) {
+        text = `${text.slice(0, -1)} (${((Date.now() - stepStart) / 1000).toFixed(2)}s)\n`;
+        stepStart = 0;
+      }
+      ctx.out(text);
+    });
+    if (failure) {
+      ctx.err(`${failure.message}\n`);
+      return failure.code;
+    }
+    if (quiet) ctx.out(`${imageId}\n`);
+    if (o.iidfile) await fsp.writeFile(o.iidfile, imageId);
+    return 0;
+  },
+};
+
+const builderPrune: CommandDef = {
+  spec: spec('builder prune', 'builder prune', 'Remove build cache', [
+    { long: 'all', short: 'a', kind: 'bool', usage: 'Remove all unused build cache, not just dangling ones' },
+    { long: 'filter', kind: 'list', usage: "Provide filter values (e.g. 'until=24h')" },
+    { long: 'force', short: 'f', kind: 'bool', usage: 'Do not prompt for confirmation' },
+  ], { maxArgs: 0 }),
+  async run(ctx, p) {
+    if (!p.opts.force) {
+      process.stdout.write('WARNING! This will remove all dangling build cache. Are you sure you want to continue? [y/N] ');
+      const answer = await new Promise<string>((resolve) => {
+        process.stdin.once('data', (d) => resolve(String(d)));
+        process.stdin.once('end', () => resolve(''));
+      });
+      process.stdin.pause();
+      if (!/^y(es)?$/i.test(answer.trim())) return 0;
+    }
+    const api = await ctx.api();
+    const r = await api.json('POST', '/build/prune', { query: { all: p.opts.all ? 1 : undefined, filters: filtersParam(p.opts.filter ?? []) } });
+    const deleted: string[] = r.CachesDeleted ?? [];
+    if (deleted.length) ctx.out(`Deleted build cache objects:\n${deleted.join('\n')}\n\n`);
+    ctx.out(`Total reclaimed space: ${humanSize(Number(r.SpaceReclaimed ?? 0))}\n`);
+    return 0;
+  },
+};
+
+export const defs: Record<string, CommandDef> = { build, 'builder prune': builderPrune };
