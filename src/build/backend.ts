@@ -226,25 +226,51 @@ export class EngineBuildBackend implements BuildBackend {
 }
 
 /**
- * One tar holding the entries of several layer tars in order: unpacked as one
- * layer, later entries replace earlier ones and whiteouts delete what earlier
- * layers (of the squash or below it) made, so it equals the stack it replaces.
+ * One tar holding what several layer tars leave when stacked: an entry is kept
+ * unless a later layer of the squash writes the same path or whiteouts it (or
+ * a parent); whiteouts are kept, as they may hide files of the layers below.
  */
 function concatLayerTars(opens: Array<() => Promise<Readable>>): Readable {
+  const clean = (name: string) => name.replace(/^\.?\/+/, '').replace(/\/+$/, '');
+  const eachEntry = async (open: () => Promise<Readable>, fn: (hdr: tar.Header, stream: Readable) => Promise<void>) => {
+    const extract = tar.extract();
+    const done = new Promise<void>((resolve, reject) => {
+      extract.on('entry', (hdr, stream, next) => { fn(hdr, stream as unknown as Readable).then(() => next(), next); });
+      extract.on('finish', resolve);
+      extract.on('error', reject);
+    });
+    (await open()).pipe(extract);
+    await done;
+  };
   const pack = tar.pack();
   void (async () => {
-    for (const open of opens) {
-      const extract = tar.extract();
-      const done = new Promise<void>((resolve, reject) => {
-        extract.on('entry', (hdr, stream, next) => {
-          const sink = pack.entry(hdr, (err) => (err ? next(err) : next()));
+    // Pass 1: who writes each path last, and what later layers delete.
+    const lastWriter = new Map<string, number>();
+    const deletions: Array<{ layer: number; prefix: string; self: boolean }> = [];
+    for (let i = 0; i < opens.length; i++) {
+      await eachEntry(opens[i], async (hdr, stream) => {
+        const name = clean(hdr.name);
+        const base = name.split('/').pop()!;
+        const dir = name.includes('/') ? name.slice(0, name.lastIndexOf('/')) : '';
+        if (base === '.wh..wh..opq') deletions.push({ layer: i, prefix: dir, self: false });
+        else if (base.startsWith('.wh.')) deletions.push({ layer: i, prefix: (dir ? dir + '/' : '') + base.slice(4), self: true });
+        else lastWriter.set(name, i);
+        stream.resume();
+      });
+    }
+    const deletedLater = (name: string, layer: number) => deletions.some((d) => d.layer > layer
+      && ((d.self && (name === d.prefix || name.startsWith(d.prefix + '/'))) || (!d.self && (d.prefix === '' || name.startsWith(d.prefix + '/')))));
+    // Pass 2: the survivors, in order.
+    for (let i = 0; i < opens.length; i++) {
+      await eachEntry(opens[i], async (hdr, stream) => {
+        const name = clean(hdr.name);
+        const isWhiteout = name.split('/').pop()!.startsWith('.wh.');
+        if (!isWhiteout && (lastWriter.get(name) !== i || deletedLater(name, i))) { stream.resume(); return; }
+        await new Promise<void>((resolve, reject) => {
+          const sink = pack.entry(hdr, (err) => (err ? reject(err) : resolve()));
           stream.pipe(sink);
         });
-        extract.on('finish', resolve);
-        extract.on('error', reject);
       });
-      (await open()).pipe(extract);
-      await done;
     }
     pack.finalize();
   })().catch((err) => pack.destroy(err));

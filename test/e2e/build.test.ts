@@ -106,3 +106,178 @@ CMD ["cat /app/built.txt"]
   assert.match(cr.stdout, /# Executing 1 build trigger/);
   assert.equal((await inspect('demo-child')).Config.OnBuild, null);
 });
+
+test('cache: hit with the same image ID, bust at a changed COPY source (not its mtime), resume after a fixed failure, --no-cache', async () => {
+  const dir = context({
+    'Dockerfile': 'FROM busybox\nCOPY a.txt /a.txt\nRUN cat /a.txt > /copy.txt\nENV X=1\n',
+    'a.txt': 'one\n',
+  });
+  const first = ok(await berth('build', '-t', 'cached:1', dir));
+  assert.doesNotMatch(first.stdout, /Using cache/);
+  const id1 = (await inspect('cached:1')).Id;
+  // only the mtime changes: still a hit
+  fs.utimesSync(path.join(dir, 'a.txt'), new Date(2001, 1, 1), new Date(2001, 1, 1));
+  const second = ok(await berth('build', '-t', 'cached:2', dir));
+  assert.equal((second.stdout.match(/ ---> Using cache/g) ?? []).length, 3);
+  assert.equal((await inspect('cached:2')).Id, id1);
+
+  fs.writeFileSync(path.join(dir, 'a.txt'), 'two\n');
+  const third = ok(await berth('build', '-t', 'cached:3', dir));
+  assert.equal((third.stdout.match(/Using cache/g) ?? []).length, 0, 'after the first miss, later steps miss');
+  assert.equal(await runOut('cached:3', 'cat', '/copy.txt'), 'two\n');
+
+  const noCache = ok(await berth('build', '--no-cache', '-t', 'cached:4', dir));
+  assert.doesNotMatch(noCache.stdout, /Using cache/);
+  assert.notEqual((await inspect('cached:4')).Id, (await inspect('cached:3')).Id);
+
+  // a failing step: no tag moves, no build container is left; fixed, steps before it come from the cache
+  const failing = context({ 'Dockerfile': 'FROM busybox\nRUN echo step-one > /one\nRUN echo to-stderr >&2; exit 3\nRUN echo never\n' });
+  const before = (await inspect('cached:3')).Id;
+  const f = await berth('build', '-t', 'cached:3', failing);
+  assert.equal(f.code, 3);
+  assert.match(f.stderr, /The command '\/bin\/sh -c echo to-stderr >&2; exit 3' returned a non-zero code: 3/);
+  assert.match(f.stdout, /to-stderr/);
+  assert.equal((await inspect('cached:3')).Id, before, 'the tag did not move');
+  assert.equal(ok(await berth('ps', '-aq')).stdout, '', 'no build container is left');
+  fs.writeFileSync(path.join(failing, 'Dockerfile'), 'FROM busybox\nRUN echo step-one > /one\nRUN echo fixed\nRUN echo done\n');
+  const fixed = ok(await berth('build', '-t', 'cached:5', failing));
+  assert.match(fixed.stdout, /Step 2\/4 : RUN echo step-one > \/one\n ---> Using cache/);
+  assert.match(fixed.stdout, /Step 3\/4 : RUN echo fixed\n ---> Running in/);
+
+  // the cache survives a daemon restart; builder prune empties it; system df counts it
+  const df = ok(await berth('system', 'df')).stdout;
+  assert.match(df, /Build Cache\s+[1-9]\d*/);
+  await d.restart();
+  assert.match(ok(await berth('build', '-t', 'cached:6', failing)).stdout, /Step 4\/4 : RUN echo done\n ---> Using cache/);
+  const pruned = ok(await berth('builder', 'prune', '-f'));
+  assert.match(pruned.stdout, /Total reclaimed space/);
+  assert.doesNotMatch(ok(await berth('build', '-t', 'cached:7', failing)).stdout, /Using cache/);
+});
+
+test('multi-stage: --target, COPY --from by name and index, stages the target does not need are skipped', async () => {
+  const dir = context({
+    'Dockerfile': `FROM busybox AS builder
+RUN echo compiled > /artifact
+FROM busybox AS unused
+RUN exit 1
+FROM busybox
+COPY --from=builder /artifact /from-name
+COPY --from=0 /artifact /from-index
+COPY --from=busybox /bin/busybox /bb-from-image
+CMD ["cat", "/from-name"]
+`,
+  });
+  const r = ok(await berth('build', '-t', 'multi', dir));
+  assert.doesNotMatch(r.stdout, /exit 1/, 'the unused stage was skipped');
+  assert.equal(await runOut('multi'), 'compiled\n');
+  assert.equal(await runOut('multi', 'sh', '-c', 'cat /from-index; test -x /bb-from-image && echo ok'), 'compiled\nok\n');
+  ok(await berth('build', '--target', 'builder', '-t', 'multi:builder', dir));
+  assert.equal(await runOut('multi:builder', 'cat', '/artifact'), 'compiled\n');
+  const bad = await berth('build', '--target', 'nope', dir);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /failed to reach build target nope in Dockerfile/);
+});
+
+test('.dockerignore with ** and ! decides what COPY sees', async () => {
+  const dir = context({
+    'Dockerfile': 'FROM busybox\nCOPY . /ctx/\nRUN cd /ctx && find . -type f | sort > /list\n',
+    '.dockerignore': '**/*.log\nsecret\ndocs\n!docs/keep.md\n',
+    'app.js': 'x', 'a/b/debug.log': 'x', 'debug.log': 'x', 'secret': 'x', 'docs/drop.md': 'x', 'docs/keep.md': 'x',
+  });
+  ok(await berth('build', '-t', 'ignored', dir));
+  assert.equal(await runOut('ignored', 'cat', '/list'), './.dockerignore\n./Dockerfile\n./app.js\n./docs/keep.md\n');
+});
+
+test('dd then rm in two RUNs keeps the 5 MB layer; in one RUN it does not; --squash makes the own layers one', async () => {
+  const dir = context({ 'Dockerfile': 'FROM busybox\nRUN dd if=/dev/zero of=/big bs=1M count=5\nRUN rm /big\n' });
+  ok(await berth('build', '-t', 'ddrm:two', dir));
+  const one = context({ 'Dockerfile': 'FROM busybox\nRUN dd if=/dev/zero of=/big bs=1M count=5 && rm /big\n' });
+  ok(await berth('build', '-t', 'ddrm:one', one));
+  const base = (await inspect('busybox')).Size;
+  const two = (await inspect('ddrm:two')).Size;
+  const single = (await inspect('ddrm:one')).Size;
+  assert.ok(two - base >= 5 * 1024 * 1024, `two RUNs cost the 5 MB (${two - base})`);
+  assert.ok(single - base < 64 * 1024, `one RUN does not (${single - base})`);
+  const layers = (await inspect('ddrm:two')).RootFS.Layers.length;
+  ok(await berth('build', '--squash', '-t', 'ddrm:squashed', dir));
+  const sq = await inspect('ddrm:squashed');
+  assert.equal(sq.RootFS.Layers.length, (await inspect('busybox')).RootFS.Layers.length + 1, 'own layers become one');
+  assert.ok(layers > sq.RootFS.Layers.length);
+  assert.ok(sq.Size - base < 64 * 1024, `squashed, the 5 MB is gone (${sq.Size - base})`);
+  assert.equal(ok(await berth('run', '--rm', 'ddrm:squashed', 'sh', '-c', 'test -e /big || echo gone')).stdout, 'gone\n');
+});
+
+test('BuildKit extras: heredocs, a cache mount that persists across builds and never enters a layer, bind from a stage', async () => {
+  const dir = context({
+    'Dockerfile': [
+      'FROM busybox AS tools',
+      'RUN echo tool-v1 > /tool',
+      'FROM busybox',
+      'ARG WHO=world',
+      'RUN <<EOF',
+      'echo "hello $WHO" > /greeting',
+      'echo second line >> /greeting',
+      'EOF',
+      'COPY <<EOT /etc/motd',
+      'motd for ${WHO}',
+      'EOT',
+      "RUN --mount=type=cache,target=/var/cache/app sh -c 'echo run >> /var/cache/app/runs; wc -l < /var/cache/app/runs > /runs-seen'",
+      'RUN --mount=type=bind,from=tools,source=/tool,target=/mnt/tool cat /mnt/tool > /tool-copy',
+      '',
+    ].join('\n'),
+  });
+  ok(await berth('build', '-t', 'extras:1', dir));
+  assert.equal(await runOut('extras:1', 'cat', '/greeting', '/etc/motd', '/tool-copy'), 'hello world\nsecond line\nmotd for world\ntool-v1\n');
+  assert.equal((await runOut('extras:1', 'cat', '/runs-seen')).trim(), '1');
+  assert.equal(await runOut('extras:1', 'sh', '-c', 'ls /var/cache/app 2>/dev/null | wc -l'), '0\n', 'the cache mount is not in the layer');
+  ok(await berth('build', '--no-cache', '-t', 'extras:2', dir));
+  assert.equal((await runOut('extras:2', 'cat', '/runs-seen')).trim(), '2', 'the cache mount kept its content');
+});
+
+test('SOURCE_DATE_EPOCH gives the same image ID on a rebuild without cache', async () => {
+  const dir = context({ 'Dockerfile': 'FROM busybox\nCOPY f /f\nRUN echo built > /b && mkdir -p /d/e\nENV A=1\n', 'f': 'content\n' });
+  const a = ok(await berth('build', '--build-arg', 'SOURCE_DATE_EPOCH=1700000000', '-q', dir)).stdout.trim();
+  const b = ok(await berth('build', '--no-cache', '--build-arg', 'SOURCE_DATE_EPOCH=1700000000', '-q', dir)).stdout.trim();
+  assert.match(a, /^sha256:[0-9a-f]{64}$/);
+  assert.equal(a, b);
+  assert.equal((await inspect(a)).Created, '2023-11-14T22:13:20.000Z');
+});
+
+test('bad input: line numbers and Docker wording; nothing tagged, no container left', async () => {
+  const cases: Array<[string, RegExp]> = [
+    ['FROM busybox\nFOO bar\n', /dockerfile parse error on line 2: unknown instruction: FOO/],
+    ['RUN echo\n', /dockerfile parse error on line 1: no build stage in current context/],
+    ['FROM busybox\nCMD ["a", 1]\n', /line 2: when using JSON array syntax, arrays must be comprised of strings only/],
+    ['FROM busybox\nCOPY --from=nostage /x /y\n', /invalid from flag value nostage.*line 2/],
+    ['FROM busybox\nCOPY ../outside /y\n', /forbidden path outside the build context: \.\.\/outside \(\).*line 2/],
+    ['FROM busybox\nCOPY missing.txt /y\n', /COPY failed: file not found in build context or excluded by \.dockerignore: stat missing\.txt: file does not exist/],
+    ['FROM no-such-image-here\n', /pull access denied for no-such-image-here/],
+    ['', /cannot be empty/],
+  ];
+  for (const [df, re] of cases) {
+    const dir = context({ 'Dockerfile': df });
+    const r = await berth('build', '-t', 'bad:input', dir);
+    assert.notEqual(r.code, 0, df);
+    assert.match(r.stderr, re, df);
+  }
+  const noDf = context({ 'other': 'x' });
+  assert.match((await berth('build', noDf)).stderr, /Cannot locate specified Dockerfile: Dockerfile/);
+  const notTar = await d.api('POST', '/build', 'this is not a tar archive at all', { 'Content-Type': 'application/x-tar' });
+  assert.equal(notTar.status, 400);
+  assert.match(notTar.body.message, /tar/);
+  assert.equal((await d.api('GET', '/images/bad:input/json')).status, 404);
+  assert.equal(ok(await berth('ps', '-aq')).stdout, '');
+});
+
+test('berth build - reads a Dockerfile or a context tar from stdin; -f names another Dockerfile', async () => {
+  const r = ok(await d.cli(['build', '-t', 'stdin:df', '-'], { input: 'FROM busybox\nRUN echo from-stdin > /s\n', timeoutMs: 60_000 }));
+  assert.match(r.stdout, /Successfully tagged stdin:df/);
+  assert.equal(await runOut('stdin:df', 'cat', '/s'), 'from-stdin\n');
+  const dir = context({ 'Dockerfile.dev': 'FROM busybox\nARG VERSION\nRUN echo v$VERSION > /v\n' });
+  ok(await berth('build', '-f', path.join(dir, 'Dockerfile.dev'), '--build-arg', 'VERSION=2', '-t', 'dev:a', '-t', 'dev:b', dir));
+  assert.equal(await runOut('dev:b', 'cat', '/v'), 'v2\n');
+  const { spawnSync } = await import('node:child_process');
+  const tarball = spawnSync('tar', ['-c', '-C', dir, '.'], { maxBuffer: 1 << 24 }).stdout;
+  ok(await d.cli(['build', '-f', 'Dockerfile.dev', '-t', 'stdin:tar', '-'], { input: tarball, timeoutMs: 60_000 }));
+  assert.equal(await runOut('stdin:tar', 'cat', '/v'), 'v\n');
+});
