@@ -19,6 +19,7 @@ import { registerContainerRoutes } from '../../src/api/routes/containers';
 import { EventBus } from '../../src/engine/events';
 import { BerthError } from '../../src/common/errors';
 import type { Services } from '../../src/engine/services';
+import { defaultConfig } from '../../src/engine/config';
 
 // ------------------------------------------------------------------ double
 
@@ -114,7 +115,7 @@ let server: ApiServer;
 
 before(async () => {
   const services = {
-    config: { dataRoot: path.join(dir, 'data'), execRoot: dir, hosts: [], runtime: '/nonexistent/runc', conmon: '/nonexistent/conmon', defaultNetwork: 'none', debug: false },
+    config: { ...defaultConfig(), dataRoot: path.join(dir, 'data'), execRoot: dir, hosts: [], runtime: '/nonexistent/runc', conmon: '/nonexistent/conmon', defaultNetwork: 'none', debug: false },
     events,
     images: { list: async () => [] } as any,
     containers,
