@@ -55,6 +55,7 @@ export class EngineBuildBackend implements BuildBackend {
       HostConfig: {
         NetworkMode: 'none',
         Binds: opts.binds.map((b) => `${b.source}:${b.target}${b.readonly ? ':ro' : ''}`),
+        ExtraHosts: opts.extraHosts,
       },
     });
     const layer: StepLayer = { id: Id, kind: 'container' };

@@ -27,6 +27,12 @@ const PROXY_ARGS = new Set(['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_pr
 
 const goArch = (a: string) => ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x' } as Record<string, string>)[a] ?? a;
 const HOST_PLATFORM = `linux/${goArch(process.arch)}`;
+const HOST_PLATFORMS = new Set(['linux', HOST_PLATFORM, `${HOST_PLATFORM}/v8`]);
+/** BuildKit's automatic platform args, usable in FROM (`FROM --platform=$BUILDPLATFORM ...`). */
+const PLATFORM_ARGS: Record<string, string> = {
+  BUILDPLATFORM: HOST_PLATFORM, TARGETPLATFORM: HOST_PLATFORM, BUILDOS: 'linux', TARGETOS: 'linux',
+  BUILDARCH: goArch(process.arch), TARGETARCH: goArch(process.arch),
+};
 const short = (id: string) => id.replace(/^sha256:/, '').slice(0, 12);
 
 /** State of the stage being built. */
@@ -60,6 +66,8 @@ interface Run {
   total: number;
   epoch?: Date;
   visible?: Promise<Set<string>>;
+  /** With cachefrom: the images a cache hit may be (the given images and their parents). */
+  cacheSources?: Promise<Set<string>>;
 }
 
 export class Builder implements BuildService {
@@ -67,6 +75,9 @@ export class Builder implements BuildService {
 
   async build(req: BuildRequest, body: Readable, out: ProgressSink): Promise<{ imageId: string }> {
     const tags = req.tags.map((t) => normalizeName(t)); // refused before any work when invalid
+    if (req.platform && !HOST_PLATFORMS.has(req.platform)) {
+      throw invalidArgument(`"${req.platform}": unsupported platform: Berth builds for the host platform (${HOST_PLATFORM}) only`);
+    }
     await fsp.mkdir(this.tmpRoot, { recursive: true, mode: 0o700 });
     const ctx = await BuildContext.unpack(body, path.join(this.tmpRoot, randomBytes(8).toString('hex')), () => undefined);
     try {
@@ -196,7 +207,8 @@ export class Builder implements BuildService {
   }
 
   private expandMeta(run: Run, word: string, line: number): string {
-    const env = envLookup(new Map([...run.metaArgs].filter((e): e is [string, string] => e[1] !== undefined)));
+    const meta = envLookup(new Map([...run.metaArgs].filter((e): e is [string, string] => e[1] !== undefined)));
+    const env: EnvLookup = (k) => meta(k) ?? PLATFORM_ARGS[k];
     return expandOrThrow(() => expandWord(word, env, run.df.escape), line) as string;
   }
 
@@ -216,7 +228,7 @@ export class Builder implements BuildService {
     const base = this.expandMeta(run, stage.base, stage.line);
     if (stage.platform) {
       const p = this.expandMeta(run, stage.platform, stage.line);
-      if (p !== HOST_PLATFORM && p !== 'linux' && p !== `${HOST_PLATFORM}/v8`) {
+      if (!HOST_PLATFORMS.has(p)) {
         throw lineError(`platform ${p} is not the host's (${HOST_PLATFORM}): Berth builds for the host platform only`, stage.line);
       }
     }
@@ -350,12 +362,28 @@ export class Builder implements BuildService {
 
   private async hit(run: Run, st: StageState, key: string): Promise<boolean> {
     if (st.missed) return false;
-    const id = await run.backend.probeCache(key);
+    let id = await run.backend.probeCache(key);
+    if (id && run.req.cacheFrom.length) {
+      run.cacheSources ??= this.cacheSources(run);
+      if (!(await run.cacheSources).has(id)) id = undefined;
+    }
     if (!id) { st.missed = true; return false; }
     this.say(run, ' ---> Using cache\n');
     await this.moveTo(run, st, id);
     this.say(run, ` ---> ${short(id)}\n`);
     return true;
+  }
+
+  private async cacheSources(run: Run): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const ref of run.req.cacheFrom) {
+      let id: string | undefined = await run.backend.resolveImage(ref).then((r) => r.id, () => undefined);
+      while (id && !out.has(id)) {
+        out.add(id);
+        id = await run.backend.resolveImage(id).then((r) => r.parent || undefined, () => undefined);
+      }
+    }
+    return out;
   }
 
   /** Continues from an image found in the cache: its config is the stage's from now on. */
@@ -399,7 +427,7 @@ export class Builder implements BuildService {
     const go = async (binds: Array<{ source: string; target: string; readonly: boolean }>) => {
       let containerId = '';
       const { layer, exitCode } = await run.backend.runStep({
-        imageId: st.imageId, cmd, env, user: st.config.User ?? '', workdir: st.config.WorkingDir ?? '', binds,
+        imageId: st.imageId, cmd, env, user: st.config.User ?? '', workdir: st.config.WorkingDir ?? '', binds, extraHosts: run.req.extraHosts,
         onStart: (id) => { containerId = id; this.say(run, ` ---> Running in ${short(id)}\n`); },
         onOutput: (data, stream) => {
           if (run.req.quiet) return;

@@ -459,6 +459,7 @@ export interface RunStepOptions {
   workdir: string;
   /** Host directories to bind into the step (RUN --mount=type=cache|bind); never part of the layer. */
   binds: Array<{ source: string; target: string; readonly: boolean }>;
+  extraHosts: string[];
   onStart: (containerId: string) => void;
   onOutput: (data: Buffer, stream: 'stdout' | 'stderr') => void;
 }
@@ -521,6 +522,10 @@ export interface BuildRequest {
   /** Removing intermediate containers (rm/forcerm): always done; accepted for the protocol. */
   networkMode: string;
   platform: string;
+  /** `host:ip` entries for the RUN steps' /etc/hosts. */
+  extraHosts: string[];
+  /** `cachefrom`: when given, only these images (and their parents) are cache sources, as with Docker's classic builder. */
+  cacheFrom: string[];
 }
 
 /** The build area (src/build), as routes see it. */

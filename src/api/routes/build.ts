@@ -17,6 +17,15 @@ function jsonMap(ctx: Ctx, name: string): Record<string, string | null> {
   return v as Record<string, string | null>;
 }
 
+function jsonList(ctx: Ctx, name: string): string[] {
+  const raw = ctx.query.get(name);
+  if (!raw) return [];
+  let v: unknown;
+  try { v = JSON.parse(raw); } catch { throw invalidArgument(`invalid ${name} value: ${raw}`); }
+  if (!Array.isArray(v)) throw invalidArgument(`invalid ${name} value: ${raw}`);
+  return v.map(String);
+}
+
 export function buildRequestOf(ctx: Ctx): BuildRequest {
   const remote = ctx.query.get('remote');
   if (remote) throw invalidArgument(`remote build contexts (${remote}) are not supported: send the context as a tar in the request body`);
@@ -32,6 +41,8 @@ export function buildRequestOf(ctx: Ctx): BuildRequest {
     squash: ctx.bool('squash'),
     networkMode: ctx.query.get('networkmode') ?? '',
     platform: ctx.query.get('platform') ?? '',
+    extraHosts: ctx.query.getAll('extrahosts').flatMap((h) => h.split(',')).filter(Boolean),
+    cacheFrom: jsonList(ctx, 'cachefrom'),
   };
 }
 

@@ -72,7 +72,9 @@ async function stdinContext(): Promise<{ body: Readable; dockerfile?: string }> 
 
 const build: CommandDef = {
   spec: spec('build', 'build [OPTIONS] PATH | -', 'Build an image from a Dockerfile', [
+    { long: 'add-host', kind: 'list', usage: 'Add a custom host-to-IP mapping (host:ip)' },
     { long: 'build-arg', kind: 'list', usage: 'Set build-time variables' },
+    { long: 'cache-from', kind: 'list', usage: 'Images to consider as cache sources' },
     { long: 'file', short: 'f', kind: 'string', usage: "Name of the Dockerfile (Default is 'PATH/Dockerfile')" },
     { long: 'force-rm', kind: 'bool', usage: 'Always remove intermediate containers' },
     { long: 'iidfile', kind: 'string', usage: 'Write the image ID to the file' },
@@ -152,6 +154,8 @@ const build: CommandDef = {
         forcerm: o['force-rm'] ? 1 : undefined,
         networkmode: o.network,
         platform: o.platform || undefined,
+        extrahosts: o['add-host']?.length ? o['add-host'] : undefined,
+        cachefrom: o['cache-from']?.length ? JSON.stringify(o['cache-from']) : undefined,
       },
       body: counted,
       contentType: 'application/x-tar',
