@@ -19,6 +19,20 @@ install_npm_packages
 echo "==> npm run build"
 npm run build
 
+# The berth group: its members use /run/berth/berth.sock without sudo (root:berth 0660), as Docker's docker group.
+if ! getent group berth >/dev/null; then
+  echo "==> groupadd --system berth"
+  groupadd --system berth
+fi
+mkdir -p /etc/berth   # daemon.json lives here (read by default when present)
+
+# The service unit; used when systemd runs, berthd is started directly otherwise (containers, CI).
+mkdir -p /etc/systemd/system
+sed "s|@ROOT@|$ROOT|g" "$ROOT/scripts/berth.service.in" > /etc/systemd/system/berth.service.tmp
+mv /etc/systemd/system/berth.service.tmp /etc/systemd/system/berth.service
+SYSTEMD_RUNNING=0
+[ -d /run/systemd/system ] && SYSTEMD_RUNNING=1
+
 SOCK=/run/berth/berth.sock
 ping_daemon() {
   node -e '
@@ -32,6 +46,19 @@ ping_daemon() {
 
 if ping_daemon; then
   echo "==> berthd already running on $SOCK"
+elif [ "$SYSTEMD_RUNNING" = 1 ]; then
+  echo "==> systemctl enable --now berth"
+  systemctl daemon-reload
+  systemctl enable --now berth.service
+  for _ in $(seq 1 100); do
+    ping_daemon && break
+    sleep 0.1
+  done
+  if ! ping_daemon; then
+    echo "scripts/setup.sh: berth.service did not start; journalctl -u berth:" >&2
+    journalctl -u berth.service -n 20 --no-pager >&2 || true
+    exit 1
+  fi
 else
   echo "==> starting berthd (log: /var/log/berthd.log)"
   mkdir -p /run/berth

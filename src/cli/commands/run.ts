@@ -8,6 +8,7 @@ import { keyValueMap, type FlagSpec, type Parsed } from '../flags';
 import { ramInBytes } from '../units';
 import { flushStdio, pump, terminalSize } from '../streams';
 import { familiarName, parseReference, withDefaultTag } from '../../common/reference';
+import { withClientProxies } from '../proxyenv';
 
 const memFlag = (long: string, short: string | undefined, usage: string): FlagSpec => ({ long, short, kind: 'string', valueName: 'bytes', usage, convert: (v) => ramInBytes(v) });
 
@@ -704,6 +705,8 @@ async function runCmd(ctx: Ctx, p: Parsed, isRun: boolean): Promise<number> {
     throw new CliError('the input device is not a TTY', 1);
   }
   const api = await ctx.api();
+  const env = withClientProxies((built.body.Env as string[] | null) ?? [], api.host);
+  built.body.Env = env.length ? env : null;
   const id = await createContainer(ctx, api, built, cmdName, o.quiet);
   if (!isRun) {
     ctx.out(`${id}\n`);
