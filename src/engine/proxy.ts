@@ -39,8 +39,9 @@ export function parseProxyUrl(raw: string): URL {
   } catch {
     u = undefined;
   }
-  if (!u || !u.host || !/^(https?|socks5h?):$/.test(u.protocol)) u = new URL(`http://${raw}`);
-  return u;
+  if (u && u.host) return u;
+  if (raw.includes('://')) throw new Error(`invalid proxy URL: ${raw}`);
+  return new URL(`http://${raw}`);
 }
 
 /** Whether `value` is a usable proxy URL (daemon.json `http-proxy`/`https-proxy`). */

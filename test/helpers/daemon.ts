@@ -138,6 +138,8 @@ export interface Daemon {
   base: string;
   dataRoot: string;
   execRoot: string;
+  /** the daemon.json it reads (rewrite it, then restart() or SIGHUP) */
+  configFile: string;
   /** pid of the current berthd process (changes on restart) */
   pid: number;
   api(method: string, urlPath: string, body?: unknown, headers?: Record<string, string>): Promise<ApiResult>;
@@ -165,6 +167,11 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** daemon.json content */
   config?: Record<string, unknown>;
+  /**
+   * Settings the harness normally passes as flags, given in daemon.json instead (a key may not be
+   * both): the data root under `dataRootKey` ('graph' is its old name), the cgroup parent.
+   */
+  inFile?: { dataRootKey?: 'data-root' | 'graph'; cgroupParent?: boolean };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -241,7 +248,10 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
   fs.mkdirSync(dataRoot, { mode: 0o711 });
   fs.mkdirSync(execRoot, { mode: 0o711 });
   fs.mkdirSync(dockerConfig);
-  fs.writeFileSync(configFile, JSON.stringify(opts.config ?? {}));
+  const fileConfig: Record<string, unknown> = { ...opts.config };
+  if (opts.inFile?.dataRootKey) fileConfig[opts.inFile.dataRootKey] = dataRoot;
+  if (opts.inFile?.cgroupParent) fileConfig['cgroup-parent'] = cgroupParentOf(base);
+  fs.writeFileSync(configFile, JSON.stringify(fileConfig));
   const cgroupsBefore = berthCgroups();
   const host = `unix://${socket}`;
   const env: Record<string, string> = { BERTH_HOST: host, DOCKER_HOST: host, DOCKER_CONFIG: dockerConfig };
@@ -254,10 +264,11 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
   const spawnDaemon = async () => {
     fs.rmSync(socket, { force: true });
     expectingExit = false;
-    const c = spawn(process.execPath, [BERTHD_BIN, '--data-root', dataRoot, '--exec-root', execRoot,
+    const c = spawn(process.execPath, [BERTHD_BIN,
+      ...(opts.inFile?.dataRootKey ? [] : ['--data-root', dataRoot]), '--exec-root', execRoot,
       '-H', host, '--config-file', configFile,
       // Own cgroup parent: the host's /berth (a real daemon's) is never touched, and cleanup removes ours whole.
-      '--cgroup-parent', cgroupParentOf(base), ...(opts.args ?? [])], {
+      ...(opts.inFile?.cgroupParent ? [] : ['--cgroup-parent', cgroupParentOf(base)]), ...(opts.args ?? [])], {
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -315,7 +326,7 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
   };
 
   const d: Daemon = {
-    socket, host, base, dataRoot, execRoot, env,
+    socket, host, base, dataRoot, execRoot, configFile, env,
     get pid() {
       return child?.pid ?? -1;
     },

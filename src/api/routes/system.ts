@@ -265,7 +265,7 @@ export function registerSystemRoutes(router: Router, services: Services): void {
       ApiVersion: API_VERSION,
       Arch: goArch(),
       BuildTime: built,
-      Experimental: 'false',
+      Experimental: String(services.config.experimental),
       GitCommit: commit,
       GoVersion: `node${process.versions.node}`,
       KernelVersion: os.release(),
