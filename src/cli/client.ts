@@ -22,8 +22,11 @@ export class ApiError extends Error {
 }
 
 export class ConnectError extends CliError {
-  constructor(host: string) {
-    super(`Cannot connect to the Berth daemon at ${host}. Is the berth daemon running?`, 1);
+  constructor(host: string, denied = false) {
+    // EACCES: not root and not in the socket's group (berth); the docker CLI's wording.
+    super(denied
+      ? `permission denied while trying to connect to the Berth daemon socket at ${host}: connect: permission denied`
+      : `Cannot connect to the Berth daemon at ${host}. Is the berth daemon running?`, 1);
   }
 }
 
@@ -203,7 +206,7 @@ export class ApiClient {
 
   private connError(e: NodeJS.ErrnoException): Error {
     if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT' || e.code === 'EACCES' || e.code === 'ENOTSOCK' || e.code === 'EHOSTUNREACH')
-      return new ConnectError(this.addr.display);
+      return new ConnectError(this.addr.display, e.code === 'EACCES');
     return e;
   }
 

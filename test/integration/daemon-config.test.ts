@@ -1,0 +1,246 @@
+/**
+ * berthd configured as dockerd: daemon.json keys seen through info/inspect/behaviour, graph moving
+ * the store, refusals before anything is touched, SIGHUP reload, the socket group.
+ */
+import { test, after } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import {
+  BERTH_BIN, BERTHD_BIN, TEMP_PREFIX, bootstrapBusybox, cgroupParentOf, ok, run, startDaemon, waitFor, type Daemon,
+} from '../helpers/daemon';
+
+/** The first /events message with this type and action, from now on. */
+function nextEvent(d: Daemon, type: string, action: string): { ready: Promise<void>; event: Promise<any> } {
+  let ready!: () => void;
+  const readyP = new Promise<void>((r) => { ready = r; });
+  const event = new Promise<any>((resolve, reject) => {
+    const filters = encodeURIComponent(JSON.stringify({ type: [type] }));
+    const req = http.request({ socketPath: d.socket, path: `/events?filters=${filters}`, timeout: 30_000 }, (res) => {
+      ready();
+      let buf = '';
+      res.on('data', (c: Buffer) => {
+        buf += c.toString('utf8');
+        for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+          const ev = JSON.parse(buf.slice(0, nl));
+          buf = buf.slice(nl + 1);
+          if (ev.Action === action) {
+            req.destroy();
+            resolve(ev);
+          }
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`no ${type} ${action} event within 30 s`)));
+    req.on('error', (e) => { ready(); reject(e); });
+    req.end();
+  });
+  return { ready: readyP, event };
+}
+
+test('daemon.json keys are in force: info (API, berth, docker CLI), container ulimits, cgroup parent, debug log, no proxy leak', async () => {
+  const d = await startDaemon({
+    inFile: { cgroupParent: true },
+    env: { HTTP_PROXY: 'http://env-proxy.test:3128', http_proxy: '', HTTPS_PROXY: '', https_proxy: '', NO_PROXY: '', no_proxy: '' },
+    config: {
+      debug: true, labels: ['tier=test', 'site=lab'], experimental: true, 'storage-driver': 'overlay2',
+      'log-driver': 'json-file', 'log-opts': { 'max-size': '10m' }, 'live-restore': true,
+      'registry-mirrors': ['https://mirror.example.test'], 'insecure-registries': ['registry.example.test:5000', '10.66.0.0/16'],
+      'max-concurrent-downloads': 4, 'max-concurrent-uploads': 2, dns: ['10.66.0.53'], 'dns-search': ['lab.test'],
+      'default-ulimits': { nofile: { Name: 'nofile', Soft: 1234, Hard: 2345 } },
+      proxies: { 'https-proxy': 'http://user:secret@file-proxy.test:3129', 'no-proxy': 'localhost,.lab.test' },
+    },
+  });
+  after(() => d.stop());
+  const info = (await d.api('GET', '/info')).body;
+  assert.equal(info.Driver, 'overlay2');
+  assert.equal(info.LoggingDriver, 'json-file');
+  assert.equal(info.Debug, true);
+  assert.equal(info.ExperimentalBuild, true);
+  assert.equal(info.LiveRestoreEnabled, true);
+  assert.deepEqual(info.Labels, ['tier=test', 'site=lab']);
+  assert.equal(info.HttpProxy, 'http://env-proxy.test:3128'); // from the environment
+  assert.equal(info.HttpsProxy, 'http://xxxxx:xxxxx@file-proxy.test:3129'); // from the file, password masked
+  assert.equal(info.NoProxy, 'localhost,.lab.test');
+  assert.deepEqual(info.RegistryConfig.Mirrors, ['https://mirror.example.test/']);
+  assert.deepEqual(info.RegistryConfig.InsecureRegistryCIDRs, ['127.0.0.0/8', '10.66.0.0/16']);
+  assert.equal(info.RegistryConfig.IndexConfigs['registry.example.test:5000'].Secure, false);
+  assert.deepEqual(info.RegistryConfig.IndexConfigs['docker.io'].Mirrors, ['https://mirror.example.test/']);
+  assert.equal(info.DockerRootDir, d.dataRoot);
+  const version = (await d.api('GET', '/version')).body;
+  assert.equal(version.Components[0].Details.Experimental, 'true');
+  // debug: every API call is logged, as dockerd's "Calling GET /v1.xx/info"
+  assert.match(d.log(), /level=debug Calling GET \/info/);
+
+  const expectText = [
+    ' Storage Driver: overlay2', ' Logging Driver: json-file', ` Docker Root Dir: ${d.dataRoot}`, ' Debug Mode: true',
+    ' HTTP Proxy: http://env-proxy.test:3128', ' HTTPS Proxy: http://xxxxx:xxxxx@file-proxy.test:3129', ' No Proxy: localhost,.lab.test',
+    ' Labels:\n  tier=test\n  site=lab', ' Experimental: true',
+    ' Insecure Registries:\n  registry.example.test:5000\n  127.0.0.0/8\n  10.66.0.0/16',
+    ' Registry Mirrors:\n  https://mirror.example.test/', ' Live Restore Enabled: true',
+  ];
+  const berthInfo = ok(await d.cli(['info']), 'berth info').stdout;
+  for (const t of expectText) assert.ok(berthInfo.includes(t), `berth info lacks ${JSON.stringify(t)}:\n${berthInfo}`);
+  const dockerInfo = ok(await d.docker(['info']), 'docker info').stdout;
+  for (const t of expectText) assert.ok(dockerInfo.includes(t), `docker info lacks ${JSON.stringify(t)}:\n${dockerInfo}`);
+
+  await bootstrapBusybox(d);
+  // default-ulimits reach the container (and inspect), a container's own --ulimit wins; proxies stay out of containers.
+  const out = ok(await d.cli(['run', '--name', 'limits', 'busybox', 'sh', '-c', 'ulimit -n; ulimit -Hn; env']), 'run').stdout;
+  const [soft, hard] = out.split('\n');
+  assert.equal(soft, '1234');
+  assert.equal(hard, '2345');
+  assert.doesNotMatch(out, /proxy/i);
+  const inspect = JSON.parse(ok(await d.cli(['inspect', 'limits'])).stdout)[0];
+  assert.deepEqual(inspect.HostConfig.Ulimits, [{ Name: 'nofile', Soft: 1234, Hard: 2345 }]);
+  const own = ok(await d.cli(['run', '--rm', '--ulimit', 'nofile=100:200', 'busybox', 'sh', '-c', 'ulimit -n']), 'run --ulimit').stdout;
+  assert.equal(own.trim(), '100');
+
+  // cgroup-parent from daemon.json: the running container's cgroup is under it.
+  const id = ok(await d.cli(['run', '-d', 'busybox', 'sleep', '60'])).stdout.trim();
+  const parentDir = `/sys/fs/cgroup/pids${cgroupParentOf(d.base)}`;
+  assert.ok(fs.readdirSync(parentDir).some((e) => e.includes(id) || e.includes(id.slice(0, 12))), `no cgroup of ${id} under ${parentDir}`);
+  ok(await d.cli(['rm', '-f', id]));
+
+  // Client-side proxies (~/.docker/config.json) are injected by the CLI, as the docker CLI does; -e wins.
+  fs.writeFileSync(path.join(d.env.DOCKER_CONFIG, 'config.json'),
+    JSON.stringify({ proxies: { default: { httpProxy: 'http://client-proxy.test:3128', noProxy: 'lab.test' } } }));
+  try {
+    const env = ok(await d.cli(['run', '--rm', 'busybox', 'env'])).stdout;
+    assert.match(env, /^HTTP_PROXY=http:\/\/client-proxy\.test:3128$/m);
+    assert.match(env, /^http_proxy=http:\/\/client-proxy\.test:3128$/m);
+    assert.match(env, /^no_proxy=lab\.test$/m);
+    const dockerEnv = ok(await d.docker(['run', '--rm', 'busybox', 'env'])).stdout;
+    assert.match(dockerEnv, /^HTTP_PROXY=http:\/\/client-proxy\.test:3128$/m, 'the docker CLI does the same');
+    const mine = ok(await d.cli(['run', '--rm', '-e', 'HTTP_PROXY=mine', 'busybox', 'env'])).stdout;
+    assert.match(mine, /^HTTP_PROXY=mine$/m);
+  } finally {
+    fs.rmSync(path.join(d.env.DOCKER_CONFIG, 'config.json'), { force: true });
+  }
+});
+
+test('graph (old name of data-root) puts the store there; moving it and pointing graph at the new place keeps everything', async () => {
+  const d = await startDaemon({ inFile: { dataRootKey: 'graph' } });
+  after(() => d.stop());
+  assert.equal((await d.api('GET', '/info')).body.DockerRootDir, d.dataRoot);
+  assert.equal((await d.api('POST', '/volumes/create', { Name: 'kept' })).status, 201);
+  assert.ok(fs.existsSync(path.join(d.dataRoot, 'volumes', 'kept')));
+  // The notes' recipe: stop, mv the store, set "graph", start.
+  await d.kill9();
+  const moved = path.join(d.base, 'ssd');
+  fs.renameSync(d.dataRoot, moved);
+  fs.writeFileSync(d.configFile, JSON.stringify({ graph: moved }));
+  await d.restart();
+  assert.equal((await d.api('GET', '/info')).body.DockerRootDir, moved);
+  const vol = (await d.api('GET', '/volumes/kept')).body;
+  assert.equal(vol.Name, 'kept');
+  assert.ok(String(vol.Mountpoint).startsWith(`${moved}/`), vol.Mountpoint);
+  assert.ok(!fs.existsSync(d.dataRoot), 'nothing re-created at the old place');
+});
+
+test('bad configurations: one line, exit 1, nothing touched', async () => {
+  const base = fs.mkdtempSync(TEMP_PREFIX);
+  const ovl = path.join(base, 'ovl');
+  try {
+    for (const p of ['lower', 'upper', 'work', 'ovl']) fs.mkdirSync(path.join(base, p));
+    const mount = spawnSync('mount', ['-t', 'overlay', 'overlay', '-o',
+      `lowerdir=${base}/lower,upperdir=${base}/upper,workdir=${base}/work`, ovl], { encoding: 'utf8' });
+    assert.equal(mount.status, 0, mount.stderr);
+    const cases: Array<{ file: string; flags?: string[]; want: RegExp }> = [
+      { file: '{"debug": true, "bogus-key": 1}', want: /the following directives don't match any configuration option: bogus-key$/ },
+      { file: '{"debug": true}', flags: ['--debug'], want: /the following directives are specified both as a flag and in the configuration file: debug: \(from flag: true, from file: true\)$/ },
+      { file: '{\n  "debug": true,\n  "labels": ["a=b",]\n}', want: /invalid JSON at line 3, column 20: expected a value, found "\]"$/ },
+      { file: '{"max-concurrent-downloads": "3"}', want: /invalid type for "max-concurrent-downloads": expected an integer, got a string \("3"\)$/ },
+      { file: '{"storage-driver": "devicemapper"}', want: /storage-driver "devicemapper" is not supported/ },
+      { file: '{"group": "bt-no-such-group"}', want: /group bt-no-such-group not found$/ },
+      { file: JSON.stringify({ 'data-root': `${ovl}/store` }), flags: ['--no-data-root'], want: /data-root .* is on overlayfs, which overlay2 cannot use/ },
+    ];
+    for (const c of cases) {
+      const dir = fs.mkdtempSync(path.join(base, 'case-'));
+      fs.writeFileSync(path.join(dir, 'daemon.json'), c.file);
+      const flags = (c.flags ?? []).filter((f) => f !== '--no-data-root');
+      const dataRootFlag = c.flags?.includes('--no-data-root') ? [] : ['--data-root', path.join(dir, 'd')];
+      const r = await run(process.execPath, [BERTHD_BIN, '--config-file', path.join(dir, 'daemon.json'), ...dataRootFlag,
+        '--exec-root', path.join(dir, 'x'), '-H', `unix://${dir}/x/berth.sock`, '--cgroup-parent', cgroupParentOf(dir), ...flags]);
+      assert.equal(r.code, 1, `${c.file}: exit ${r.code}\n${r.stderr}`);
+      assert.equal(r.stdout, '');
+      const lines = r.stderr.split('\n').filter(Boolean);
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0], /^berthd: /);
+      assert.match(lines[0], c.want);
+      assert.deepEqual(fs.readdirSync(dir), ['daemon.json'], `${c.file}: berthd left files`);
+    }
+    assert.deepEqual(fs.readdirSync(ovl), [], 'nothing made on the overlayfs');
+  } finally {
+    spawnSync('umount', [ovl]);
+    spawnSync('rm', ['-rf', '--one-file-system', base]);
+  }
+});
+
+test('SIGHUP reloads what dockerd reloads, logs the changes, and keeps the old settings on a bad file', async () => {
+  const d = await startDaemon({ config: { 'log-level': 'warn', labels: ['stage=one'], 'max-concurrent-downloads': 3 } });
+  after(() => d.stop());
+  assert.doesNotMatch(d.log(), /level=info/, 'log-level warn hides info lines');
+  fs.writeFileSync(d.configFile, JSON.stringify({
+    debug: true, labels: ['stage=two'], 'registry-mirrors': ['https://mirror.example.test'],
+    'insecure-registries': ['registry.example.test:5000'], 'max-concurrent-downloads': 6, dns: ['10.66.0.53'],
+  }));
+  const reload = nextEvent(d, 'daemon', 'reload');
+  await reload.ready;
+  process.kill(d.pid, 'SIGHUP');
+  const ev = await reload.event;
+  assert.equal(ev.Actor.Attributes.debug, 'true');
+  const info = (await d.api('GET', '/info')).body;
+  assert.equal(info.Debug, true);
+  assert.deepEqual(info.Labels, ['stage=two']);
+  assert.deepEqual(info.RegistryConfig.Mirrors, ['https://mirror.example.test/']);
+  assert.equal(info.RegistryConfig.IndexConfigs['registry.example.test:5000'].Secure, false);
+  const log = d.log();
+  assert.match(log, /Reloaded configuration: debug: false -> true, .*labels: \[stage=one\] -> \[stage=two\], .*max-concurrent-downloads: 3 -> 6/);
+  assert.match(log, /level=warn configuration changes that need a restart of berthd were not applied: dns/);
+
+  fs.writeFileSync(d.configFile, '{"debug": false, "labels": ["stage=three"],}');
+  process.kill(d.pid, 'SIGHUP');
+  await waitFor('the reload refusal in the log', () => /Error reloading configuration/.test(d.log()));
+  assert.match(d.log(), /level=error Error reloading configuration \(nothing changed\): unable to configure the daemon with file .*: invalid JSON at line 1, column 44/);
+  const after2 = (await d.api('GET', '/info')).body;
+  assert.equal(after2.Debug, true);
+  assert.deepEqual(after2.Labels, ['stage=two']);
+});
+
+test('the socket belongs to the configured group: a member uses it without root, a non-member is refused', async () => {
+  const suffix = `${process.pid % 10000}${Math.floor(Math.random() * 1000)}`;
+  const group = `btg${suffix}`;
+  const member = `btm${suffix}`;
+  const stranger = `btn${suffix}`;
+  let d: Daemon | undefined;
+  try {
+    ok(await run('groupadd', [group]), 'groupadd');
+    ok(await run('useradd', ['-M', '-N', '-s', '/bin/sh', '-G', group, member]), 'useradd member');
+    ok(await run('useradd', ['-M', '-N', '-s', '/bin/sh', stranger]), 'useradd stranger');
+    d = await startDaemon({ config: { group } });
+    fs.chmodSync(d.base, 0o711); // the temp root is 0700; the socket's own mode is what is tested
+    const gid = Number(spawnSync('getent', ['group', group], { encoding: 'utf8' }).stdout.split(':')[2]);
+    const st = fs.statSync(d.socket);
+    assert.equal(st.uid, 0);
+    assert.equal(st.gid, gid);
+    assert.equal(st.mode & 0o777, 0o660);
+    const as = (user: string, args: string[]) =>
+      run('runuser', ['-u', user, '--', 'env', `BERTH_HOST=${d!.host}`, `DOCKER_HOST=${d!.host}`, 'HOME=/tmp', ...args]);
+    const ps = await as(member, [process.execPath, BERTH_BIN, 'ps']);
+    assert.equal(ps.code, 0, ps.stderr);
+    assert.match(ps.stdout, /^CONTAINER ID/);
+    const dockerPs = await as(member, ['docker', '--config', path.join(d.base, 'nocfg'), 'ps']);
+    assert.equal(dockerPs.code, 0, dockerPs.stderr);
+    const refused = await as(stranger, [process.execPath, BERTH_BIN, 'ps']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /^permission denied while trying to connect to the Berth daemon socket at unix:\/\/.*: connect: permission denied$/m);
+  } finally {
+    await d?.stop();
+    spawnSync('userdel', [member]);
+    spawnSync('userdel', [stranger]);
+    spawnSync('groupdel', [group]);
+  }
+});
