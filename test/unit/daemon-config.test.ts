@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigError, loadConfig, parseConfigText, parseFlags, type ConfigSource } from '../../src/daemon/daemon-config';
@@ -195,5 +197,44 @@ test('client-side proxies of config.json become env unless already set (docker C
     assert.deepEqual(clientProxyVars('unix:///x.sock', { DOCKER_CONFIG: path.join(dir, 'absent') }), {});
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('registry traffic to a proxied host reaches the proxy on 127.0.0.1 (the selection the registry client uses)', async () => {
+  // A proxy that answers as the registry would: it sees the absolute-form request of a proxied client.
+  const seen: string[] = [];
+  const proxy = http.createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Docker-Distribution-Api-Version': 'registry/2.0' });
+    res.end('{}');
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  try {
+    const port = (proxy.address() as AddressInfo).port;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bt-unitcfg-'));
+    let cfg;
+    try {
+      const configFile = path.join(dir, 'daemon.json');
+      fs.writeFileSync(configFile, JSON.stringify({ proxies: { 'http-proxy': `http://127.0.0.1:${port}`, 'no-proxy': 'direct.example.test' } }));
+      cfg = loadConfig(parseFlags(['node', 'berthd', '--config-file', configFile, '--data-root', path.join(dir, 'd')], {}));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    const target = new URL('http://registry.example.test:5000/v2/');
+    const via = proxyForUrl(cfg.proxies, target);
+    assert.equal(via?.host, `127.0.0.1:${port}`);
+    assert.equal(proxyForUrl(cfg.proxies, 'http://direct.example.test:5000/v2/'), undefined);
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request({ host: via!.hostname, port: Number(via!.port), path: target.href, headers: { Host: target.host } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(status, 200);
+    assert.deepEqual(seen, ['GET http://registry.example.test:5000/v2/']);
+  } finally {
+    proxy.close();
   }
 });
