@@ -3,6 +3,7 @@
  * services, registers routes and serves the Engine API.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { resolveBinary } from '../engine/binaries';
 import type { DaemonConfig } from '../engine/config';
 import { ConfigError, applyReload, loadConfig, lookupGroup, needsRestart, parseFlags, reloadableDiff, type ConfigSource } from './daemon-config';
@@ -67,6 +68,9 @@ export async function main(argv: string[]): Promise<void> {
     } else throw new Error(`unsupported host: ${host}`);
     servers.push(server);
   }
+  // As dockerd's /var/run/docker.pid: `kill -HUP $(cat /run/berth/berthd.pid)` reloads the configuration.
+  const pidFile = path.join(config.execRoot, 'berthd.pid');
+  fs.writeFileSync(pidFile, `${process.pid}\n`);
   log(`berthd listening on ${config.hosts.join(', ')} (data root ${config.dataRoot})`);
 
   const stop = async (sig: string) => {
@@ -74,6 +78,7 @@ export async function main(argv: string[]): Promise<void> {
     await Promise.all(servers.map((s) => s.close()));
     await containers.shutdown();
     for (const h of config.hosts) if (h.startsWith('unix://')) fs.rmSync(h.slice(7), { force: true });
+    fs.rmSync(pidFile, { force: true });
     process.exit(0);
   };
   // A client vanishing mid-stream (reset, broken pipe, an fd already closed

@@ -189,7 +189,9 @@ test('SIGHUP reloads what dockerd reloads, logs the changes, and keeps the old s
   }));
   const reload = nextEvent(d, 'daemon', 'reload');
   await reload.ready;
-  process.kill(d.pid, 'SIGHUP');
+  const pid = Number(fs.readFileSync(path.join(d.execRoot, 'berthd.pid'), 'utf8'));
+  assert.equal(pid, d.pid);
+  process.kill(pid, 'SIGHUP');
   const ev = await reload.event;
   assert.equal(ev.Actor.Attributes.debug, 'true');
   const info = (await d.api('GET', '/info')).body;
