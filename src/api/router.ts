@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { BerthError, httpStatusOf, invalidArgument } from '../common/errors';
+import { defaultApiLimits, type ApiLimits } from '../engine/config';
 
 /** API version Berth speaks; the docker CLI negotiates min(its max, this). */
 export const API_VERSION = '1.47';
@@ -39,6 +40,10 @@ export class Ctx {
   readonly version: string;
   private hijacked = false;
   private gone?: AbortController;
+  /** The daemon's limits (set by the server). */
+  limits: ApiLimits = defaultApiLimits();
+  /** Set when a body was refused unread: the answer closes the connection instead of draining it. */
+  private bodyRefused = false;
 
   constructor(
     readonly req: IncomingMessage,
@@ -83,11 +88,25 @@ export class Ctx {
     return out;
   }
 
+  /** The whole (small, JSON) body; over `limits.jsonBodyBytes` it is refused with a 413 before more is read. */
   async bodyBuffer(): Promise<Buffer> {
+    const max = this.limits.jsonBodyBytes;
+    const declared = Number(this.req.headers['content-length'] ?? 0);
+    if (max > 0 && declared > max) throw this.tooLarge(max);
     if (this.socket) return this.upgradeBody();
     const chunks: Buffer[] = [];
-    for await (const c of this.req) chunks.push(c as Buffer);
+    let total = 0;
+    for await (const c of this.req) {
+      total += (c as Buffer).length;
+      if (max > 0 && total > max) throw this.tooLarge(max);
+      chunks.push(c as Buffer);
+    }
     return Buffer.concat(chunks);
+  }
+
+  private tooLarge(max: number): BerthError {
+    this.bodyRefused = true;
+    return new BerthError('too-large', `request body is larger than ${max} bytes (daemon.json "api-limits"."json-body-bytes")`);
   }
 
   /**
@@ -167,6 +186,7 @@ export class Ctx {
       ...commonHeaders(),
       'Content-Type': 'application/json',
       'Content-Length': Buffer.byteLength(text),
+      ...(this.bodyRefused ? { Connection: 'close' } : {}),
       ...headers,
     });
     res.end(text);
@@ -238,7 +258,22 @@ function detachHttpParser(sock: Duplex): void {
 
 export type Handler = (ctx: Ctx) => Promise<void> | void;
 
-interface Route { method: string; re: RegExp; handler: Handler }
+/** What a route allows beyond a plain request/response. */
+export interface RouteOptions {
+  /** The handler takes the raw connection (`Connection: Upgrade` is honoured only on such routes). */
+  hijack?: boolean;
+}
+
+interface Route { method: string; re: RegExp; handler: Handler; hijack: boolean }
+
+/** decodeURIComponent that answers a malformed escape with a 400, not a URIError. */
+export function decodePathParam(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw invalidArgument(`invalid URL escape in path: ${JSON.stringify(s)}`);
+  }
+}
 
 /**
  * Route table. Patterns are regular expressions over the path without the
@@ -248,28 +283,31 @@ interface Route { method: string; re: RegExp; handler: Handler }
 export class Router {
   private routes: Route[] = [];
 
-  add(method: string, pattern: RegExp | string, handler: Handler): void {
+  add(method: string, pattern: RegExp | string, handler: Handler, opts: RouteOptions = {}): void {
     const re = typeof pattern === 'string' ? new RegExp(`^${pattern}$`) : pattern;
-    this.routes.push({ method: method.toUpperCase(), re, handler });
+    this.routes.push({ method: method.toUpperCase(), re, handler, hijack: opts.hijack === true });
   }
-  get(p: RegExp | string, h: Handler) { this.add('GET', p, h); }
-  post(p: RegExp | string, h: Handler) { this.add('POST', p, h); }
-  put(p: RegExp | string, h: Handler) { this.add('PUT', p, h); }
-  head(p: RegExp | string, h: Handler) { this.add('HEAD', p, h); }
-  delete(p: RegExp | string, h: Handler) { this.add('DELETE', p, h); }
+  get(p: RegExp | string, h: Handler, o?: RouteOptions) { this.add('GET', p, h, o); }
+  post(p: RegExp | string, h: Handler, o?: RouteOptions) { this.add('POST', p, h, o); }
+  put(p: RegExp | string, h: Handler, o?: RouteOptions) { this.add('PUT', p, h, o); }
+  head(p: RegExp | string, h: Handler, o?: RouteOptions) { this.add('HEAD', p, h, o); }
+  delete(p: RegExp | string, h: Handler, o?: RouteOptions) { this.add('DELETE', p, h, o); }
 
-  /** Finds the handler; also returns whether the path exists under another method (405 vs 404). */
-  match(method: string, path: string): { handler?: Handler; params: string[]; pathKnown: boolean } {
+  /**
+   * Finds the handler; also returns whether the path exists under another method (405 vs 404).
+   * Throws a 400 for a malformed percent-escape in a path parameter.
+   */
+  match(method: string, path: string): { handler?: Handler; params: string[]; pathKnown: boolean; hijack: boolean } {
     let pathKnown = false;
     for (const r of this.routes) {
       const m = r.re.exec(path);
       if (!m) continue;
       pathKnown = true;
       if (r.method === method || (method === 'HEAD' && r.method === 'GET' && !this.hasExact('HEAD', path))) {
-        return { handler: r.handler, params: m.slice(1).map((s) => (s === undefined ? s : decodeURIComponent(s))), pathKnown };
+        return { handler: r.handler, params: m.slice(1).map((s) => (s === undefined ? s : decodePathParam(s))), pathKnown, hijack: r.hijack };
       }
     }
-    return { params: [], pathKnown };
+    return { params: [], pathKnown, hijack: false };
   }
 
   private hasExact(method: string, path: string): boolean {
@@ -302,7 +340,7 @@ export function sendError(ctx: Ctx, err: unknown): void {
 
 function statusText(code: number): string {
   return ({
-    304: 'Not Modified', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict',
+    304: 'Not Modified', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 413: 'Payload Too Large',
     500: 'Internal Server Error', 501: 'Not Implemented', 503: 'Service Unavailable',
   } as Record<number, string>)[code] ?? 'Error';
 }

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { API_VERSION, Ctx, MIN_API_VERSION, Router, compareApi, sendError } from './router';
 import { notFound, invalidArgument, BerthError } from '../common/errors';
+import { defaultApiLimits, type ApiLimits } from '../engine/config';
 
 const VERSION_PREFIX = /^\/v(\d+\.\d+)(\/.*)$/;
 
@@ -18,13 +19,16 @@ export class ApiServer {
 
   constructor(private router: Router, private log: (msg: string) => void = () => {},
     /** Called for every request (berthd logs it at debug level, as dockerd's "Calling GET /..."). */
-    private onRequest: (method: string, url: string) => void = () => {}) {
-    this.server = http.createServer({ keepAliveTimeout: 0 } as http.ServerOptions, (req, res) => {
+    private onRequest: (method: string, url: string) => void = () => {},
+    private limits: ApiLimits = defaultApiLimits()) {
+    // Checked every second so that the header timeout is kept to about a second.
+    this.server = http.createServer({ keepAliveTimeout: 0, connectionsCheckingInterval: 1000 } as http.ServerOptions, (req, res) => {
       void this.dispatch(req, res, undefined, undefined);
     });
-    // Long-lived streams (logs -f, events, wait) must never be cut by timeouts.
+    // Long-lived streams (logs -f, events, wait) must never be cut by timeouts; only the request
+    // line and headers are timed, so a half-sent request does not hold a connection forever.
     this.server.requestTimeout = 0;
-    this.server.headersTimeout = 0;
+    this.server.headersTimeout = limits.headerTimeoutSec * 1000;
     this.server.timeout = 0;
     this.server.on('upgrade', (req, socket, head) => {
       // Node drops its own error handler on upgraded sockets; a client reset must not crash the daemon.
@@ -35,8 +39,11 @@ export class ApiServer {
       this.sockets.add(sock);
       sock.once('close', () => this.sockets.delete(sock));
     });
-    this.server.on('clientError', (_err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\n\r\n');
+    // Unparseable requests and requests whose headers took too long: answered and closed, never thrown.
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+      if (socket.writable) socket.end(timedOut ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      else socket.destroy();
     });
   }
 
@@ -66,24 +73,53 @@ export class ApiServer {
   }
 
   private async dispatch(req: http.IncomingMessage, res: http.ServerResponse | undefined, socket: Duplex | undefined, head: Buffer | undefined): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://berth');
-    let p = url.pathname;
-    let version = '';
-    const m = VERSION_PREFIX.exec(p);
-    if (m) { version = m[1]; p = m[2]; }
     const method = (req.method ?? 'GET').toUpperCase();
-    this.onRequest(method, url.pathname);
-    const { handler, params } = this.router.match(method, p);
-    const ctx = new Ctx(req, res, socket, head, url.searchParams, params, version || API_VERSION);
+    // A context exists from the start so that every failure below, however early, is answered.
+    const newCtx = (query: URLSearchParams, params: string[], version: string) => {
+      const c = new Ctx(req, res, socket, head, query, params, version);
+      c.limits = this.limits;
+      return c;
+    };
+    let ctx = newCtx(new URLSearchParams(), [], API_VERSION);
     try {
+      const { pathname, query } = splitTarget(req.url ?? '/');
+      this.onRequest(method, pathname);
+      let p = pathname;
+      let version = '';
+      const m = VERSION_PREFIX.exec(p);
+      if (m) { version = m[1]; p = m[2]; }
+      ctx = newCtx(query, [], version || API_VERSION);
       if (version) checkVersion(version);
+      const { handler, params, hijack } = this.router.match(method, p);
+      ctx = newCtx(query, params, version || API_VERSION);
       if (!handler) throw notFound(`page not found`);
+      // An Upgrade on a route that does not hijack is refused before the handler runs (nothing happens).
+      if (socket && !hijack) throw invalidArgument(`Connection: Upgrade is only accepted on attach, exec start and session requests`);
       await handler(ctx);
     } catch (err) {
       if (!(err instanceof BerthError)) this.log(`${method} ${req.url}: ${(err as Error)?.stack ?? err}`);
-      sendError(ctx, err);
+      try {
+        sendError(ctx, err);
+      } catch (sendErr) {
+        // The answer itself failed (connection gone or half-written): drop the connection.
+        this.log(`${method} ${req.url}: could not answer: ${(sendErr as Error)?.message ?? sendErr}`);
+        (socket ?? req.socket).destroy();
+      }
     }
   }
+}
+
+/**
+ * Path and query of a request target. Not `new URL()`: a target such as `//`
+ * or `//host/x` would be read as a host name (and throws); the path is
+ * taken as the client sent it, dot segments cleaned.
+ */
+function splitTarget(target: string): { pathname: string; query: URLSearchParams } {
+  const q = target.indexOf('?');
+  const rawPath = q === -1 ? target : target.slice(0, q);
+  const query = new URLSearchParams(q === -1 ? '' : target.slice(q + 1));
+  if (!rawPath.startsWith('/')) throw invalidArgument(`invalid request target: ${JSON.stringify(target.slice(0, 200))}`);
+  return { pathname: path.posix.normalize(rawPath), query };
 }
 
 /** dockerd's version middleware: same words, status 400. */

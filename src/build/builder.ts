@@ -16,7 +16,7 @@ import type {
 } from '../engine/types';
 import { BuildContext } from './context';
 import { copySources, resolveContextSources, type CopySpec } from './copy';
-import { resolveInRoot } from '../runtime/user';
+import { resolveInRoot } from '../common/scopedpath';
 import { flagsOf, lineError, parseDockerfile, parseLine, stepError, type Dockerfile, type Stage } from './dockerfile/instructions';
 import type { Node } from './dockerfile/parser';
 import { applyConfigNode, commandOf, expandOrThrow, type ConfigState } from './dockerfile/runconfig';

@@ -11,7 +11,8 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { decompressed } from '../common/compression';
-import { readFileInRoot, resolveInRoot, resolveUserFrom } from '../runtime/user';
+import { resolveUserFrom } from '../runtime/user';
+import { readFileInRoot, resolveInRoot } from '../common/scopedpath';
 import { stepError as lineError } from './dockerfile/instructions';
 import { untar } from './untar';
 

@@ -9,6 +9,7 @@ export type ErrorKind =
   | 'invalid-argument' // 400
   | 'not-modified'     // 304 (start of a running container, stop of a stopped one)
   | 'forbidden'        // 403
+  | 'too-large'        // 413 (a request body over its route's limit)
   | 'unavailable'      // 503
   | 'not-implemented'  // 501
   | 'internal';        // 500
@@ -43,6 +44,7 @@ export function httpStatusOf(err: unknown): number {
     case 'invalid-argument': return 400;
     case 'not-modified': return 304;
     case 'forbidden': return 403;
+    case 'too-large': return 413;
     case 'unavailable': return 503;
     case 'not-implemented': return 501;
     default: return 500;

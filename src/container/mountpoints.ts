@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import { BerthError, internal, invalidArgument } from '../common/errors';
 import { runChild } from '../common/linux';
 import { cleanPath, parseBind, type MountPoint } from '../runtime/spec';
-import { resolveInRoot } from '../runtime/user';
+import { resolveInRoot } from '../common/scopedpath';
 import type { VolumeService } from '../engine/types';
 import { isEmptyDir } from '../volume/service';
 

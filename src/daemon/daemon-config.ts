@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Command, Option } from 'commander';
 import {
-  DEFAULT_CONFIG_FILE, DEFAULT_SOCKET_GROUP, LOG_DRIVERS, LOG_LEVELS, defaultConfig, socketPathOf,
+  DEFAULT_CONFIG_FILE, DEFAULT_SOCKET_GROUP, LOG_DRIVERS, LOG_LEVELS, defaultConfig, parseApiLimits, socketPathOf,
   type AddressPool, type DaemonConfig, type LogLevel, type Ulimit,
 } from '../engine/config';
 import { jsonErrorOffset } from './json-position';
@@ -50,7 +50,7 @@ const DOCKERD_ONLY_KEYS = new Set([
 ]);
 
 /** daemon.json maps that are values, not groups of keys (dockerd's flatOptions). */
-const FLAT_OBJECTS = new Set(['log-opts', 'default-ulimits', 'features', 'builder', 'runtimes', 'default-network-opts', 'cluster-store-opts']);
+const FLAT_OBJECTS = new Set(['api-limits', 'log-opts', 'default-ulimits', 'features', 'builder', 'runtimes', 'default-network-opts', 'cluster-store-opts']);
 
 /** Keys a SIGHUP applies (those dockerd reloads that Berth has). */
 export const RELOADABLE_KEYS = [
@@ -302,6 +302,10 @@ const SETTERS: Record<string, Setter> = {
   'http-proxy': (c, v, k) => { c.proxies.httpProxy = proxyUrl(k, v); },
   'https-proxy': (c, v, k) => { c.proxies.httpsProxy = proxyUrl(k, v); },
   'no-proxy': (c, v, k) => { c.proxies.noProxy = str(k, v); },
+  // Berth's own block (not dockerd's): what one API client may hold; see ApiLimits in engine/config.ts.
+  'api-limits': (c, v) => {
+    try { c.limits = parseApiLimits(v); } catch (err) { throw new ConfigError((err as Error).message); }
+  },
 };
 
 function proxyUrl(key: string, v: Raw): string {

@@ -56,7 +56,7 @@ export async function main(argv: string[]): Promise<void> {
 
   const servers: ApiServer[] = [];
   for (const host of config.hosts) {
-    const server = new ApiServer(router, logger.error, (method, url) => logger.debug(`Calling ${method} ${url}`));
+    const server = new ApiServer(router, logger.error, (method, url) => logger.debug(`Calling ${method} ${url}`), config.limits);
     if (host.startsWith('unix://')) {
       await server.listenUnix(host.slice(7));
       // root:GROUP 0660, as dockerd's socket with its docker group: members use the API without sudo.

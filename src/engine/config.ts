@@ -75,6 +75,58 @@ export interface DaemonConfig {
    * shown by info, never given to containers.
    */
   proxies: Proxies;
+  /** What one client may hold (daemon.json `"api-limits"`; see parseApiLimits). */
+  limits: ApiLimits;
+}
+
+/**
+ * Limits that keep one client from pinning the daemon's memory, disk,
+ * descriptors or a container's lock. daemon.json block `"api-limits"`, e.g.
+ * `{"api-limits": {"header-timeout": 10, "json-body-bytes": 4194304}}`.
+ */
+export interface ApiLimits {
+  /** Seconds a client may take to send a request's line and headers (`header-timeout`; 0: no limit). */
+  headerTimeoutSec: number;
+  /** Largest JSON request body, in bytes (`json-body-bytes`). */
+  jsonBodyBytes: number;
+  /** Largest upload spooled to disk: cp archives, image loads and imports (`upload-body-bytes`; 0: no limit but the disk reserve). */
+  uploadBodyBytes: number;
+  /** Free space an upload must leave on the data root's filesystem (`min-free-disk-bytes`). */
+  minFreeDiskBytes: number;
+  /** Seconds a streamed archive (cp, export, save) waits for a client that reads nothing before it is cut (`stream-stall-timeout`; 0: never). */
+  streamStallSec: number;
+}
+
+export function defaultApiLimits(): ApiLimits {
+  return {
+    headerTimeoutSec: 30,
+    jsonBodyBytes: 4 << 20,
+    uploadBodyBytes: 0,
+    minFreeDiskBytes: 256 << 20,
+    streamStallSec: 60,
+  };
+}
+
+const LIMIT_KEYS: Record<string, keyof ApiLimits> = {
+  'header-timeout': 'headerTimeoutSec',
+  'json-body-bytes': 'jsonBodyBytes',
+  'upload-body-bytes': 'uploadBodyBytes',
+  'min-free-disk-bytes': 'minFreeDiskBytes',
+  'stream-stall-timeout': 'streamStallSec',
+};
+
+/** The daemon.json `"api-limits"` block over the defaults; unknown keys and bad values are refused. */
+export function parseApiLimits(block: unknown): ApiLimits {
+  const out = defaultApiLimits();
+  if (block === undefined) return out;
+  if (block === null || typeof block !== 'object' || Array.isArray(block)) throw new Error('"api-limits" must be an object');
+  for (const [k, v] of Object.entries(block as Record<string, unknown>)) {
+    const field = LIMIT_KEYS[k];
+    if (!field) throw new Error(`"api-limits": unknown key ${JSON.stringify(k)} (known: ${Object.keys(LIMIT_KEYS).join(', ')})`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`"api-limits"."${k}" must be a number >= 0`);
+    out[field] = v;
+  }
+  return out;
 }
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'panic';
@@ -136,6 +188,7 @@ export function defaultConfig(): DaemonConfig {
     defaultUlimits: [],
     liveRestore: false,
     proxies: { httpProxy: '', httpsProxy: '', noProxy: '' },
+    limits: defaultApiLimits(),
   };
 }
 

@@ -24,7 +24,9 @@ import * as path from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
-import { invalidArgument } from '../common/errors';
+import { BerthError, invalidArgument } from '../common/errors';
+import { uploadGuard, type UploadLimits } from '../common/upload';
+import { addEntry, addStreamEntry, writeTar } from '../common/tarout';
 import { familiarString, parseReference, withDefaultTag, referenceString } from '../common/reference';
 import type { OciImageConfig } from '../engine/types';
 import { decompressed, decompressStream, detectCompression, type Compression } from '../common/compression';
@@ -54,21 +56,18 @@ export interface LayerSource {
  * Streams a docker-archive of `images` into `out`. Layer tars are piped
  * from the store as the tar is consumed; shared layers are written once.
  */
-export async function writeDockerArchive(images: SaveImage[], layers: LayerSource, out: Writable): Promise<void> {
-  const pack = tar.pack();
+/** Resolves false when the reader went away before the end (see common/tarout.ts). */
+export async function writeDockerArchive(images: SaveImage[], layers: LayerSource, out: Writable): Promise<boolean> {
   const epoch = new Date(0);
-  const done = pipeline(Readable.from(pack as AsyncIterable<Buffer>, { objectMode: false }), out);
-  const add = (name: string, data: Buffer | string) =>
-    new Promise<void>((resolve, reject) => pack.entry({ name, mtime: epoch, mode: 0o644, size: Buffer.byteLength(data) }, data, (err) => (err ? reject(err) : resolve())));
-  const dir = (name: string) =>
-    new Promise<void>((resolve, reject) => pack.entry({ name, type: 'directory', mtime: epoch, mode: 0o755 }, (err) => (err ? reject(err) : resolve())));
   const written = new Set<string>();
 
   const manifestJson: Array<{ Config: string; RepoTags: string[] | null; Layers: string[] }> = [];
   const repositories: Record<string, Record<string, string>> = {};
   const index: { schemaVersion: 2; mediaType: string; manifests: unknown[] } = { schemaVersion: 2, mediaType: MEDIA_TYPE_INDEX, manifests: [] };
 
-  const produce = async () => {
+  const produce = async (pack: tar.Pack, stopped: () => boolean) => {
+    const add = (name: string, data: Buffer | string) => addEntry(pack, { name, mtime: epoch, mode: 0o644, size: Buffer.byteLength(data) }, data);
+    const dir = (name: string) => addEntry(pack, { name, type: 'directory', mtime: epoch, mode: 0o755 });
     await dir('blobs/');
     await dir('blobs/sha256/');
     for (const img of images) {
@@ -80,12 +79,8 @@ export async function writeDockerArchive(images: SaveImage[], layers: LayerSourc
         const name = `blobs/sha256/${diffID.slice(7)}`;
         if (written.has(name)) continue;
         written.add(name);
-        const src = await layers.open(diffID);
-        await new Promise<void>((resolve, reject) => {
-          const sink = pack.entry({ name, mtime: epoch, mode: 0o644, size }, (err) => (err ? reject(err) : resolve()));
-          src.on('error', (err) => { sink.destroy(err); reject(err); });
-          src.pipe(sink as unknown as Writable);
-        });
+        if (stopped()) return;
+        await addStreamEntry(pack, { name, mtime: epoch, mode: 0o644, size }, await layers.open(diffID));
       }
       const configName = `blobs/sha256/${hex}`;
       if (!written.has(configName)) {
@@ -125,10 +120,8 @@ export async function writeDockerArchive(images: SaveImage[], layers: LayerSourc
     await add('manifest.json', JSON.stringify(manifestJson) + '\n');
     await add('oci-layout', JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     if (Object.keys(repositories).length) await add('repositories', JSON.stringify(repositories) + '\n');
-    pack.finalize();
   };
-  const producing = produce().catch((err) => { pack.destroy(err); throw err; });
-  await Promise.all([producing, done]);
+  return writeTar(out, produce);
 }
 
 /* ------------------------------------------------------------------ load */
@@ -206,6 +199,8 @@ export class Spool {
 export interface SpoolOptions {
   /** Unpacks a plain layer tar while it is spooled (load); see prepared-layer.ts. */
   prepare?: (src: Readable) => Promise<PreparedLayer>;
+  /** Bounds on the decompressed bytes (what lands on disk): a small gzip may declare gigabytes. */
+  limits?: UploadLimits;
 }
 
 /** Members at least this big that start with a ustar header are unpacked while spooled. */
@@ -250,7 +245,8 @@ export async function spoolArchive(input: Readable, dir: string, opts: SpoolOpti
     }, fail);
   });
   try {
-    await pipeline(stream, extract as unknown as Writable);
+    if (opts.limits) await pipeline(stream, uploadGuard(dir, opts.limits, 'the archive'), extract as unknown as Writable);
+    else await pipeline(stream, extract as unknown as Writable);
   } catch (err) {
     await spool.discardPrepared();
     throw archiveError(err);
@@ -261,7 +257,7 @@ export async function spoolArchive(input: Readable, dir: string, opts: SpoolOpti
 
 function archiveError(err: unknown): Error {
   const e = err as Error;
-  if (e && (e as any).kind) return e;
+  if (e instanceof BerthError) return e;
   const msg = e?.message ?? String(err);
   if (/Invalid tar header|Unexpected end of data|not a tar|checksum/i.test(msg)) {
     return invalidArgument(`invalid archive: ${/Unexpected end/.test(msg) ? 'unexpected EOF (truncated tar archive)' : 'not a tar archive'}`);
@@ -286,7 +282,8 @@ async function spoolMember(entry: Readable, file: string, prepare?: (src: PassTh
   const out = fs.createWriteStream(file, { flags: 'wx', mode: 0o600, highWaterMark: 1 << 20 });
   await pipeline(entry, new Writable({
     highWaterMark: 1 << 20,
-    destroy(err, cb) { if (err) feed?.destroy(err); cb(err); },
+    // An aborted upload closes the member's file too: a spool removed later must not stay open.
+    destroy(err, cb) { if (err) feed?.destroy(err); out.destroy(); cb(err); },
     write(chunk: Buffer, _enc, cb) {
       hash.update(chunk);
       size += chunk.length;

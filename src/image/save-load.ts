@@ -12,6 +12,7 @@ import type { Readable, Writable } from 'node:stream';
 import { familiarName, familiarString, parseReference, referenceString, withDefaultTag } from '../common/reference';
 import type { ImageService, ProgressSink } from '../engine/types';
 import { chainIDs, type SnapshotStore } from '../store/snapshots';
+import type { UploadLimits } from '../common/upload';
 import { openSpooledLayer, readSpooledImages, spoolArchive, writeDockerArchive, type SaveImage } from './archive';
 import { humanSize } from './import';
 import { prepareLayer, type LayerStores } from './prepared-layer';
@@ -73,6 +74,8 @@ async function imagesToSave(images: ImageService, names: string[]): Promise<Save
 export interface LoadTarget extends LayerStores {
   service: ImageService;
   snapshots: SnapshotStore;
+  /** Bounds on the bytes a load writes (size, free-disk reserve). */
+  limits?: UploadLimits;
 }
 
 /**
@@ -85,7 +88,7 @@ export async function loadImages(target: LoadTarget, spoolRoot: string, body: Re
   const spoolDir = path.join(spoolRoot, `load-${randomBytes(8).toString('hex')}`);
   let spool;
   try {
-    spool = await spoolArchive(body, spoolDir, { prepare: (src) => prepareLayer(target, src) });
+    spool = await spoolArchive(body, spoolDir, { prepare: (src) => prepareLayer(target, src), limits: target.limits });
     const loaded = await readSpooledImages(spool);
     for (const img of loaded) {
       // Layers unpacked while the upload streamed are published now that the whole archive checked out;

@@ -6,6 +6,7 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import type { DaemonConfig } from '../engine/config';
+import type { UploadLimits } from '../common/upload';
 import type { EventBus } from '../engine/events';
 import type {
   CreateImageOptions, DeleteItem, ImageDiskUsage, ImageRecord, ImageService, MountSpec, OciImageConfig, PreparedRootfs, ProgressSink,
@@ -39,7 +40,8 @@ export async function createImageService(config: DaemonConfig, events: EventBus)
   await store.open();
   const spoolRoot = path.join(config.dataRoot, 'tmp');
   removeStaleSpools(spoolRoot);
-  return new ImageServiceImpl(store, content, snapshots, events, spoolRoot);
+  return new ImageServiceImpl(store, content, snapshots, events, spoolRoot,
+    { maxBytes: config.limits.uploadBodyBytes, minFreeBytes: config.limits.minFreeDiskBytes });
 }
 
 export class ImageServiceImpl implements ImageService {
@@ -51,6 +53,8 @@ export class ImageServiceImpl implements ImageService {
     private store: ImageStore, readonly content: ContentStore, readonly snapshots: SnapshotStore, private events: EventBus,
     /** Where load spools an upload (<data-root>/tmp). */
     private spoolRoot: string,
+    /** Bounds on what a load may write to disk (daemon.json "api-limits"). */
+    private uploadLimits?: UploadLimits,
   ) {}
 
   // ---- resolution ----
@@ -531,7 +535,7 @@ export class ImageServiceImpl implements ImageService {
   }
 
   load(body: Readable, opts: { quiet: boolean }, progress: ProgressSink): Promise<void> {
-    return loadImages({ service: this, content: this.content, snapshots: this.snapshots, unpackRecordingSplit: (u) => this.unpackRecordingSplit(u) }, this.spoolRoot, body, opts, progress);
+    return loadImages({ service: this, content: this.content, snapshots: this.snapshots, unpackRecordingSplit: (u) => this.unpackRecordingSplit(u), limits: this.uploadLimits }, this.spoolRoot, body, opts, progress);
   }
 
   /**

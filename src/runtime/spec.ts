@@ -32,7 +32,7 @@ import * as path from 'node:path';
 import { BerthError, internal, invalidArgument } from '../common/errors';
 import { writeFileAtomic } from '../common/atomic';
 import { containerCapabilities, hostBoundingCapabilities } from './caps';
-import { resolveInRoot } from './user';
+import { resolveInRoot } from '../common/scopedpath';
 import { defaultSeccompProfile, type OciSeccomp } from './seccomp';
 
 // ---------------------------------------------------------------------------

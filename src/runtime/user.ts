@@ -1,15 +1,14 @@
 /**
  * Docker's `--user` resolution against the container's own /etc/passwd and
- * /etc/group (the same rules as moby/sys/user GetExecUser), plus a safe way
- * to reach paths inside a rootfs without following symlinks out of it.
+ * /etc/group (the same rules as moby/sys/user GetExecUser); the files are read
+ * through the scoped resolver (common/scopedpath.ts), never following a symlink out.
  *
  * Usage:
  *   const u = resolveUser(rootfsPath, config.User ?? '', hostConfig.GroupAdd);
  *   // -> { uid, gid, additionalGids, home, name }
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { invalidArgument } from '../common/errors';
+import { readFileInRoot } from '../common/scopedpath';
 
 export interface ResolvedUser {
   uid: number;
@@ -19,47 +18,6 @@ export interface ResolvedUser {
   home: string;
   /** Passwd name when the user matched an entry, '' otherwise. */
   name: string;
-}
-
-/**
- * Maps an absolute path inside a container to a host path under `root`,
- * resolving symlinks as if `root` were `/` (like a chroot would): an
- * absolute link target restarts at `root`, `..` never climbs above it.
- * Components that do not exist are appended as they are.
- */
-export function resolveInRoot(root: string, inner: string): string {
-  const rootAbs = path.resolve(root);
-  const done: string[] = [];
-  const todo = inner.split('/').filter((c) => c !== '' && c !== '.');
-  let links = 0;
-  while (todo.length > 0) {
-    const comp = todo.shift()!;
-    if (comp === '..') { done.pop(); continue; }
-    const candidate = path.join(rootAbs, ...done, comp);
-    let st: fs.Stats | undefined;
-    try { st = fs.lstatSync(candidate); } catch { st = undefined; }
-    if (st?.isSymbolicLink()) {
-      if (++links > 255) throw invalidArgument(`too many levels of symbolic links: ${inner}`);
-      const target = fs.readlinkSync(candidate);
-      if (target.startsWith('/')) done.length = 0;
-      todo.unshift(...target.split('/').filter((c) => c !== '' && c !== '.'));
-      continue;
-    }
-    done.push(comp);
-  }
-  return path.join(rootAbs, ...done);
-}
-
-/** Reads a file inside a rootfs safely; undefined when absent or not a regular file. */
-export function readFileInRoot(root: string, inner: string): string | undefined {
-  const p = resolveInRoot(root, inner);
-  try {
-    const st = fs.statSync(p);
-    if (!st.isFile()) return undefined;
-    return fs.readFileSync(p, 'utf8');
-  } catch {
-    return undefined;
-  }
 }
 
 export interface PasswdEntry { name: string; uid: number; gid: number; home: string; shell: string }

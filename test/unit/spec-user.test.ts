@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BerthError } from '../../src/common/errors';
-import { resolveUser, resolveUserFrom, resolveInRoot } from '../../src/runtime/user';
+import { resolveUser, resolveUserFrom } from '../../src/runtime/user';
+import { resolveInRoot } from '../../src/common/scopedpath';
 
 const PASSWD = 'root:x:0:0:root:/root:/bin/sh\nbin:x:1:1:bin:/bin:/sbin/nologin\nwww:x:33:33:www:/var/www:/bin/sh\n# comment\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n';
 const GROUP = 'root:x:0:root\nbin:x:1:root,bin\nwww-data:x:33:\nstaff:x:50:www,bin\naudio:x:29:www\nnogroup:x:65534:\n';

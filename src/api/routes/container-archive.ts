@@ -12,6 +12,7 @@ import {
   archiveContainerPath, containerChangesOf, exportContainerFs, extractToContainer, statContainerPath, type PathStat,
 } from '../../container/archive';
 import { detachedBody } from '../jsonstream';
+import { stallGuard } from '../../common/tarout';
 
 function pathParam(ctx: Ctx): string {
   const p = ctx.query.get('path');
@@ -33,11 +34,14 @@ export function registerContainerArchiveRoutes(router: Router, services: Service
 
   /** GET /containers/{id}/archive?path= */
   const getArchive = async (ctx: Ctx) => {
+    let unguard = () => undefined as void;
     await archiveContainerPath(services, ctx.params[0], pathParam(ctx), (stat) => {
       const res = ctx.res!;
       res.writeHead(200, { ...commonHeaders(), 'Content-Type': 'application/x-tar', 'X-Docker-Container-Path-Stat': statHeader(stat) });
+      // A client that stops reading must not hold the container's lock and mount for long.
+      unguard = stallGuard(res, ctx.limits.streamStallSec * 1000);
       return res;
-    });
+    }).finally(() => unguard());
   };
 
   /** PUT /containers/{id}/archive?path= */
@@ -52,11 +56,13 @@ export function registerContainerArchiveRoutes(router: Router, services: Service
 
   /** GET /containers/{id}/export */
   const exportContainer = async (ctx: Ctx) => {
+    let unguard = () => undefined as void;
     await exportContainerFs(services, ctx.params[0], () => {
       const res = ctx.res!;
       res.writeHead(200, { ...commonHeaders(), 'Content-Type': 'application/x-tar' });
+      unguard = stallGuard(res, ctx.limits.streamStallSec * 1000);
       return res;
-    });
+    }).finally(() => unguard());
   };
 
   /** GET /containers/{id}/changes */

@@ -290,8 +290,8 @@ export function registerContainerRoutes(router: Router, services: Services): voi
     }
     endSocket(sock);
   };
-  router.post(`/containers/${REF}/attach`, attach);
-  router.get(`/containers/${REF}/attach`, attach);
+  router.post(`/containers/${REF}/attach`, attach, { hijack: true });
+  router.get(`/containers/${REF}/attach`, attach, { hijack: true });
 
   router.get(`/containers/${REF}/stats`, async (ctx) => {
     const stream = ctx.bool('stream', true);
@@ -346,7 +346,7 @@ export function registerContainerRoutes(router: Router, services: Services): voi
       if (!sock.destroyed && !sock.writableEnded) sock.write(tty ? msg : encodeFrame(STDOUT, msg));
     }
     endSocket(sock);
-  });
+  }, { hijack: true });
 
   router.post('/exec/([^/]+)/resize', async (ctx) => {
     const h = atoi(ctx, 'h');

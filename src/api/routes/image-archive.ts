@@ -12,6 +12,7 @@ import { commitContainer } from '../../image/commit';
 import { importImage } from '../../image/import';
 import { setFromSrcHandler } from './images';
 import { JsonStream, detachedBody } from '../jsonstream';
+import { stallGuard } from '../../common/tarout';
 import { registerContainerArchiveRoutes } from './container-archive';
 
 /** `changes` query values: repeated parameters, each one instruction. */
@@ -26,12 +27,19 @@ export function registerImageArchiveRoutes(router: Router, services: Services): 
   const save = async (ctx: Ctx, names: string[]) => {
     if (names.length === 0) throw invalidArgument('no image names given');
     let res: ReturnType<Ctx['startStream']> | undefined;
+    let unguard = () => undefined as void;
     try {
-      await images.save(names, () => (res = ctx.startStream('application/x-tar')));
+      await images.save(names, () => {
+        res = ctx.startStream('application/x-tar');
+        unguard = stallGuard(res, ctx.limits.streamStallSec * 1000);
+        return res;
+      });
     } catch (err) {
       // Headers out: all we can do is cut the stream so the client sees a truncated tar.
       if (!res) throw err;
       res.destroy(err as Error);
+    } finally {
+      unguard();
     }
   };
   router.get('/images/get', (ctx) => save(ctx, ctx.query.getAll('names')));
