@@ -76,10 +76,11 @@ test('stats --no-stream: CPU of a busy container, memory limit, pids; same table
     assert.equal(b.Container, 'busy');
     assert.equal(b.ID, busy.slice(0, 12));
     assert.equal(b.Name, 'busy');
-    assert.ok(Number.parseFloat(b.CPUPerc) > 30, `a busy loop uses CPU: ${b.CPUPerc}`);
+    // thresholds far from both ends: the host may be loaded (two cores shared with other work)
+    assert.ok(Number.parseFloat(b.CPUPerc) > 2, `a busy loop uses CPU: ${b.CPUPerc}`);
     assert.match(b.MemUsage, /^\d+(\.\d+)?[KM]iB \/ 64MiB$/);
     assert.equal(i.PIDs, '3');
-    assert.ok(Number.parseFloat(i.CPUPerc) < 30, i.CPUPerc);
+    assert.ok(Number.parseFloat(i.CPUPerc) < 2, i.CPUPerc);
     assert.equal(i.NetIO, '0B / 0B', 'network none: no traffic');
 
     const table = ok(await berth('stats', '--no-stream')).stdout.split('\n');
