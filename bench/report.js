@@ -28,11 +28,19 @@ if (kind === 'run-rm') {
   lines.push(`| docker CLI: berthd / dockerd | ${ratio('docker CLI → berthd', 'docker CLI → dockerd')} | ${goal('docker CLI → berthd', 'docker CLI → dockerd', 0.35)} |`);
   lines.push(`| berth run --rm / docker run --rm (dockerd) | ${ratio('berth CLI → berthd', 'docker CLI → dockerd')} | ${goal('berth CLI → berthd', 'docker CLI → dockerd', 0.5)} |`);
   lines.push(`| podman / dockerd | ${ratio('podman', 'docker CLI → dockerd')} | |`);
+} else if (kind === 'build') {
+  lines.push('| ratio | value | goal |', '|---|---|---|');
+  lines.push(`| cold build: berth / dockerd classic | ${ratio('cold: berth CLI', 'cold: docker CLI → dockerd')} | ${goal('cold: berth CLI', 'cold: docker CLI → dockerd', 0.5)} |`);
+  lines.push(`| cold build: docker CLI → berthd / dockerd | ${ratio('cold: docker CLI → berthd', 'cold: docker CLI → dockerd')} | |`);
+  lines.push(`| cached rebuild: berth / dockerd classic | ${ratio('cached: berth CLI', 'cached: docker CLI → dockerd')} | ${goal('cached: berth CLI', 'cached: docker CLI → dockerd', 1.0)} |`);
+  lines.push(`| cached rebuild: docker CLI → berthd / dockerd | ${ratio('cached: docker CLI → berthd', 'cached: docker CLI → dockerd')} | |`);
+  lines.push(`| podman / dockerd (cold, cached) | ${ratio('cold: podman', 'cold: docker CLI → dockerd')}, ${ratio('cached: podman', 'cached: docker CLI → dockerd')} | |`);
 } else {
   lines.push('| ratio | value | goal |', '|---|---|---|');
   lines.push(`| berth load / docker load | ${ratio('berth load', 'docker load')} | ${goal('berth load', 'docker load', 0.8)} |`);
   lines.push(`| berth save / docker save | ${ratio('berth save', 'docker save')} | ${goal('berth save', 'docker save', 0.8)} |`);
 }
-lines.push('', `berthd RSS (VmRSS): ${rssBefore} kB before, ${rssAfter} kB after the runs.`);
+if (kind === 'build') lines.push('', `berthd peak RSS (VmHWM) over the whole benchmark: ${rssBefore} kB; ${rssAfter} kB (VmRSS) at the end. Cold runs: ${runs} each, cached runs: ${Number(runs) * 3} each.`);
+else lines.push('', `berthd RSS (VmRSS): ${rssBefore} kB before, ${rssAfter} kB after the runs.`);
 
 writeSection(mdFile, kind, lines);

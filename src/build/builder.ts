@@ -12,7 +12,7 @@ import type { Readable } from 'node:stream';
 import { BerthError, invalidArgument, isKind } from '../common/errors';
 import { familiarString, normalizeName } from '../common/reference';
 import type {
-  BuildBackend, BuildRequest, BuildService, BuildStepLayer, ImageRunConfig, OciImageConfig, ProgressSink,
+  BuildBackend, BuildRequest, BuildService, BuildStepLayer, ImageRunConfig, OciImageConfig, ProgressMessage, ProgressSink,
 } from '../engine/types';
 import { BuildContext } from './context';
 import { copySources, resolveContextSources, type CopySpec } from './copy';
@@ -70,6 +70,27 @@ interface Run {
   cacheSources?: Promise<Set<string>>;
 }
 
+/** Messages of concurrently built stages, passed on in stage order: the head stage live, later ones once it is done. */
+class OrderedOutput {
+  private head = 0;
+  private readonly buffers: ProgressMessage[][];
+  private readonly finished: boolean[];
+  constructor(private readonly out: ProgressSink, private readonly n: number) {
+    this.buffers = Array.from({ length: n }, () => []);
+    this.finished = new Array<boolean>(n).fill(false);
+  }
+  sink(k: number): ProgressSink {
+    return (m) => { if (k === this.head) this.out(m); else this.buffers[k].push(m); };
+  }
+  finish(k: number): void {
+    this.finished[k] = true;
+    while (this.head < this.n && this.finished[this.head]) {
+      this.head++;
+      if (this.head < this.n) for (const m of this.buffers[this.head].splice(0)) this.out(m);
+    }
+  }
+}
+
 export class Builder implements BuildService {
   constructor(private readonly backend: BuildBackend, private readonly tmpRoot: string) {}
 
@@ -93,11 +114,27 @@ export class Builder implements BuildService {
       const needed = this.neededStages(run, target);
       run.total = df.metaArgs.length + df.stages.filter((s) => needed.has(s.index)).reduce((n, s) => n + 1 + s.commands.length, 0);
       for (const n of df.metaArgs) this.stepHeader(run, n.original);
-      let finalId = '';
-      for (const stage of df.stages) {
-        if (!needed.has(stage.index)) continue;
-        finalId = await this.buildStage(run, stage, stage.index === target.index);
-      }
+      // Independent stages build concurrently; their output is replayed in stage order.
+      const order = df.stages.filter((s) => needed.has(s.index));
+      const ordered = new OrderedOutput(out, order.length);
+      const done = new Map<number, Promise<string>>();
+      let base = run.step;
+      order.forEach((stage, k) => {
+        const stageRun: Run = { ...run, out: ordered.sink(k), step: base };
+        base += 1 + stage.commands.length;
+        done.set(stage.index, (async () => {
+          try {
+            await Promise.all(this.dependencies(run, stage).map((dep) => done.get(dep.index)));
+            return await this.buildStage(stageRun, stage, stage.index === target.index);
+          } finally {
+            ordered.finish(k);
+          }
+        })());
+      });
+      const settled = await Promise.allSettled([...done.values()]);
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      const finalId = await done.get(target.index)!;
       const unused = Object.keys(req.buildArgs).filter((k) => !run.usedArgs.has(k) && !PROXY_ARGS.has(k)).sort();
       if (unused.length) out({ stream: `[Warning] One or more build-args [${unused.join(' ')}] were not consumed\n` });
       out({ aux: { ID: finalId } });

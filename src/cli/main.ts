@@ -81,6 +81,7 @@ const groups: Record<string, Record<string, [string, string]>> = {
     save: ['image', 'save'],
     load: ['image', 'load'],
     build: ['build', 'build'],
+    why: ['build', 'image why'],
   },
   builder: {
     build: ['build', 'build'],

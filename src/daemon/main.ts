@@ -20,6 +20,7 @@ import { registerImageRoutes } from '../api/routes/images';
 import { registerImageArchiveRoutes } from '../api/routes/image-archive';
 import { registerVolumeRoutes } from '../api/routes/volumes';
 import { registerBuildRoutes } from '../api/routes/build';
+import { registerImageWhyRoutes } from '../api/routes/image-why';
 import { createBuildService } from '../build/service';
 import type { Services } from '../engine/services';
 
@@ -51,6 +52,7 @@ export async function main(argv: string[]): Promise<void> {
   registerImageArchiveRoutes(router, services);
   registerVolumeRoutes(router, services);
   registerBuildRoutes(router, services);
+  registerImageWhyRoutes(router, services);
 
   await containers.restore();
 

@@ -188,7 +188,7 @@ test('.dockerignore with ** and ! decides what COPY sees', async () => {
   assert.equal(await runOut('ignored', 'cat', '/list'), './.dockerignore\n./Dockerfile\n./app.js\n./docs/keep.md\n');
 });
 
-test('dd then rm in two RUNs keeps the 5 MB layer; in one RUN it does not; --squash makes the own layers one', async () => {
+test('dd then rm in two RUNs keeps the 5 MB layer; in one RUN it does not; image why shows it; --squash makes the own layers one', async () => {
   const dir = context({ 'Dockerfile': 'FROM busybox\nRUN dd if=/dev/zero of=/big bs=1M count=5\nRUN rm /big\n' });
   ok(await berth('build', '-t', 'ddrm:two', dir));
   const one = context({ 'Dockerfile': 'FROM busybox\nRUN dd if=/dev/zero of=/big bs=1M count=5 && rm /big\n' });
@@ -198,6 +198,9 @@ test('dd then rm in two RUNs keeps the 5 MB layer; in one RUN it does not; --squ
   const single = (await inspect('ddrm:one')).Size;
   assert.ok(two - base >= 5 * 1024 * 1024, `two RUNs cost the 5 MB (${two - base})`);
   assert.ok(single - base < 64 * 1024, `one RUN does not (${single - base})`);
+  const why = ok(await berth('image', 'why', 'ddrm:two')).stdout;
+  assert.match(why, /^SIZE +HOW +PATH +ADDED BY +REMOVED BY\n5\.24MB +deleted +\/big +RUN dd if=\/dev\/zero of=\/big bs=1M count=5 +RUN rm \/big\n/);
+  assert.match(ok(await berth('image', 'why', 'ddrm:one')).stdout, /No layer of ddrm:one deletes or overwrites/);
   const layers = (await inspect('ddrm:two')).RootFS.Layers.length;
   ok(await berth('build', '--squash', '-t', 'ddrm:squashed', dir));
   const sq = await inspect('ddrm:squashed');
@@ -280,4 +283,18 @@ test('berth build - reads a Dockerfile or a context tar from stdin; -f names ano
   const tarball = spawnSync('tar', ['-c', '-C', dir, '.'], { maxBuffer: 1 << 24 }).stdout;
   ok(await d.cli(['build', '-f', 'Dockerfile.dev', '-t', 'stdin:tar', '-'], { input: tarball, timeoutMs: 60_000 }));
   assert.equal(await runOut('stdin:tar', 'cat', '/v'), 'v\n');
+});
+
+test('independent stages build concurrently; their output comes in stage order', async () => {
+  // Each stage waits (bounded) for the other's marker in a shared cache mount: built one after
+  // the other, the first stage would give up and fail the build.
+  const wait = (mine: string, other: string) =>
+    `RUN --mount=type=cache,id=rendezvous,target=/r sh -c 'touch /r/${mine}; i=0; while [ ! -e /r/${other} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; test -e /r/${other} && echo ${mine} > /${mine}'`;
+  const dir = context({
+    'Dockerfile': ['FROM busybox AS a', wait('a', 'b'), 'FROM busybox AS b', wait('b', 'a'),
+      'FROM busybox', 'COPY --from=a /a /a', 'COPY --from=b /b /b', ''].join('\n'),
+  });
+  const r = ok(await berth('build', '-t', 'concurrent', dir));
+  assert.ok(r.stdout.indexOf('Step 2/7') < r.stdout.indexOf('Step 3/7'), 'stage a is printed before stage b');
+  assert.equal(await runOut('concurrent', 'cat', '/a', '/b'), 'a\nb\n');
 });

@@ -215,4 +215,26 @@ const builderPrune: CommandDef = {
   },
 };
 
-export const defs: Record<string, CommandDef> = { build, 'builder prune': builderPrune };
+const imageWhy: CommandDef = {
+  spec: spec('image why', 'image why IMAGE', 'Show space that later layers of an image delete or overwrite, largest first', [
+    { long: 'no-trunc', kind: 'bool', usage: "Don't truncate output" },
+  ], { minArgs: 1, maxArgs: 1 }),
+  async run(ctx, p) {
+    const api = await ctx.api();
+    const r = await api.json('GET', `/berth/images/${encodeURIComponent(p.args[0])}/why`);
+    const files: Array<{ path: string; size: number; addedBy: string; removedBy: string; how: string }> = r.files ?? [];
+    if (files.length === 0) {
+      ctx.out(`No layer of ${p.args[0]} deletes or overwrites what an earlier one added.\n`);
+      return 0;
+    }
+    const cut = (s: string) => (p.opts['no-trunc'] || s.length <= 45 ? s : `${s.slice(0, 44)}…`);
+    const rows = files.map((f) => [humanSize(f.size), f.how, f.path, cut(f.addedBy), cut(f.removedBy)]);
+    const head = ['SIZE', 'HOW', 'PATH', 'ADDED BY', 'REMOVED BY'];
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+    for (const row of [head, ...rows]) ctx.out(row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i] + 3))).join('') + '\n');
+    ctx.out(`\nTotal: ${humanSize(Number(r.total))} added by one layer and removed by a later one (one RUN, or --squash, would not keep it)\n`);
+    return 0;
+  },
+};
+
+export const defs: Record<string, CommandDef> = { build, 'builder prune': builderPrune, 'image why': imageWhy };
