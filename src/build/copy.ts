@@ -147,7 +147,7 @@ class DestWriter {
 
   /** Host path of an inner path whose parent directory exists (the last component is not followed). */
   host(inner: string): string {
-    return path.join(resolveInRoot(this.root, path.posix.dirname(inner)), path.posix.basename(inner));
+    return resolveInRoot(this.root, inner, { followFinal: false });
   }
 
   /** mkdir -p inside the rootfs; new directories belong to the COPY's owner. */
