@@ -15,6 +15,7 @@ const load: Record<string, Loader> = {
   volume: () => import('./commands/volume').then((m) => m.defs),
   registry: () => import('./commands/registry').then((m) => m.defs),
   build: () => import('./commands/build').then((m) => m.defs),
+  distribution: () => import('./commands/distribution').then((m) => m.defs),
 };
 
 /** command path -> [module, def name] */
@@ -55,6 +56,11 @@ const top: Record<string, [string, string]> = {
   save: ['image', 'save'],
   load: ['image', 'load'],
   build: ['build', 'build'],
+  pull: ['distribution', 'pull'],
+  push: ['distribution', 'push'],
+  login: ['distribution', 'login'],
+  logout: ['distribution', 'logout'],
+  search: ['distribution', 'search'],
 };
 
 const groups: Record<string, Record<string, [string, string]>> = {
@@ -82,6 +88,8 @@ const groups: Record<string, Record<string, [string, string]>> = {
     load: ['image', 'load'],
     build: ['build', 'build'],
     why: ['build', 'image why'],
+    pull: ['distribution', 'pull'],
+    push: ['distribution', 'push'],
   },
   builder: {
     build: ['build', 'build'],
@@ -143,16 +151,21 @@ Commands:
   inspect     Return low-level information on Berth objects
   kill        Kill one or more running containers
   load        Load an image from a tar archive or STDIN
+  login       Log in to a registry
+  logout      Log out from a registry
   logs        Fetch the logs of a container
   pause       Pause all processes within one or more containers
   port        List port mappings or a specific mapping for the container
   ps          List containers
+  pull        Download an image from a registry
+  push        Upload an image to a registry
   rename      Rename a container
   restart     Restart one or more containers
   rm          Remove one or more containers
   rmi         Remove one or more images
   run         Run a command in a new container
   save        Save one or more images to a tar archive (streamed to STDOUT by default)
+  search      Search registries for images
   start       Start one or more stopped containers
   stats       Display a live stream of container(s) resource usage statistics
   stop        Stop one or more running containers

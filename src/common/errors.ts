@@ -8,6 +8,7 @@ export type ErrorKind =
   | 'conflict'         // 409
   | 'invalid-argument' // 400
   | 'not-modified'     // 304 (start of a running container, stop of a stopped one)
+  | 'unauthorized'     // 401 (registry credentials refused)
   | 'forbidden'        // 403
   | 'too-large'        // 413 (a request body over its route's limit)
   | 'unavailable'      // 503
@@ -43,6 +44,7 @@ export function httpStatusOf(err: unknown): number {
     case 'conflict': return 409;
     case 'invalid-argument': return 400;
     case 'not-modified': return 304;
+    case 'unauthorized': return 401;
     case 'forbidden': return 403;
     case 'too-large': return 413;
     case 'unavailable': return 503;

@@ -17,6 +17,8 @@ import { createVolumeService } from '../volume/service';
 import { registerSystemRoutes } from '../api/routes/system';
 import { registerContainerRoutes } from '../api/routes/containers';
 import { registerImageRoutes } from '../api/routes/images';
+import { registerDistributionRoutes } from '../api/routes/distribution';
+import { createDistributionService } from '../registry/client/service';
 import { registerImageArchiveRoutes } from '../api/routes/image-archive';
 import { registerVolumeRoutes } from '../api/routes/volumes';
 import { registerBuildRoutes } from '../api/routes/build';
@@ -43,12 +45,14 @@ export async function main(argv: string[]): Promise<void> {
   images.setUsageProbe((id) => containers.containersUsingImage(id));
   volumes.setUsageProbe((name) => containers.containersUsingVolume(name));
   const builder = createBuildService(config, images, containers);
-  const services: Services = { config, events, images, containers, volumes, builder, startedAt: new Date() };
+  const distribution = await createDistributionService(config, images);
+  const services: Services = { config, events, images, containers, volumes, builder, distribution, startedAt: new Date() };
 
   const router = new Router();
   registerSystemRoutes(router, services);
   registerContainerRoutes(router, services);
   registerImageRoutes(router, services);
+  registerDistributionRoutes(router, services);
   registerImageArchiveRoutes(router, services);
   registerVolumeRoutes(router, services);
   registerBuildRoutes(router, services);

@@ -1,6 +1,6 @@
 import type { DaemonConfig } from './config';
 import type { EventBus } from './events';
-import type { BuildService, ContainerService, ImageService, VolumeService } from './types';
+import type { BuildService, ContainerService, DistributionService, ImageService, VolumeService } from './types';
 
 /** Everything a route module may use. Built once by the composition root (daemon/main.ts). */
 export interface Services {
@@ -10,6 +10,8 @@ export interface Services {
   containers: ContainerService;
   volumes: VolumeService;
   builder: BuildService;
+  /** The registry client: pull, push, login, search. */
+  distribution: DistributionService;
   /** Wall-clock start of the daemon, for /info. */
   startedAt: Date;
 }

@@ -144,6 +144,10 @@ export interface ImageService {
 
   /** Stores and unpacks layers, writes config/manifest, tags. Used by load, import, commit, bootstrap (and build, pull). */
   createImageFromLayers(opts: CreateImageOptions): Promise<ImageRecord>;
+  /** Records that the image is `repository@digest` in a registry (pull, push); RepoDigests shows it. */
+  addRepoDigest(id: string, fullRepoDigest: string): Promise<void>;
+  /** Whether the layer chain of these diffIDs (base first) is unpacked and its top tar retrievable (pull's "Already exists"). */
+  hasLayers(diffIDs: string[]): Promise<boolean>;
   tag(ref: string, newRef: string): Promise<void>;
   untag(ref: string): Promise<boolean>;
   /** Docker's rmi; returns [{Untagged}|{Deleted}]. */
@@ -441,6 +445,44 @@ export interface VolumeService {
   usage(): Promise<VolumeView[]>;
   remove(name: string, force?: boolean): Promise<void>;
   prune(filters: Record<string, string[]>): Promise<{ VolumesDeleted: string[] | null; SpaceReclaimed: number }>;
+}
+
+/** Registry credentials as the docker CLI sends them (X-Registry-Auth, POST /auth). */
+export interface RegistryAuth {
+  username?: string;
+  password?: string;
+  serveraddress?: string;
+  identitytoken?: string;
+  registrytoken?: string;
+}
+
+export interface PullOptions {
+  auth?: RegistryAuth;
+  /** `os/arch[/variant]`; default: the host's. */
+  platform?: string;
+  /** Every tag of the repository (docker pull --all-tags). */
+  allTags?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface PushOptions {
+  auth?: RegistryAuth;
+  signal?: AbortSignal;
+}
+
+/**
+ * The registry client (src/registry/client). Pull and push report progress through the sink
+ * and throw BerthErrors; an error thrown before the first message is an ordinary API error.
+ */
+export interface DistributionService {
+  /** Pulls `ref` (`name[:tag]`, `name@digest`, or a repository with allTags) into the image store. */
+  pull(ref: string, opts: PullOptions, progress: ProgressSink): Promise<void>;
+  /** Pushes the local image `ref` (every tag of the repository when `ref` has none). */
+  push(ref: string, opts: PushOptions, progress: ProgressSink): Promise<void>;
+  /** Checks credentials against a registry, as `docker login` does. */
+  login(auth: RegistryAuth): Promise<{ Status: string; IdentityToken: string }>;
+  /** `docker search` against a registry's /v1/search. */
+  search(term: string, limit: number, auth: RegistryAuth | undefined): Promise<Array<{ name: string; description: string; star_count: number; is_official: boolean; is_automated: boolean }>>;
 }
 
 export type { Readable };

@@ -79,6 +79,9 @@ export class ImageServiceImpl implements ImageService {
       if (parsed.digest === undefined) {
         const id = this.store.tagTarget(referenceString(parsed));
         if (id) return this.store.get(id)!;
+      } else {
+        const id = this.store.byRepoDigest(referenceString({ domain: parsed.domain, path: parsed.path, digest: parsed.digest }));
+        if (id) return this.store.get(id)!;
       }
     } catch (err) {
       if (!(err instanceof BerthError)) throw err;
@@ -97,12 +100,26 @@ export class ImageServiceImpl implements ImageService {
     return {
       id: e.id,
       repoTags: this.repoTags(e.id),
-      repoDigests: [],
+      repoDigests: this.repoDigests(e.id),
       config: e.config,
       size: e.layerSizes.reduce((a, b) => a + b, 0),
       parent: e.parent,
       created: e.config.created ?? e.added,
     };
+  }
+
+  private repoDigests(id: string): string[] {
+    return (this.store.get(id)?.repoDigests ?? []).map((r) => familiarString(r));
+  }
+
+  async addRepoDigest(id: string, fullRepoDigest: string): Promise<void> {
+    await this.store.addRepoDigest(id, fullRepoDigest);
+  }
+
+  async hasLayers(diffIDs: string[]): Promise<boolean> {
+    const chain = chainIDs(diffIDs);
+    if (!chain.length) return true;
+    return !!this.snapshots.getLayer(chain[chain.length - 1]) && (await this.hasLayerTar(diffIDs[diffIDs.length - 1]));
   }
 
   private repoTags(id: string): string[] {
@@ -397,7 +414,7 @@ export class ImageServiceImpl implements ImageService {
     const out: any = {
       Id: e.id,
       RepoTags: this.repoTags(e.id),
-      RepoDigests: [],
+      RepoDigests: this.repoDigests(e.id),
       Parent: e.parent,
       Comment: (cfg as any).comment ?? '',
       Created: cfg.created ?? e.added,
@@ -491,7 +508,7 @@ export class ImageServiceImpl implements ImageService {
         Id: i.id,
         Labels: i.config.config?.Labels ?? null,
         ParentId: i.parent,
-        RepoDigests: refs.length || !f.reference ? [] : [],
+        RepoDigests: this.repoDigests(i.id),
         RepoTags: refs.map((r) => familiarString(r)),
         SharedSize: -1,
         Size: size,

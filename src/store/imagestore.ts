@@ -29,6 +29,8 @@ export interface StoredImage {
   lastTagTime: string;
   /** Unpacked size per layer, same order as rootfs.diff_ids. */
   layerSizes: number[];
+  /** `repository@digest` of manifests this image was pulled or pushed as (full repository names). */
+  repoDigests?: string[];
 }
 
 export interface ImageEntry extends StoredImage {
@@ -165,8 +167,25 @@ export class ImageStore {
   }
 
   private stored(e: ImageEntry): StoredImage {
-    const { id, manifestDigest, parent, added, lastTagTime, layerSizes } = e;
-    return { id, manifestDigest, parent, added, lastTagTime, layerSizes };
+    const { id, manifestDigest, parent, added, lastTagTime, layerSizes, repoDigests } = e;
+    return { id, manifestDigest, parent, added, lastTagTime, layerSizes, ...(repoDigests?.length ? { repoDigests } : {}) };
+  }
+
+  /** Records `repo@digest` for an image (idempotent). */
+  async addRepoDigest(id: string, repoDigest: string): Promise<void> {
+    const img = this.images.get(id);
+    if (!img) throw internal(`image ${id} not in store`);
+    if (img.repoDigests?.includes(repoDigest)) return;
+    await this.withLock(async () => {
+      img.repoDigests = [...(img.repoDigests ?? []), repoDigest];
+      await writeJsonAtomic(this.recordPath(id), this.stored(img));
+    });
+  }
+
+  /** The image a `repo@digest` names, if any. */
+  byRepoDigest(repoDigest: string): string | undefined {
+    for (const img of this.images.values()) if (img.repoDigests?.includes(repoDigest)) return img.id;
+    return undefined;
   }
 
   /** Images whose parent is `id` (committed children). */

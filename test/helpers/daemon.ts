@@ -269,7 +269,9 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
       '-H', host, '--config-file', configFile,
       // Own cgroup parent: the host's /berth (a real daemon's) is never touched, and cleanup removes ours whole.
       ...(opts.inFile?.cgroupParent ? [] : ['--cgroup-parent', cgroupParentOf(base)]), ...(opts.args ?? [])], {
-      env: { ...process.env, ...opts.env },
+      // Registry traffic to anything but loopback goes to a dead proxy: a test that pulls a missing
+      // image from Docker Hub fails at once instead of reaching the network (loopback is never proxied).
+      env: { ...process.env, HTTP_PROXY: 'http://127.0.0.1:9', HTTPS_PROXY: 'http://127.0.0.1:9', NO_PROXY: '', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = c;

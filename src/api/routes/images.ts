@@ -1,13 +1,13 @@
 /**
- * Image routes: list, inspect, history, tag, remove, prune, create
- * (registry pulls are not implemented: answered without touching the
- * network), and the Berth extension POST /berth/bootstrap.
+ * Image routes: list, inspect, history, tag, remove, prune, create (pulls go to the
+ * registry routes' handler), and the Berth extension POST /berth/bootstrap.
  */
 import type { Router, Ctx } from '../router';
 import type { Services } from '../../engine/services';
 import { BerthError, invalidArgument, notFound } from '../../common/errors';
 import { familiarString, parseReference, withDefaultTag, referenceString, isValidTag } from '../../common/reference';
 import { bootstrapImage } from '../../image/bootstrap';
+import { handleFromImage } from './distribution';
 
 /** Handler for `POST /images/create?fromSrc=...` (import), provided by the archive area. */
 export type FromSrcHandler = (ctx: Ctx, services: Services) => Promise<void>;
@@ -21,34 +21,6 @@ export function setFromSrcHandler(h: FromSrcHandler): void {
 /** Writes one JSON-lines progress message (`\r\n` separated, as dockerd does for pull/load). */
 export function writeProgress(res: NodeJS.WritableStream, msg: unknown): void {
   res.write(JSON.stringify(msg) + '\r\n');
-}
-
-/**
- * `POST /images/create?fromImage=`: Berth has no registry client yet. Answers
- * at once, never touches the network, and says what to do instead.
- */
-export async function handleFromImage(ctx: Ctx, services: Services): Promise<void> {
-  const fromImage = ctx.query.get('fromImage') ?? '';
-  const tag = ctx.query.get('tag') ?? '';
-  let name = fromImage;
-  try {
-    const ref = parseReference(fromImage);
-    if (tag && ref.tag === undefined && ref.digest === undefined) {
-      if (tag.startsWith('sha256:')) ref.digest = tag;
-      else if (!isValidTag(tag)) throw invalidArgument('invalid tag format');
-      else ref.tag = tag;
-    }
-    name = familiarString(withDefaultTag(ref));
-  } catch (err) {
-    if (err instanceof BerthError) throw err;
-    throw invalidArgument(String(err));
-  }
-  void services;
-  const repo = name.replace(/[:@].*$/, '');
-  const hint = repo === 'busybox' || repo === 'debian'
-    ? `; create it locally with "berth bootstrap ${name}"`
-    : '; use "docker load" to add images';
-  throw notFound(`pull access denied for ${repo}: image ${name} is not present locally and pulling from registries is not implemented in Berth yet${hint}`);
 }
 
 export function registerImageRoutes(router: Router, services: Services): void {

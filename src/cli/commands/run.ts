@@ -9,6 +9,7 @@ import { ramInBytes } from '../units';
 import { flushStdio, pump, terminalSize } from '../streams';
 import { familiarName, parseReference, withDefaultTag } from '../../common/reference';
 import { withClientProxies } from '../proxyenv';
+import { registryAuthHeader } from '../registryauth';
 
 const memFlag = (long: string, short: string | undefined, usage: string): FlagSpec => ({ long, short, kind: 'string', valueName: 'bytes', usage, convert: (v) => ramInBytes(v) });
 
@@ -566,13 +567,13 @@ export async function printProgress(r: { res: NodeJS.ReadableStream }, write: (s
   }
 }
 
-async function pullImage(api: ApiClient, image: string, platform: string, write: (s: string) => void, quiet: boolean): Promise<void> {
-  const ref = withDefaultTag(parseReference(image));
+export async function pullImage(api: ApiClient, image: string, platform: string, write: (s: string) => void, quiet: boolean, allTags = false): Promise<void> {
+  const ref = allTags ? parseReference(image) : withDefaultTag(parseReference(image));
   const query: Record<string, string> = { fromImage: familiarName(ref) };
-  if (ref.digest) query.fromImage += `@${ref.digest}`;
-  else query.tag = ref.tag!;
+  if (ref.digest) query.tag = ref.digest;
+  else if (!allTags) query.tag = ref.tag!;
   if (platform) query.platform = platform;
-  const r = await api.request('POST', '/images/create', { query });
+  const r = await api.request('POST', '/images/create', { query, headers: { 'X-Registry-Auth': registryAuthHeader(ref.domain) } });
   await printProgress(r, write, quiet);
 }
 
