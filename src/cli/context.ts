@@ -92,5 +92,7 @@ async function startDaemon(sock: string): Promise<void> {
     if (exited) break;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new CliError(`Cannot connect to the Berth daemon at ${DEFAULT_HOST}. Is the berth daemon running? (berthd did not start; see ${logFile})`);
+  // berthd refuses a bad daemon.json with one line and exit 1: show it rather than only where the log is.
+  const lastLine = exited ? fs.readFileSync(logFile, 'utf8').trimEnd().split('\n').pop() : '';
+  throw new CliError(`Cannot connect to the Berth daemon at ${DEFAULT_HOST}. Is the berth daemon running? (berthd did not start${lastLine ? `: ${lastLine}` : ''}; see ${logFile})`);
 }

@@ -82,7 +82,7 @@ test('daemon.json keys are in force: info (API, berth, docker CLI), container ul
     ' Registry Mirrors:\n  https://mirror.example.test/', ' Live Restore Enabled: true',
   ];
   const berthInfo = ok(await d.cli(['info']), 'berth info').stdout;
-  for (const t of expectText) assert.ok(berthInfo.includes(t), `berth info lacks ${JSON.stringify(t)}:\n${berthInfo}`);
+  for (const t of [...expectText, ' DNS: 10.66.0.53']) assert.ok(berthInfo.includes(t), `berth info lacks ${JSON.stringify(t)}:\n${berthInfo}`);
   const dockerInfo = ok(await d.docker(['info']), 'docker info').stdout;
   for (const t of expectText) assert.ok(dockerInfo.includes(t), `docker info lacks ${JSON.stringify(t)}:\n${dockerInfo}`);
 

@@ -365,6 +365,8 @@ export function registerSystemRoutes(router: Router, services: Services): void {
       HttpProxy: maskCredentials(config.proxies.httpProxy),
       HttpsProxy: maskCredentials(config.proxies.httpsProxy),
       NoProxy: config.proxies.noProxy,
+      // Not in dockerd's answer: daemon.json `dns`, which `berth info` shows (the docker CLI ignores it).
+      Dns: config.dns,
       Name: os.hostname(),
       Labels: config.labels,
       ExperimentalBuild: config.experimental,

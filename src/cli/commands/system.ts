@@ -208,6 +208,7 @@ const info: CommandDef = {
     if (i.HttpProxy) add(1, 'HTTP Proxy', i.HttpProxy);
     if (i.HttpsProxy) add(1, 'HTTPS Proxy', i.HttpsProxy);
     if (i.NoProxy) add(1, 'No Proxy', i.NoProxy);
+    if (i.Dns?.length) add(1, 'DNS', (i.Dns as string[]).join(', '));
     if (i.Labels?.length) {
       lines.push(' Labels:');
       for (const l of i.Labels as string[]) lines.push(`  ${l}`);
