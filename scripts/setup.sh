@@ -44,17 +44,22 @@ ping_daemon() {
     req.end();' "$SOCK"
 }
 
+# Up to 10 s for the socket to answer.
+wait_for_daemon() {
+  for _ in $(seq 1 100); do
+    ping_daemon && return 0
+    sleep 0.1
+  done
+  ping_daemon
+}
+
 if ping_daemon; then
   echo "==> berthd already running on $SOCK"
 elif [ "$SYSTEMD_RUNNING" = 1 ]; then
   echo "==> systemctl enable --now berth"
   systemctl daemon-reload
   systemctl enable --now berth.service
-  for _ in $(seq 1 100); do
-    ping_daemon && break
-    sleep 0.1
-  done
-  if ! ping_daemon; then
+  if ! wait_for_daemon; then
     echo "scripts/setup.sh: berth.service did not start; journalctl -u berth:" >&2
     journalctl -u berth.service -n 20 --no-pager >&2 || true
     exit 1
@@ -64,11 +69,7 @@ else
   mkdir -p /run/berth
   # setsid: berthd keeps running after this script ends.
   setsid nohup "$ROOT/bin/berthd" >>/var/log/berthd.log 2>&1 < /dev/null &
-  for _ in $(seq 1 100); do
-    ping_daemon && break
-    sleep 0.1
-  done
-  if ! ping_daemon; then
+  if ! wait_for_daemon; then
     echo "scripts/setup.sh: berthd did not start; last lines of /var/log/berthd.log:" >&2
     tail -n 20 /var/log/berthd.log >&2
     exit 1

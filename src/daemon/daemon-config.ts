@@ -52,11 +52,12 @@ const DOCKERD_ONLY_KEYS = new Set([
 /** daemon.json maps that are values, not groups of keys (dockerd's flatOptions). */
 const FLAT_OBJECTS = new Set(['api-limits', 'log-opts', 'default-ulimits', 'features', 'builder', 'runtimes', 'default-network-opts', 'cluster-store-opts']);
 
-/** Keys a SIGHUP applies (those dockerd reloads that Berth has). */
-export const RELOADABLE_KEYS = [
-  'debug', 'log-level', 'labels', 'insecure-registries', 'registry-mirrors',
-  'max-concurrent-downloads', 'max-concurrent-uploads', 'live-restore',
-] as const;
+/** Keys a SIGHUP applies (those dockerd reloads that Berth has), with their DaemonConfig field. */
+const RELOADABLE: ReadonlyArray<[string, keyof DaemonConfig]> = [
+  ['debug', 'debug'], ['log-level', 'logLevel'], ['labels', 'labels'], ['insecure-registries', 'insecureRegistries'],
+  ['registry-mirrors', 'registryMirrors'], ['max-concurrent-downloads', 'maxConcurrentDownloads'],
+  ['max-concurrent-uploads', 'maxConcurrentUploads'], ['live-restore', 'liveRestore'],
+];
 
 type Setter = (cfg: DaemonConfig, value: Raw, key: string) => void;
 
@@ -612,32 +613,13 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
 
 /** What a reload changed: key -> [old, new], for the log line. */
 export function reloadableDiff(before: DaemonConfig, after: DaemonConfig): Array<[string, string, string]> {
-  const out: Array<[string, string, string]> = [];
   const show = (v: unknown) => (Array.isArray(v) ? `[${v.join(' ')}]` : String(v));
-  const pairs: Array<[string, unknown, unknown]> = [
-    ['debug', before.debug, after.debug],
-    ['log-level', before.logLevel, after.logLevel],
-    ['labels', before.labels, after.labels],
-    ['insecure-registries', before.insecureRegistries, after.insecureRegistries],
-    ['registry-mirrors', before.registryMirrors, after.registryMirrors],
-    ['max-concurrent-downloads', before.maxConcurrentDownloads, after.maxConcurrentDownloads],
-    ['max-concurrent-uploads', before.maxConcurrentUploads, after.maxConcurrentUploads],
-    ['live-restore', before.liveRestore, after.liveRestore],
-  ];
-  for (const [k, a, b] of pairs) if (show(a) !== show(b)) out.push([k, show(a), show(b)]);
-  return out;
+  return RELOADABLE.filter(([, f]) => show(before[f]) !== show(after[f])).map(([k, f]) => [k, show(before[f]), show(after[f])]);
 }
 
 /** Copies the reloadable fields of `next` onto the live config object (which every service holds). */
 export function applyReload(live: DaemonConfig, next: DaemonConfig): void {
-  live.debug = next.debug;
-  live.logLevel = next.logLevel;
-  live.labels = next.labels;
-  live.insecureRegistries = next.insecureRegistries;
-  live.registryMirrors = next.registryMirrors;
-  live.maxConcurrentDownloads = next.maxConcurrentDownloads;
-  live.maxConcurrentUploads = next.maxConcurrentUploads;
-  live.liveRestore = next.liveRestore;
+  Object.assign(live, Object.fromEntries(RELOADABLE.map(([, f]) => [f, next[f]])));
 }
 
 /** Non-reloadable settings whose value in the file differs from the running one (they need a restart). */
