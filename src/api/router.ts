@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { BerthError, httpStatusOf, invalidArgument } from '../common/errors';
 import { defaultApiLimits, type ApiLimits } from '../engine/config';
+import { checkJsonDepth, hasBodyValidator, validateBody } from './validate';
 
 /** API version Berth speaks; the docker CLI negotiates min(its max, this). */
 export const API_VERSION = '1.47';
@@ -44,6 +45,8 @@ export class Ctx {
   limits: ApiLimits = defaultApiLimits();
   /** Set when a body was refused unread: the answer closes the connection instead of draining it. */
   private bodyRefused = false;
+  /** The route's swagger operation: JSON bodies are validated against its schema (set by the server). */
+  bodyOperation?: string;
 
   constructor(
     readonly req: IncomingMessage,
@@ -74,16 +77,22 @@ export class Ctx {
     return n;
   }
 
-  /** The `filters` query parameter: `{"name":{"x":true}}` or legacy `{"name":["x"]}`. */
+  /** The `filters` query parameter: `{"name":{"x":true}}` or legacy `{"name":["x"]}`; anything else is a 400. */
   filters(): Record<string, string[]> {
     const raw = this.query.get('filters');
     if (!raw) return {};
     let parsed: unknown;
-    try { parsed = JSON.parse(raw); } catch { throw invalidArgument(`invalid filter: ${raw}`); }
+    try {
+      checkJsonDepth(raw, 4);
+      parsed = JSON.parse(raw);
+    } catch { throw invalidArgument(`invalid filter: ${raw}`); }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw invalidArgument(`invalid filter: ${raw}`);
     const out: Record<string, string[]> = {};
     for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
-      if (Array.isArray(v)) out[k] = v.map(String);
-      else if (v && typeof v === 'object') out[k] = Object.entries(v).filter(([, on]) => on).map(([x]) => x);
+      if (Array.isArray(v) && v.every((x) => typeof x === 'string')) out[k] = v;
+      else if (v && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((on) => typeof on === 'boolean')) {
+        out[k] = Object.entries(v).filter(([, on]) => on).map(([x]) => x);
+      } else throw invalidArgument(`invalid filter '${k}': ${JSON.stringify(v)}`);
     }
     return out;
   }
@@ -167,11 +176,24 @@ export class Ctx {
       if (dflt !== undefined) return dflt;
       throw invalidArgument('request body is empty');
     }
+    return this.parseJson(buf) as T;
+  }
+
+  /**
+   * Parses JSON text of a body: nesting depth first, then the text, then the
+   * route's body schema (all 400s, before any handler acts on the value).
+   */
+  parseJson(buf: Buffer): unknown {
+    const text = buf.toString('utf8');
+    checkJsonDepth(text);
+    let value: unknown;
     try {
-      return JSON.parse(buf.toString('utf8')) as T;
+      value = JSON.parse(text);
     } catch (err) {
       throw invalidArgument(`invalid JSON body: ${(err as Error).message}`);
     }
+    if (this.bodyOperation) validateBody(this.bodyOperation, value);
+    return value;
   }
 
   send(status: number, body?: unknown, headers: Record<string, string> = {}): void {
@@ -262,9 +284,11 @@ export type Handler = (ctx: Ctx) => Promise<void> | void;
 export interface RouteOptions {
   /** The handler takes the raw connection (`Connection: Upgrade` is honoured only on such routes). */
   hijack?: boolean;
+  /** Swagger operationId whose body schema every JSON body of this route must match (see api/validate.ts). */
+  body?: string;
 }
 
-interface Route { method: string; re: RegExp; handler: Handler; hijack: boolean }
+interface Route { method: string; re: RegExp; handler: Handler; hijack: boolean; body?: string }
 
 /** decodeURIComponent that answers a malformed escape with a 400, not a URIError. */
 export function decodePathParam(s: string): string {
@@ -285,7 +309,8 @@ export class Router {
 
   add(method: string, pattern: RegExp | string, handler: Handler, opts: RouteOptions = {}): void {
     const re = typeof pattern === 'string' ? new RegExp(`^${pattern}$`) : pattern;
-    this.routes.push({ method: method.toUpperCase(), re, handler, hijack: opts.hijack === true });
+    if (opts.body !== undefined && !hasBodyValidator(opts.body)) throw new Error(`route ${pattern}: no body validator for ${opts.body}`);
+    this.routes.push({ method: method.toUpperCase(), re, handler, hijack: opts.hijack === true, body: opts.body });
   }
   get(p: RegExp | string, h: Handler, o?: RouteOptions) { this.add('GET', p, h, o); }
   post(p: RegExp | string, h: Handler, o?: RouteOptions) { this.add('POST', p, h, o); }
@@ -297,14 +322,14 @@ export class Router {
    * Finds the handler; also returns whether the path exists under another method (405 vs 404).
    * Throws a 400 for a malformed percent-escape in a path parameter.
    */
-  match(method: string, path: string): { handler?: Handler; params: string[]; pathKnown: boolean; hijack: boolean } {
+  match(method: string, path: string): { handler?: Handler; params: string[]; pathKnown: boolean; hijack: boolean; body?: string } {
     let pathKnown = false;
     for (const r of this.routes) {
       const m = r.re.exec(path);
       if (!m) continue;
       pathKnown = true;
       if (r.method === method || (method === 'HEAD' && r.method === 'GET' && !this.hasExact('HEAD', path))) {
-        return { handler: r.handler, params: m.slice(1).map((s) => (s === undefined ? s : decodePathParam(s))), pathKnown, hijack: r.hijack };
+        return { handler: r.handler, params: m.slice(1).map((s) => (s === undefined ? s : decodePathParam(s))), pathKnown, hijack: r.hijack, body: r.body };
       }
     }
     return { params: [], pathKnown, hijack: false };

@@ -90,8 +90,9 @@ export class ApiServer {
       if (m) { version = m[1]; p = m[2]; }
       ctx = newCtx(query, [], version || API_VERSION);
       if (version) checkVersion(version);
-      const { handler, params, hijack } = this.router.match(method, p);
+      const { handler, params, hijack, body } = this.router.match(method, p);
       ctx = newCtx(query, params, version || API_VERSION);
+      ctx.bodyOperation = body;
       if (!handler) throw notFound(`page not found`);
       // An Upgrade on a route that does not hijack is refused before the handler runs (nothing happens).
       if (socket && !hijack) throw invalidArgument(`Connection: Upgrade is only accepted on attach, exec start and session requests`);

@@ -340,3 +340,77 @@ test('a stalled upload holds no lock; an aborted one leaves no spool file', asyn
   await settled(() => spoolFiles().length === 0, `load spool dirs (${spoolFiles().join(', ')})`);
   await alive('aborted load');
 });
+
+/** Wrong JSON types, per field, for the bodies with a schema; each must be a 400 naming the field, nothing created. */
+const WRONG_TYPES: Record<string, Array<[string, unknown]>> = {
+  create: [
+    ['Hostname', 5], ['User', []], ['AttachStdin', 'yes'], ['Tty', 1], ['Env', [1, 2]], ['Env', { A: 'b' }], ['Env', 'A=b'],
+    ['Cmd', 123], ['Cmd', [1]], ['Entrypoint', { a: 1 }], ['Image', 7], ['Labels', 'abc'], ['Labels', { a: 1 }],
+    ['WorkingDir', false], ['StopSignal', 15.5], ['StopTimeout', '10'], ['ExposedPorts', ['80/tcp']], ['Volumes', 'x'],
+    ['Healthcheck', 'CMD true'], ['Healthcheck', { Test: 'notarray' }], ['Healthcheck', { Interval: '1s' }],
+    ['HostConfig', 'bad'], ['HostConfig', { Binds: '/tmp:/x' }], ['HostConfig', { Binds: [123] }], ['HostConfig', { Binds: [null] }],
+    ['HostConfig', { Mounts: [null] }], ['HostConfig', { Mounts: 'x' }], ['HostConfig', { VolumesFrom: [1] }],
+    ['HostConfig', { Memory: 'lots' }], ['HostConfig', { CpuShares: '512' }], ['HostConfig', { NanoCpus: '1e9' }],
+    ['HostConfig', { PidsLimit: 'many' }], ['HostConfig', { Memory: 1.5 }], ['HostConfig', { Privileged: 'true' }],
+    ['HostConfig', { PortBindings: { '80/tcp': [{ HostPort: 80 }] } }], ['HostConfig', { PortBindings: { '80/tcp': 'x' } }],
+    ['HostConfig', { RestartPolicy: 'always' }], ['HostConfig', { LogConfig: { Type: 5 } }], ['HostConfig', { Dns: '1.1.1.1' }],
+    ['HostConfig', { Ulimits: [{ Name: 'nofile', Soft: '1' }] }], ['HostConfig', { Sysctls: { a: 1 } }], ['HostConfig', { CapAdd: 'ALL' }],
+    ['HostConfig', { ShmSize: '64m' }], ['HostConfig', { AutoRemove: 'yes' }], ['HostConfig', { NetworkMode: 1 }],
+    ['NetworkingConfig', { EndpointsConfig: 'x' }], ['NetworkingConfig', { EndpointsConfig: { n: { Aliases: 'a' } } }],
+  ],
+  update: [['Memory', 'lots'], ['CpuShares', '2'], ['PidsLimit', 'x'], ['RestartPolicy', 'always'], ['RestartPolicy', { MaximumRetryCount: '3' }], ['BlkioWeight', '10']],
+  commit: [['Cmd', 5], ['Env', 'x'], ['Labels', [1]], ['ExposedPorts', 5]],
+  exec: [['Cmd', 'ls'], ['Cmd', [1]], ['Env', { A: 1 }], ['Tty', 'yes'], ['User', 0], ['Privileged', 'no'], ['ConsoleSize', ['a']], ['WorkingDir', 1]],
+  volume: [['Name', 5], ['Driver', []], ['DriverOpts', { a: 1 }], ['Labels', 'x']],
+};
+
+test('wrong JSON types in every body with a schema: 400 naming the field, nothing created', async () => {
+  const before = (await d.api('GET', '/containers/json?all=1')).body.length;
+  const volsBefore = (await d.api('GET', '/volumes')).body.Volumes.length;
+  const execs = [] as string[];
+  let n = 0;
+  for (const [kind, cases] of Object.entries(WRONG_TYPES)) {
+    for (const [field, value] of cases) {
+      const base: Record<string, unknown> = kind === 'create' ? { Image: 'busybox', Cmd: ['true'] } : kind === 'exec' ? { Cmd: ['true'], AttachStdout: true } : {};
+      const body = { ...base, [field]: value };
+      const [method, p] = ({
+        create: ['POST', `/containers/create?name=wrongtype${n++}`],
+        update: ['POST', `/containers/${ctr}/update`],
+        commit: ['POST', `/commit?container=${ctr}&repo=wrongtype`],
+        exec: ['POST', `/containers/${ctr}/exec`],
+        volume: ['POST', '/volumes/create'],
+      } as Record<string, [string, string]>)[kind];
+      const r = await d.api(method, p, body);
+      const what = `${kind} ${field}=${JSON.stringify(value)}`;
+      await refused(r, what, 400);
+      assert.match(r.body.message, new RegExp(`json: cannot unmarshal \\w+ into Go (struct field \\w+\\.${field}|value)`), `${what}: ${r.body.message}`);
+      if (kind === 'exec' && r.status === 201) execs.push(r.body.Id);
+    }
+  }
+  assert.equal((await d.api('GET', '/containers/json?all=1')).body.length, before, 'a container was created');
+  assert.equal((await d.api('GET', '/volumes')).body.Volumes.length, volsBefore, 'a volume was created');
+  assert.equal((await d.api('GET', '/images/wrongtype/json')).status, 404, 'an image was committed');
+  const m = await d.api('POST', '/containers/create', { Image: 'busybox', Env: [1] });
+  assert.equal(m.body.message, 'json: cannot unmarshal number into Go struct field ContainerConfig.Env of type string');
+});
+
+test('bodies nested 100k deep, null and non-object filters, null bodies', async () => {
+  const deep = '{"Image":"busybox","Labels":' + '{"a":'.repeat(100_000) + '"x"' + '}'.repeat(100_000) + '}';
+  await refused(await d.api('POST', '/containers/create', deep, { 'Content-Type': 'application/json' }), 'labels nested 100k deep', 400);
+  const arr = '['.repeat(100_000) + ']'.repeat(100_000);
+  await refused(await d.api('POST', '/volumes/create', arr, { 'Content-Type': 'application/json' }), 'array nested 100k deep', 400);
+  for (const route of ['/containers/json', '/images/json', '/volumes', '/events?until=1']) {
+    for (const f of ['null', '5', '"x"', '[1]', '{"label":5}', '{"label":[1]}', '{"label":{"a":"yes"}}', '[[[[[[[[[[[[]]]]]]]]]]]]']) {
+      await refused(await d.api('GET', `${route}${route.includes('?') ? '&' : '?'}filters=${encodeURIComponent(f)}`), `${route} filters=${f}`, 400);
+    }
+  }
+  for (const route of ['/containers/prune', '/images/prune', '/volumes/prune']) {
+    await refused(await d.api('POST', `${route}?filters=null`), `${route} filters=null`, 400);
+  }
+  await refused(await d.api('POST', '/containers/create', 'null', { 'Content-Type': 'application/json' }), 'create null', 400);
+  await refused(await d.api('POST', '/containers/create', '[]', { 'Content-Type': 'application/json' }), 'create []', 400);
+  // Nulls are Go's zero values: accepted, as dockerd does.
+  const ok = await d.api('POST', '/containers/create?name=nulls', { Image: 'busybox', Cmd: null, Env: null, HostConfig: { Binds: null, Memory: null }, Labels: null });
+  assert.equal(ok.status, 201, ok.raw.toString());
+  assert.equal((await d.api('DELETE', '/containers/nulls')).status, 204);
+});

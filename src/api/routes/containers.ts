@@ -90,14 +90,13 @@ export function registerContainerRoutes(router: Router, services: Services): voi
     const name = ctx.query.get('name') || undefined;
     const buf = await ctx.bodyBuffer();
     if (buf.length === 0) throw invalidArgument('config cannot be empty in order to create a container');
-    let body: unknown;
-    try { body = JSON.parse(buf.toString('utf8')); } catch (err) { throw invalidArgument(`invalid JSON body: ${(err as Error).message}`); }
+    const body = ctx.parseJson(buf); // depth, syntax and the swagger's types, before anything is created
     if (body === null || typeof body !== 'object' || Array.isArray(body)) {
       throw invalidArgument('config cannot be empty in order to create a container');
     }
     const r = await svc.create(name, body as ContainerCreateRequest);
     ctx.send(201, { Id: r.Id, Warnings: r.Warnings ?? [] });
-  });
+  }, { body: 'ContainerCreate' });
 
   router.get('/containers/json', async (ctx) => {
     const filters = ctx.filters();
@@ -174,7 +173,7 @@ export function registerContainerRoutes(router: Router, services: Services): voi
 
   router.post(`/containers/${REF}/update`, async (ctx) => {
     ctx.send(200, await svc.update(ref(ctx), await ctx.json<any>({})));
-  });
+  }, { body: 'ContainerUpdate' });
 
   router.post(`/containers/${REF}/rename`, async (ctx) => {
     const newName = ctx.query.get('name') ?? '';
@@ -323,7 +322,7 @@ export function registerContainerRoutes(router: Router, services: Services): voi
     if (body === null || typeof body !== 'object' || Array.isArray(body)) throw invalidArgument('invalid exec config');
     const r = await svc.execCreate(ref(ctx), body);
     ctx.send(201, { Id: r.Id });
-  });
+  }, { body: 'ContainerExec' });
 
   router.post('/exec/([^/]+)/start', async (ctx) => {
     const id = ctx.params[0];
@@ -346,7 +345,7 @@ export function registerContainerRoutes(router: Router, services: Services): voi
       if (!sock.destroyed && !sock.writableEnded) sock.write(tty ? msg : encodeFrame(STDOUT, msg));
     }
     endSocket(sock);
-  }, { hijack: true });
+  }, { hijack: true, body: 'ExecStart' });
 
   router.post('/exec/([^/]+)/resize', async (ctx) => {
     const h = atoi(ctx, 'h');

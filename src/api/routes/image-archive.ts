@@ -85,7 +85,7 @@ export function registerImageArchiveRoutes(router: Router, services: Services): 
       config: overrides ?? undefined,
     });
     ctx.send(201, { Id: id });
-  });
+  }, { body: 'ImageCommit' });
 
   registerContainerArchiveRoutes(router, services);
 }

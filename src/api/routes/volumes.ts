@@ -14,7 +14,7 @@ export function registerVolumeRoutes(router: Router, services: Services): void {
     const body = await ctx.json<VolumeCreateRequest>({});
     if (!body || typeof body !== 'object') throw invalidArgument('invalid volume create request');
     ctx.send(201, await volumes.create(body));
-  });
+  }, { body: 'VolumeCreate' });
 
   router.get('/volumes', async (ctx) => {
     ctx.send(200, { Volumes: volumes.list(ctx.filters()), Warnings: null });
