@@ -6,11 +6,13 @@ import { test, after } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import {
   BERTH_BIN, BERTHD_BIN, TEMP_PREFIX, bootstrapBusybox, cgroupParentOf, ok, run, startDaemon, waitFor, type Daemon,
 } from '../helpers/daemon';
+import { startRegistry } from '../helpers/registry';
 
 /** The first /events message with this type and action, from now on. */
 function nextEvent(d: Daemon, type: string, action: string): { ready: Promise<void>; event: Promise<any> } {
@@ -244,5 +246,50 @@ test('the socket belongs to the configured group: a member uses it without root,
     spawnSync('userdel', [member]);
     spawnSync('userdel', [stranger]);
     spawnSync('groupdel', [group]);
+  }
+});
+
+test('daemon proxies carry registry traffic: a pull from a named registry goes through the proxy on 127.0.0.1, loopback registries do not', async () => {
+  const reg = await startRegistry('berth');
+  // A CONNECT proxy that reaches "registry.example.test:5000" at the test registry (no name resolution, no network).
+  const tunnels: string[] = [];
+  const open = new Set<net.Socket>();
+  const proxy = http.createServer((req, res) => {
+    tunnels.push(`plain ${req.method} ${req.url}`);
+    res.writeHead(502).end();
+  });
+  proxy.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
+    tunnels.push(String(req.url));
+    const [host, port] = reg.addr.split(':');
+    const upstream = net.connect(Number(port), host, () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length) upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    for (const s of [client, upstream]) {
+      open.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => { open.delete(s); client.destroy(); upstream.destroy(); });
+    }
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  const proxyUrl = `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`;
+  let d: Daemon | undefined;
+  try {
+    d = await startDaemon({ config: { proxies: { 'http-proxy': proxyUrl, 'https-proxy': proxyUrl }, 'insecure-registries': ['registry.example.test:5000'] } });
+    await bootstrapBusybox(d);
+    ok(await d.cli(['tag', 'busybox', `${reg.addr}/proxied/busybox:1`]));
+    ok(await d.cli(['push', `${reg.addr}/proxied/busybox:1`]), 'push to 127.0.0.1');
+    assert.deepEqual(tunnels, [], 'loopback registries are reached directly');
+    ok(await d.cli(['pull', 'registry.example.test:5000/proxied/busybox:1']), 'pull through the proxy');
+    assert.ok(tunnels.length > 0 && tunnels.every((t) => t === 'registry.example.test:5000'), tunnels.join(', '));
+    const img = JSON.parse(ok(await d.cli(['image', 'inspect', 'registry.example.test:5000/proxied/busybox:1'])).stdout)[0];
+    assert.ok(img.RepoDigests.some((r: string) => r.startsWith('registry.example.test:5000/proxied/busybox@sha256:')), JSON.stringify(img.RepoDigests));
+  } finally {
+    await d?.stop();
+    for (const s of open) s.destroy();
+    proxy.close();
+    await reg.stop();
   }
 });
