@@ -9,14 +9,23 @@ import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { conflict, notFound } from '../common/errors';
 import { encodeFrame } from '../common/stdcopy';
-import { conmonExec, ConmonStartError } from '../runtime/conmon';
 import { runcMessage } from '../runtime/runc';
+import { TaskStartError, type TaskRuntime } from '../runtime/task';
 import { hostBoundingCapabilities } from '../runtime/caps';
 import { resolveUser } from '../runtime/user';
 import { AttachBridge } from './attach';
 import { mergeEnv } from './createconfig';
-import type { Containers } from './service';
 import type { ContainerRecord } from './store';
+
+/** What exec needs of the container service (narrow, so exec.ts does not import service.ts). */
+export interface ExecHost {
+  readonly runtime: TaskRuntime;
+  readonly config: { execRoot: string };
+  /** The live record of a container. */
+  get(idOrName: string): ContainerRecord;
+  bundleDir(id: string): string;
+  emit(rec: ContainerRecord, action: string, extra?: Record<string, string>): void;
+}
 
 interface ExecRec {
   ID: string;
@@ -38,7 +47,7 @@ interface ExecRec {
 export class ExecManager {
   private readonly execs = new Map<string, ExecRec>();
 
-  constructor(private readonly svc: Containers) {}
+  constructor(private readonly svc: ExecHost) {}
 
   async create(rec: ContainerRecord, body: any): Promise<{ Id: string }> {
     if (!rec.State.Running) throw conflict(`Container ${rec.Id} is not running`);
@@ -80,8 +89,7 @@ export class ExecManager {
   async resize(id: string, height: number, width: number): Promise<void> {
     const e = this.find(id);
     if (!e.Running || !e.dir) throw conflict(`Exec ${id} is not running`);
-    const { writeCtl } = await import('./service');
-    await writeCtl(path.join(e.dir, 'ctl'), height, width);
+    await this.svc.runtime.resize(e.dir, height, width);
   }
 
   /** The container stopped: its execs are gone with it. */
@@ -143,17 +151,13 @@ export class ExecManager {
     let session;
     try {
       await fsp.writeFile(specPath, JSON.stringify(await this.processSpec(rec, e, bundle)));
-      session = conmonExec({
-        conmon: this.svc.config.conmon, runc: this.svc.runtimePath, runcRoot: this.svc.runcRoot,
-        cid: rec.Id, execId: id, bundle: dir, pidFile: path.join(dir, 'pidfile'), conmonPidFile: path.join(dir, 'conmon.pid'),
-        terminal: tty, stdin: e.OpenStdin, processSpec: specPath,
-      });
+      session = this.svc.runtime.exec({ id: rec.Id, execId: id, dir, processSpec: specPath, terminal: tty, stdin: e.OpenStdin });
       await session.attachReady;
       if (bridge) await bridge.connect(path.join(dir, 'attach'));
       e.Pid = await session.go();
     } catch (err) {
-      e.ExitCode = err instanceof ConmonStartError && /executable file not found/.test(err.runtimeMessage) ? 127 : 126;
-      const text = err instanceof ConmonStartError
+      e.ExitCode = err instanceof TaskStartError && /executable file not found/.test(err.runtimeMessage) ? 127 : 126;
+      const text = err instanceof TaskStartError
         ? `OCI runtime exec failed: ${runcMessage(err.runtimeMessage)}: unknown`
         : `exec failed: ${(err as Error).message}`;
       if (bridge) {

@@ -23,3 +23,11 @@ export async function unmount(target: string): Promise<void> {
     await umount2(target, MNT_DETACH);
   }
 }
+
+/** How the lifecycle mounts a container's rootfs: on the host, or not at all in unit tests. */
+export interface RootfsMounts {
+  mount(m: MountSpec, target: string): Promise<void>;
+  unmount(target: string): Promise<void>;
+}
+
+export const hostMounts: RootfsMounts = { mount: mountSpec, unmount };

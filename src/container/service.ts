@@ -19,14 +19,15 @@ import type { EventBus } from '../engine/events';
 import type {
   AttachOptions, ContainerPruneReport, ContainerService, ContainerStats, ImageService, LogsOptions, StatsOptions, WaitCondition,
 } from '../engine/types';
-import { conmonSpawn, ConmonStartError } from '../runtime/conmon';
-import { Runc, RuncError, runcMessage, runtimeExecPath } from '../runtime/runc';
+import { runcMessage } from '../runtime/runc';
+import { ConmonRunc } from '../runtime/conmon-runc';
+import { TaskStartError, type TaskRuntime } from '../runtime/task';
 import { AttachBridge } from './attach';
 import { mergeConfig, networkSettings, validateHostConfig } from './createconfig';
 import { ExecManager } from './exec';
 import { statusText, ZERO_TIME, nowRfc3339 } from './format';
 import { streamLogs } from './logs';
-import { mountSpec, unmount } from './mounts';
+import { hostMounts, type RootfsMounts } from './mounts';
 import { parseSignal } from './signals';
 import { ContainerStore, type ContainerRecord } from './store';
 import { randomName, validateName } from './names';
@@ -83,23 +84,20 @@ export class Containers implements ContainerService {
   private readonly byId = new Map<string, Ctr>();
   private readonly names = new Map<string, string>(); // '/name' -> id
   private readonly store: ContainerStore;
-  runc: Runc;
-  readonly exitDir: string;
-  readonly runcRoot: string;
-  private watcher: fs.FSWatcher | undefined;
-  private scanTimer: NodeJS.Timeout | undefined;
   private readonly execs: ExecManager;
-  /** What berthd and conmon execute as the OCI runtime (see runtimeExecPath). */
-  runtimePath: string;
+  /** Runs the containers' processes (runc under conmon; a fake in unit tests). */
+  readonly runtime: TaskRuntime;
+  private readonly mounts: RootfsMounts;
   /** Host cleanups of removed containers still running (shutdown waits for them). */
   private readonly cleanups = new Set<Promise<unknown>>();
 
-  constructor(readonly config: DaemonConfig, readonly images: ImageService, readonly events: EventBus, readonly volumes: VolumeService) {
+  constructor(
+    readonly config: DaemonConfig, readonly images: ImageService, readonly events: EventBus, readonly volumes: VolumeService,
+    deps: { runtime?: TaskRuntime; mounts?: RootfsMounts } = {},
+  ) {
     this.store = new ContainerStore(config.dataRoot);
-    this.exitDir = path.join(config.execRoot, 'exits');
-    this.runcRoot = path.join(config.execRoot, 'runc');
-    this.runtimePath = config.runtime;
-    this.runc = new Runc({ binary: this.runtimePath, root: this.runcRoot });
+    this.runtime = deps.runtime ?? new ConmonRunc({ conmon: config.conmon, runc: config.runtime, execRoot: config.execRoot });
+    this.mounts = deps.mounts ?? hostMounts;
     this.execs = new ExecManager(this);
   }
 
@@ -110,16 +108,10 @@ export class Containers implements ContainerService {
   private ctrDir(id: string): string { return this.store.dir(id); }
 
   async init(): Promise<void> {
-    this.runtimePath = runtimeExecPath(this.config.runtime);
-    this.runc = new Runc({ binary: this.runtimePath, root: this.runcRoot });
-    for (const d of [this.exitDir, this.runcRoot, path.join(this.config.execRoot, 'b'), this.store.root]) {
+    for (const d of [path.join(this.config.execRoot, 'b'), this.store.root]) {
       await fsp.mkdir(d, { recursive: true, mode: 0o711 });
     }
-    this.watcher = fs.watch(this.exitDir, (_ev, file) => { if (file) void this.onExitFile(String(file)); });
-    this.watcher.on('error', () => { /* the periodic scan covers us */ });
-    // Safety net for missed inotify events (e.g. queue overflow).
-    this.scanTimer = setInterval(() => void this.scanExits(), 2000);
-    this.scanTimer.unref();
+    await this.runtime.init((id) => void this.onExitFile(id));
   }
 
   // ---- lookup ------------------------------------------------------------
@@ -343,9 +335,9 @@ export class Containers implements ContainerService {
       const pending = c.pending.splice(0);
       await Promise.all(pending.map((b) => b.connect(this.attachSocket(id))));
       try {
-        await this.runc.start(id, rt.pid);
+        await this.runtime.start(id, rt.pid);
       } catch (err) {
-        throw err instanceof RuncError ? startFailure(err.message) : err;
+        throw err instanceof TaskStartError ? startFailure(err.runtimeMessage) : err;
       }
       const st = c.rec.State;
       Object.assign(st, {
@@ -391,19 +383,17 @@ export class Containers implements ContainerService {
       const mount = await this.images.containerRootfsMount(id);
       const persist = path.join(this.ctrDir(id), 'persist');
       const cfg = c.rec.Config;
-      // conmon starts now and waits on its start pipe while the bundle is made.
-      const conmon = conmonSpawn({
-        conmon: this.config.conmon, runc: this.runtimePath, runcRoot: this.runcRoot, cid: id,
-        bundle, pidFile: path.join(bundle, 'pidfile'), conmonPidFile: path.join(bundle, 'conmon.pid'),
+      // The monitor (conmon) starts now and waits while the bundle is made.
+      const task = this.runtime.create({
+        id, bundle, name: c.rec.Name.slice(1), logPath: c.rec.LogPath, persistDir: persist,
         terminal: !!cfg.Tty, stdin: !!cfg.OpenStdin, leaveStdinOpen: !cfg.StdinOnce,
-        logPath: c.rec.LogPath, name: c.rec.Name.slice(1), exitDir: this.exitDir, persistDir: persist,
       });
       try {
         // The mount runs on the thread pool: everything that does not need the rootfs happens meanwhile.
         // allSettled, so a failure elsewhere never leaves a mount the catch below does not know about.
         const prep = await Promise.allSettled([
-          mountSpec(mount, rootfs).then(() => { mounted = true; }),
-          fsp.rm(path.join(this.exitDir, id), { force: true }),
+          this.mounts.mount(mount, rootfs).then(() => { mounted = true; }),
+          this.runtime.clearExit(id),
           writeEtcFiles(c.rec),
           fsp.rm(persist, { recursive: true, force: true }).then(() => fsp.mkdir(persist, { recursive: true })),
         ]);
@@ -415,20 +405,17 @@ export class Containers implements ContainerService {
         }
         await writeSpec(c.rec, bundle, rootfs, this.config.cgroupParent);
       } catch (err) {
-        conmon.cancel();
+        task.cancel();
         throw err;
       }
-      let pid: number;
       try {
-        ({ pid } = await conmon.go());
+        const { pid, monitorPid } = await task.go();
+        return { pid, conmonPid: monitorPid };
       } catch (err) {
-        if (err instanceof ConmonStartError) throw startFailure(err.runtimeMessage);
-        throw err;
+        throw err instanceof TaskStartError ? startFailure(err.runtimeMessage) : err;
       }
-      const conmonPid = Number((await fsp.readFile(path.join(bundle, 'conmon.pid'), 'utf8').catch(() => '0')).trim()) || 0;
-      return { pid, conmonPid };
     } catch (err) {
-      if (mounted) await unmount(rootfs).catch(() => undefined);
+      if (mounted) await this.mounts.unmount(rootfs).catch(() => undefined);
       await fsp.rm(bundle, { recursive: true, force: true }).catch(() => undefined);
       throw err;
     }
@@ -436,9 +423,9 @@ export class Containers implements ContainerService {
 
   /** Removes a created-but-unused runtime: runc state (kills the waiting process), exit file, mount, bundle. */
   private async undoRuntime(id: string): Promise<void> {
-    await this.runc.delete(id, true).catch(() => undefined);
-    await fsp.rm(path.join(this.exitDir, id), { force: true }).catch(() => undefined);
-    await unmount(this.rootfsDir(id)).catch(() => undefined);
+    await this.runtime.delete(id, true).catch(() => undefined);
+    await this.runtime.clearExit(id);
+    await this.mounts.unmount(this.rootfsDir(id)).catch(() => undefined);
     await fsp.rm(this.bundleDir(id), { recursive: true, force: true }).catch(() => undefined);
   }
 
@@ -471,16 +458,14 @@ export class Containers implements ContainerService {
     if (!pre) return;
     const rt = await pre.catch(() => undefined);
     if (!rt) return;
-    await this.runc.delete(c.rec.Id, true).catch(() => undefined);
-    for (let i = 0; i < 100 && isConmon(rt.conmonPid); i++) await sleep(20);
+    await this.runtime.delete(c.rec.Id, true).catch(() => undefined);
+    for (let i = 0; i < 100 && this.runtime.monitorAlive(rt.conmonPid); i++) await sleep(20);
     await this.undoRuntime(c.rec.Id);
   }
 
   // ---- exits -------------------------------------------------------------
   private async scanExits(): Promise<void> {
-    let files: string[];
-    try { files = await fsp.readdir(this.exitDir); } catch { return; }
-    for (const f of files) await this.onExitFile(f);
+    for (const id of await this.runtime.exitedIds()) await this.onExitFile(id);
   }
 
   private async onExitFile(file: string): Promise<void> {
@@ -489,16 +474,16 @@ export class Containers implements ContainerService {
     if (c.starting) await c.starting;
     if (!c.rec.State.Running && !c.starting && !c.prestart && !c.exiting) {
       // Left by a runtime that was torn down before it ran (dropped pre-start, crash mid-start).
-      await fsp.rm(path.join(this.exitDir, file), { force: true }).catch(() => undefined);
+      await this.runtime.clearExit(file);
       return;
     }
     if (c.exitHandled || !c.rec.State.Running) return;
-    let text: string;
-    try { text = (await fsp.readFile(path.join(this.exitDir, file), 'utf8')).trim(); } catch { return; }
-    if (text === '') return; // not written yet: the next event brings it
+    const code = await this.runtime.readExit(file);
+    if (code === undefined) return;
+    if (code === null) return; // not written yet: the next event brings it
     if (c.exitHandled) return;
     c.exitHandled = true;
-    await this.handleExit(c, Number.parseInt(text, 10));
+    await this.handleExit(c, code);
   }
 
   /** Applies an exit: state, events, waiters first (fast `docker run`), then cleanup, restart policy, auto-remove. */
@@ -525,7 +510,7 @@ export class Containers implements ContainerService {
     c.exiting = (async () => {
       st.OOMKilled = await fsp.stat(path.join(this.ctrDir(id), 'persist', 'oom')).then(() => true, () => false);
       await this.cleanupRuntime(id);
-      await fsp.rm(path.join(this.exitDir, id), { force: true }).catch(() => undefined);
+      await this.runtime.clearExit(id);
     })().finally(() => { c.exiting = undefined; });
     await this.save(c).catch(() => undefined);
     this.emit(c, 'die', { exitCode: String(st.ExitCode), execDuration: '0' });
@@ -574,8 +559,8 @@ export class Containers implements ContainerService {
   /** runc delete (cgroup, state) and unmount rootfs (in parallel), then drop the bundle. */
   private async cleanupRuntime(id: string): Promise<void> {
     await Promise.all([
-      this.runc.delete(id, true).catch(() => undefined),
-      unmount(this.rootfsDir(id)).catch(() => undefined),
+      this.runtime.delete(id, true).catch(() => undefined),
+      this.mounts.unmount(this.rootfsDir(id)).catch(() => undefined),
     ]);
     await fsp.rm(this.bundleDir(id), { recursive: true, force: true }).catch(() => undefined);
   }
@@ -619,15 +604,11 @@ export class Containers implements ContainerService {
 
   private async signal(c: Ctr, sig: number, all = false): Promise<void> {
     const id = c.rec.Id;
-    try {
-      await this.runc.kill(id, sig, all);
-    } catch (err) {
-      if (!(err instanceof RuncError) || !/not running|does not exist|process already finished/i.test(err.message)) throw err;
-    }
+    await this.runtime.kill(id, sig, all);
     this.emit(c, 'kill', { signal: String(sig) });
     if (c.rec.State.Paused) {
       // A frozen process only acts on the signal once thawed.
-      await this.runc.resume(id).catch(() => undefined);
+      await this.runtime.resume(id).catch(() => undefined);
       c.rec.State.Paused = false;
       c.rec.State.Status = 'running';
     }
@@ -664,7 +645,7 @@ export class Containers implements ContainerService {
     await this.withLock(c, async () => {
       if (!c.rec.State.Running) throw conflict(`Container ${c.rec.Id} is not running`);
       if (c.rec.State.Paused) throw conflict(`Container ${c.rec.Id} is already paused`);
-      await this.runc.pause(c.rec.Id).catch((err) => { throw internal(`Cannot pause container ${c.rec.Id}: ${(err as Error).message}`); });
+      await this.runtime.pause(c.rec.Id).catch((err) => { throw internal(`Cannot pause container ${c.rec.Id}: ${(err as Error).message}`); });
       c.rec.State.Paused = true;
       c.rec.State.Status = 'paused';
       await this.save(c);
@@ -676,7 +657,7 @@ export class Containers implements ContainerService {
     const c = this.find(idOrName);
     await this.withLock(c, async () => {
       if (!c.rec.State.Paused) throw conflict(`Container ${c.rec.Id} is not paused`);
-      await this.runc.resume(c.rec.Id).catch((err) => { throw internal(`Cannot unpause container ${c.rec.Id}: ${(err as Error).message}`); });
+      await this.runtime.resume(c.rec.Id).catch((err) => { throw internal(`Cannot unpause container ${c.rec.Id}: ${(err as Error).message}`); });
       c.rec.State.Paused = false;
       c.rec.State.Status = 'running';
       await this.save(c);
@@ -724,16 +705,10 @@ export class Containers implements ContainerService {
       const checked = validateHostConfig(hc, { network: this.config.defaultNetwork, cgroupnsMode: this.config.defaultCgroupnsMode });
       const resources = validateSpec(id, c.rec.Config, checked, this.config.cgroupParent).linux.resources;
       if (c.rec.State.Running) {
-        const file = path.join(this.bundleDir(id), 'update.json');
         const { devices: _devices, ...limits } = resources; // device rules are fixed at create
         // "no limit" is absent from a fresh spec; runc update needs it said (-1 writes "max").
         if (b.PidsLimit != null && b.PidsLimit <= 0) limits.pids = { limit: -1 };
-        await fsp.writeFile(file, JSON.stringify(limits));
-        try {
-          await this.runc.update(id, file);
-        } finally {
-          await fsp.rm(file, { force: true });
-        }
+        await this.runtime.update(id, this.bundleDir(id), limits);
       }
       c.rec.HostConfig = checked;
       await this.save(c);
@@ -815,7 +790,7 @@ export class Containers implements ContainerService {
       if (c.runtimeLeft) {
         c.runtimeLeft = false;
         await this.cleanupRuntime(id);
-        await fsp.rm(path.join(this.exitDir, id), { force: true }).catch(() => undefined);
+        await this.runtime.clearExit(id);
       }
     })();
     const rootfsGone = this.images.removeContainerRootfs(id, runtimeGone).catch(() => undefined);
@@ -859,14 +834,14 @@ export class Containers implements ContainerService {
   async resize(idOrName: string, height: number, width: number): Promise<void> {
     const c = this.find(idOrName);
     if (!c.rec.State.Running) throw conflict(`Container ${c.rec.Id} is not running`);
-    await writeCtl(path.join(this.bundleDir(c.rec.Id), 'ctl'), height, width);
+    await this.runtime.resize(this.bundleDir(c.rec.Id), height, width);
     this.emit(c, 'resize', { height: String(height), width: String(width) });
   }
 
   async top(idOrName: string, psArgs?: string): Promise<{ Titles: string[]; Processes: string[][] }> {
     const c = this.find(idOrName);
     if (!c.rec.State.Running) throw conflict(`Container ${c.rec.Id} is not running`);
-    const pids = await this.runc.ps(c.rec.Id);
+    const pids = await this.runtime.ps(c.rec.Id);
     return containerTop(pids, psArgs);
   }
 
@@ -934,11 +909,11 @@ export class Containers implements ContainerService {
       const tmp = path.join(this.config.execRoot, 'm', `${c.rec.Id.slice(0, 12)}-${randomBytes(3).toString('hex')}`);
       await fsp.mkdir(tmp, { recursive: true });
       try {
-        await mountSpec(await this.images.containerRootfsMount(c.rec.Id), tmp);
+        await this.mounts.mount(await this.images.containerRootfsMount(c.rec.Id), tmp);
         try {
           return await fn(tmp, this.view(c.rec));
         } finally {
-          await unmount(tmp);
+          await this.mounts.unmount(tmp);
         }
       } finally {
         await fsp.rmdir(tmp).catch(() => undefined);
@@ -952,7 +927,7 @@ export class Containers implements ContainerService {
     for (const id of orphans) {
       // Half-created (crash during create or remove): undo, host state first.
       if (fs.existsSync(this.bundleDir(id))) await this.cleanupRuntime(id);
-      await fsp.rm(path.join(this.exitDir, id), { force: true }).catch(() => undefined);
+      await this.runtime.clearExit(id);
       await this.images.removeContainerRootfs(id).catch(() => undefined);
       await fsp.rm(this.ctrDir(id), { recursive: true, force: true }).catch(() => undefined);
     }
@@ -968,15 +943,14 @@ export class Containers implements ContainerService {
         if (fs.existsSync(this.bundleDir(c.rec.Id))) await this.cleanupRuntime(c.rec.Id);
         continue;
       }
-      const exitFile = path.join(this.exitDir, c.rec.Id);
-      const exitText = await fsp.readFile(exitFile, 'utf8').catch(() => undefined);
-      if (exitText !== undefined && exitText.trim() !== '') {
+      const exitCode = await this.runtime.readExit(c.rec.Id);
+      if (exitCode !== undefined && exitCode !== null) {
         st.Running = true;
         c.exitHandled = true;
-        await this.handleExit(c, Number.parseInt(exitText.trim(), 10));
+        await this.handleExit(c, exitCode);
         continue;
       }
-      if (st.Running && isConmon(c.rec.Berth.conmonPid)) continue; // still running: keep watching
+      if (st.Running && this.runtime.monitorAlive(c.rec.Berth.conmonPid)) continue; // still running: keep watching
       if (st.Restarting && !st.Running) {
         // Daemon died between exit and restart: apply the policy again.
         st.Restarting = false;
@@ -995,8 +969,7 @@ export class Containers implements ContainerService {
   async shutdown(): Promise<void> {
     // Pre-created runtimes are not containers anyone started: leave nothing of them behind.
     await Promise.allSettled([...this.byId.values()].map((c) => this.dropPrestart(c)));
-    this.watcher?.close();
-    if (this.scanTimer) clearInterval(this.scanTimer);
+    this.runtime.close();
     for (const c of this.byId.values()) if (c.restartTimer) clearTimeout(c.restartTimer);
     await Promise.race([Promise.allSettled([...this.cleanups]), sleep(10_000)]);
   }
@@ -1014,44 +987,6 @@ function graphDriverData(options: string[], upper: string): Record<string, strin
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref?.());
-}
-
-function isConmon(pid: number): boolean {
-  if (!pid) return false;
-  try {
-    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'conmon';
-  } catch {
-    return false;
-  }
-}
-
-/** The last ctl write queued per FIFO: resizes reach conmon in the order they were asked for. */
-const ctlQueues = new Map<string, Promise<void>>();
-
-/** Writes a resize message to conmon's ctl FIFO (non-blocking: no reader -> error). */
-export function writeCtl(fifo: string, height: number, width: number): Promise<void> {
-  const prev = ctlQueues.get(fifo) ?? Promise.resolve();
-  const next = prev.then(() => writeCtlNow(fifo, height, width));
-  const tail = next.catch(() => undefined);
-  ctlQueues.set(fifo, tail);
-  void tail.then(() => {
-    if (ctlQueues.get(fifo) === tail) ctlQueues.delete(fifo);
-  });
-  return next;
-}
-
-async function writeCtlNow(fifo: string, height: number, width: number): Promise<void> {
-  let fh: fsp.FileHandle;
-  try {
-    fh = await fsp.open(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
-  } catch (err) {
-    throw conflict(`cannot resize: ${(err as Error).message}`);
-  }
-  try {
-    await fh.write(`1 ${Math.max(0, Math.floor(height))} ${Math.max(0, Math.floor(width))}\n`);
-  } finally {
-    await fh.close();
-  }
 }
 
 export async function createContainerService(config: DaemonConfig, images: ImageService, events: EventBus, volumes: VolumeService): Promise<Containers> {

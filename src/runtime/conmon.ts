@@ -2,11 +2,17 @@
  * Spawns conmon (Debian's 2.1.6) for a container or an exec session and
  * speaks its caller protocol (see shared/specs/conmon/OPTIONS-summary.md):
  * fd 3 = _OCI_SYNCPIPE (conmon -> us: `{"data": N, "message"?: "..."}`),
- * fd 4 = _OCI_STARTPIPE (us -> conmon: "go"), fd 5 = _OCI_ATTACHPIPE (exec attach).
+ * fd 4 = _OCI_STARTPIPE (us -> conmon: "go"), fd 5 = _OCI_ATTACHPIPE (exec attach);
+ * and the control FIFO `ctl` in the bundle (terminal resize).
  * conmon daemonises, so the container outlives berthd.
  */
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import type { Socket } from 'node:net';
+import { conflict } from '../common/errors';
 import { spawnChild, type SpawnedChild, type StdioSlot } from '../common/linux';
+import { KeyedMutex } from '../common/mutex';
+import { TaskStartError, type ExecSession } from './task';
 
 export interface ConmonCommon {
   conmon: string;
@@ -121,18 +127,9 @@ function pipe(child: SpawnedChild, fd: number): Socket {
 
 export interface ContainerCreateResult { pid: number }
 
-/**
- * Runs conmon for a container: conmon runs `runc create` and reports the
- * container's PID. Resolves with it, or throws with runc's message.
- * The caller then attaches and runs `runc start`.
- */
-export async function conmonCreate(o: ContainerConmonOptions): Promise<ContainerCreateResult> {
-  return conmonSpawn(o).go();
-}
-
 /** A conmon that has started and waits on its start pipe; it reads the bundle only after go(). */
 export interface PendingConmon {
-  /** Lets conmon run `runc create`; resolves with the container's PID or throws ConmonStartError. */
+  /** Lets conmon run `runc create`; resolves with the container's PID or throws TaskStartError. */
   go(): Promise<ContainerCreateResult>;
   /** Kills the waiting conmon (the bundle could not be made). */
   cancel(): void;
@@ -159,7 +156,7 @@ export function conmonSpawn(o: ContainerConmonOptions): PendingConmon {
       try {
         start.end('0');
         const msg = await sync.next();
-        if (msg.data < 0) throw new ConmonStartError(msg.message ?? 'container create failed');
+        if (msg.data < 0) throw new TaskStartError(msg.message ?? 'container create failed');
         return { pid: msg.data };
       } finally {
         release();
@@ -171,23 +168,6 @@ export function conmonSpawn(o: ContainerConmonOptions): PendingConmon {
       release();
     },
   };
-}
-
-export class ConmonStartError extends Error {
-  constructor(readonly runtimeMessage: string) {
-    super(runtimeMessage);
-    this.name = 'ConmonStartError';
-  }
-}
-
-/** A running exec session under conmon. */
-export interface ExecSession {
-  /** Resolves once the attach socket exists (call before `go()`). */
-  attachReady: Promise<void>;
-  /** Lets conmon run `runc exec`; resolves with the exec PID or throws ConmonStartError. */
-  go(): Promise<number>;
-  /** Resolves with the exit code once the process ended. */
-  exited(): Promise<number>;
 }
 
 export function conmonExec(o: ExecConmonOptions): ExecSession {
@@ -209,7 +189,7 @@ export function conmonExec(o: ExecConmonOptions): ExecSession {
       if (!pidP) {
         start.end('1');
         pidP = sync.next().then((m) => {
-          if (m.data < 0) { cleanup(); throw new ConmonStartError(m.message ?? 'exec failed'); }
+          if (m.data < 0) { cleanup(); throw new TaskStartError(m.message ?? 'exec failed'); }
           return m.data;
         });
       }
@@ -225,4 +205,26 @@ export function conmonExec(o: ExecConmonOptions): ExecSession {
       }
     },
   };
+}
+
+/** The last ctl write queued per FIFO: resizes reach conmon in the order they were asked for. */
+const ctlQueues = new KeyedMutex();
+
+/** Writes a resize message to conmon's ctl FIFO (non-blocking: no reader -> error). */
+export function writeCtl(fifo: string, height: number, width: number): Promise<void> {
+  return ctlQueues.run(fifo, () => writeCtlNow(fifo, height, width));
+}
+
+async function writeCtlNow(fifo: string, height: number, width: number): Promise<void> {
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+  } catch (err) {
+    throw conflict(`cannot resize: ${(err as Error).message}`);
+  }
+  try {
+    await fh.write(`1 ${Math.max(0, Math.floor(height))} ${Math.max(0, Math.floor(width))}\n`);
+  } finally {
+    await fh.close();
+  }
 }
