@@ -88,7 +88,7 @@ export class Containers implements ContainerService {
   /** Runs the containers' processes (runc under conmon; a fake in unit tests). */
   readonly runtime: TaskRuntime;
   private readonly mounts: RootfsMounts;
-  /** Host cleanups of removed containers still running (shutdown waits for them). */
+  /** Host cleanups of removed containers and exits being applied (shutdown waits for them). */
   private readonly cleanups = new Set<Promise<unknown>>();
 
   constructor(
@@ -483,7 +483,7 @@ export class Containers implements ContainerService {
     if (code === null) return; // not written yet: the next event brings it
     if (c.exitHandled) return;
     c.exitHandled = true;
-    await this.handleExit(c, code);
+    await this.track(this.handleExit(c, code));
   }
 
   /** Applies an exit: state, events, waiters first (fast `docker run`), then cleanup, restart policy, auto-remove. */
@@ -563,6 +563,13 @@ export class Containers implements ContainerService {
       this.mounts.unmount(this.rootfsDir(id)).catch(() => undefined),
     ]);
     await fsp.rm(this.bundleDir(id), { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  /** Registers work that shutdown waits for. */
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.cleanups.add(work);
+    void work.catch(() => undefined).finally(() => this.cleanups.delete(work));
+    return work;
   }
 
   /** Resolves after the next exit has been fully applied. */
@@ -794,9 +801,7 @@ export class Containers implements ContainerService {
       }
     })();
     const rootfsGone = this.images.removeContainerRootfs(id, runtimeGone).catch(() => undefined);
-    const cleanup = rootfsGone.then(() => fsp.rm(this.ctrDir(id), { recursive: true, force: true })).catch(() => undefined);
-    this.cleanups.add(cleanup);
-    void cleanup.finally(() => this.cleanups.delete(cleanup));
+    const cleanup = this.track(rootfsGone.then(() => fsp.rm(this.ctrDir(id), { recursive: true, force: true })).catch(() => undefined));
     this.byId.delete(id);
     if (this.names.get(c.rec.Name) === id) this.names.delete(c.rec.Name);
     this.execs.containerStopped(id);
