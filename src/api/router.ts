@@ -1,3 +1,4 @@
+/** Engine API routing: version negotiation, the request context (Ctx) handlers see, hijacking, error answers. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { BerthError, httpStatusOf, invalidArgument } from '../common/errors';

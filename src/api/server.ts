@@ -1,3 +1,4 @@
+/** The HTTP server of the Engine API (unix socket or TCP). */
 import * as http from 'node:http';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -1,3 +1,4 @@
+/** Crash-safe file writes: temp file, fsync, rename (and fsync of the directory). */
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';

@@ -1,3 +1,4 @@
+/** Disk usage of a directory tree (container SizeRw, volume sizes). */
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 

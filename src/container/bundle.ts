@@ -1,11 +1,13 @@
 /**
  * Writes a container's OCI bundle at start: /etc files, the user, and
- * config.json from H3a's spec builder. The bundle lives in the exec root
+ * config.json from the OCI spec builder (runtime/spec.ts). The bundle lives in the exec root
  * (re-creatable), so config.json is written without fsync.
  */
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { buildOciSpec, resolveArgs, serializeOciSpec, type OciSpec } from '../runtime/spec';
+import { buildOciSpec, serializeOciSpec, type OciSpec } from '../runtime/spec';
+import { hostConfigMountPoints } from './binds';
+import { resolveArgs } from './runconfig';
 import { resolveUser } from '../runtime/user';
 import { buildEtcFiles } from './etcfiles';
 import type { ContainerRecord } from './store';
@@ -19,7 +21,7 @@ export function validateSpec(id: string, config: any, hostConfig: any, cgroupPar
     containerId: id, rootfsPath: '/nonexistent', args: resolveArgs(config), env: config.Env ?? [],
     cwd: config.WorkingDir || '/', user: { uid: 0, gid: 0 }, terminal: !!config.Tty,
     hostname: config.Hostname, domainname: config.Domainname, hostConfig,
-    cgroupsPath: cgroupsPath(cgroupParent, id), prepareHostPaths: false,
+    cgroupsPath: cgroupsPath(cgroupParent, id), prepareHostPaths: false, mountPoints: hostConfigMountPoints(hostConfig),
   });
 }
 
@@ -52,7 +54,7 @@ export async function writeSpec(rec: ContainerRecord, bundle: string, rootfs: st
     etcFiles: { hostname: rec.HostnamePath, hosts: rec.HostsPath, resolvConf: rec.ResolvConfPath },
     cgroupsPath: cgroupsPath(cgroupParent, rec.Id),
     // Records made before Mounts were recorded have [] here and fall back to HostConfig.Binds.
-    mountPoints: rec.Mounts?.length ? rec.Mounts : undefined,
+    mountPoints: rec.Mounts?.length ? rec.Mounts : hostConfigMountPoints(hc),
   });
   await fsp.writeFile(path.join(bundle, 'config.json'), serializeOciSpec(spec), { mode: 0o600 });
 }

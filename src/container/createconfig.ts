@@ -6,7 +6,8 @@ import * as os from 'node:os';
 import { invalidArgument } from '../common/errors';
 import type { ImageRecord } from '../engine/types';
 import type { Ulimit } from '../engine/config';
-import { defaultHostname, replaceOrAppendEnv } from '../runtime/spec';
+import { replaceOrAppendEnv } from '../common/env';
+import { defaultHostname } from './runconfig';
 
 /** Image env first, then user env overriding by key (Docker's ReplaceOrAppendEnvValues). */
 export function mergeEnv(image: string[] | undefined, user: string[] | undefined | null): string[] {

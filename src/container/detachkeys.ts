@@ -1,3 +1,4 @@
+/** The detach-keys query parameter of attach and exec, checked with dockerd's words. */
 import { invalidArgument } from '../common/errors';
 import { DEFAULT_DETACH_KEYS, detachKeyBytes } from '../common/detachkeys';
 

@@ -10,7 +10,9 @@
 import * as fs from 'node:fs';
 import { BerthError, internal, invalidArgument } from '../common/errors';
 import { runChild } from '../common/linux';
-import { cleanPath, parseBind, type MountPoint } from '../runtime/spec';
+import { cleanPath } from '../common/paths';
+import type { MountPoint } from '../engine/types';
+import { parseBind } from './binds';
 import { resolveInRoot } from '../common/scopedpath';
 import type { VolumeService } from '../engine/types';
 import { isEmptyDir } from '../volume/service';

@@ -39,6 +39,7 @@ import { pruneContainers } from './prune';
 import { containerStats } from './stats';
 import { listContainers } from './list';
 import { containerTop } from './top';
+import { restartDelayMs, shouldRestart } from './restart';
 
 interface Ctr {
   rec: ContainerRecord;
@@ -495,7 +496,7 @@ export class Containers implements ContainerService {
       Pid: 0, ExitCode: Number.isFinite(code) && code >= 0 ? code : 255, FinishedAt: nowRfc3339(),
     });
     c.rec.ExecIDs = null;
-    if (c.rec.HostConfig.AutoRemove && !c.removing && !c.removed && !this.shouldRestart(c)) {
+    if (c.rec.HostConfig.AutoRemove && !c.removing && !c.removed && !shouldRestart(c.rec)) {
       // --rm: the record is deleted right away, so no 'exited' record is written, and the host
       // cleanup (runc delete, unmount) runs after the waiters are answered (destroy() does it).
       // A crash before the record is gone finds it 'running' with an exit code: restore() redoes this.
@@ -517,12 +518,12 @@ export class Containers implements ContainerService {
     for (const w of c.exitWaiters.splice(0)) w();
     this.execs.containerStopped(id);
     if (c.removing || c.removed) return;
-    if (this.shouldRestart(c)) {
+    if (shouldRestart(c.rec)) {
       c.rec.RestartCount++;
       st.Restarting = true;
       st.Status = 'restarting';
       await this.save(c).catch(() => undefined);
-      const delay = Math.min(100 * 2 ** Math.min(c.rec.RestartCount - 1, 10), 60_000);
+      const delay = restartDelayMs(c.rec.RestartCount);
       c.restartTimer = setTimeout(() => {
         c.restartTimer = undefined;
         void this.withLock(c, async () => {
@@ -542,17 +543,6 @@ export class Containers implements ContainerService {
     } else {
       await c.exiting;
       await this.save(c).catch(() => undefined); // OOMKilled
-    }
-  }
-
-  private shouldRestart(c: Ctr): boolean {
-    const rp = c.rec.HostConfig.RestartPolicy ?? { Name: 'no' };
-    if (c.rec.Berth.manuallyStopped) return false;
-    switch (rp.Name) {
-      case 'always': case 'unless-stopped': return true;
-      case 'on-failure':
-        return c.rec.State.ExitCode !== 0 && (!rp.MaximumRetryCount || c.rec.RestartCount < rp.MaximumRetryCount);
-      default: return false;
     }
   }
 

@@ -1,3 +1,4 @@
+/** Signal names and numbers as Docker accepts them (stop/kill/StopSignal). */
 import * as os from 'node:os';
 import { invalidArgument } from '../common/errors';
 

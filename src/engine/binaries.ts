@@ -1,3 +1,4 @@
+/** Locating the helper programs berthd runs (runc, conmon, ...) once, at start-up. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 

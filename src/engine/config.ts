@@ -1,3 +1,4 @@
+/** Daemon settings (DaemonConfig): what berthd's flags and daemon.json say, and the defaults. */
 import * as path from 'node:path';
 
 /**

@@ -1,3 +1,4 @@
+/** The daemon's event bus: engine events as /events streams them, the last 1000 kept for `since` replays. */
 import { EventEmitter } from 'node:events';
 
 /** A Docker event as `/events` sends it (see swagger EventMessage). */

@@ -1,3 +1,4 @@
+/** The set of area services the composition root builds and hands to the API (one interface per area). */
 import type { DaemonConfig } from './config';
 import type { EventBus } from './events';
 import type { BuildService, ContainerService, DistributionService, ImageService, VolumeService } from './types';

@@ -403,7 +403,7 @@ export interface ContainerService {
   /**
    * Runs fn with the container's root filesystem visible at a host path
    * (the live mount when running, a temporary mount otherwise). Used by
-   * cp (archive), commit and export.
+   * cp (archive) and export; commit reads the upper dir instead (image/commit.ts).
    */
   withRootfs<T>(idOrName: string, fn: (rootfsPath: string, container: ContainerInspect) => Promise<T>): Promise<T>;
   /** Re-attaches to containers that kept running while berthd was down. */

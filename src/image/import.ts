@@ -4,7 +4,6 @@
  * config instructions (build/dockerfile/runconfig.ts), as commit's do.
  */
 import { Transform, type Readable } from 'node:stream';
-import { invalidArgument } from '../common/errors';
 import { familiarString, parseRepoAndTag, referenceString } from '../common/reference';
 import type { ImageRecord, ImageService, ProgressSink } from '../engine/types';
 import { applyChanges } from '../build/dockerfile/runconfig';

@@ -2,80 +2,46 @@
  * Docker container configuration -> OCI runtime config.json (runtime-spec
  * 1.0.2, as runc 1.1.5 reads it), with Docker's defaults: namespaces,
  * capabilities, mounts, masked/readonly paths, device allow-list, cgroup
- * resources, rlimits (clamped to what this host allows), init, sysctls.
+ * resources (resources.ts), rlimits clamped to what this host allows (host.ts),
+ * init, sysctls. Docker's rules for what goes in (argv, env merge, `-v`
+ * parsing, the default hostname) are the container area's: container/runconfig.ts,
+ * container/binds.ts.
  *
- * Usage (container service, at start):
+ * Usage (container/bundle.ts, at start):
  *
- *   import { buildOciSpec, writeOciConfig, resolveArgs, defaultHostname } from '../runtime/spec';
- *   import { resolveUser } from '../runtime/user';
- *   const args = resolveArgs(config);                         // Cmd/Entrypoint already merged with the image at create
- *   const user = resolveUser(rootfs, config.User ?? '', hostConfig.GroupAdd ?? []);
  *   const spec = buildOciSpec({
  *     containerId: id, rootfsPath: rootfs, args, env: config.Env ?? [],
  *     cwd: config.WorkingDir || '/', user, terminal: !!config.Tty,
  *     hostname: config.Hostname, domainname: config.Domainname,
  *     hostConfig, etcFiles: { hostname, hosts, resolvConf },    // see container/etcfiles.ts
+ *     mountPoints,                                              // the container's resolved Mounts
  *     cgroupsPath: `/berth/${id}`,
  *   });
  *   await writeOciConfig(bundleDir, spec);                    // bigint-safe, atomic
  *
  * buildOciSpec throws BerthError('invalid-argument') with Docker's wording for
- * bad HostConfig values; call it (with prepareHostPaths: false) at create
- * time too if you want errors there. With prepareHostPaths (the default) it
- * creates missing bind-mount source directories and the working directory
- * inside the rootfs, as Docker does at start.
+ * bad HostConfig values. With prepareHostPaths (the default) it creates missing
+ * bind-mount source directories and the working directory inside the rootfs,
+ * as Docker does at start.
  */
 import type { MountPoint } from '../engine/types';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { BerthError, internal, invalidArgument } from '../common/errors';
+import { internal, invalidArgument } from '../common/errors';
 import { writeFileAtomic } from '../common/atomic';
-import { containerCapabilities, hostBoundingCapabilities } from './caps';
+import { replaceOrAppendEnv } from '../common/env';
+import { cleanPath } from '../common/paths';
 import { resolveInRoot } from '../common/scopedpath';
-import { defaultSeccompProfile, type OciSeccomp } from './seccomp';
+import { containerCapabilities } from './caps';
+import { findInitBinary, hostDevices, hostFacts, type HostFacts } from './host';
+import type { DockerHostConfig, OciDevice, OciDeviceCgroup, OciMount, OciNamespace, OciSpec } from './oci';
+import { buildResources, buildRlimits, defaultDeviceRules, parseDeviceCgroupRule, userDevices } from './resources';
+import { defaultSeccompProfile } from './seccomp';
+
+export type { DockerHostConfig, OciDevice, OciDeviceCgroup, OciMount, OciNamespace, OciResources, OciRlimit, OciSpec } from './oci';
 
 // ---------------------------------------------------------------------------
 // Types
-
-/** The parts of the Engine API HostConfig this module reads (swagger: HostConfig). */
-export interface DockerHostConfig {
-  Binds?: string[] | null;
-  CapAdd?: string[] | null;
-  CapDrop?: string[] | null;
-  Privileged?: boolean;
-  Memory?: number;
-  MemorySwap?: number;
-  MemoryReservation?: number;
-  MemorySwappiness?: number | null;
-  NanoCpus?: number;
-  CpuShares?: number;
-  CpuQuota?: number;
-  CpuPeriod?: number;
-  CpusetCpus?: string;
-  CpusetMems?: string;
-  BlkioWeight?: number;
-  PidsLimit?: number | null;
-  Ulimits?: Array<{ Name: string; Soft: number; Hard: number }> | null;
-  NetworkMode?: string;
-  Init?: boolean | null;
-  ReadonlyRootfs?: boolean;
-  Sysctls?: Record<string, string> | null;
-  ShmSize?: number;
-  Devices?: Array<{ PathOnHost: string; PathInContainer?: string; CgroupPermissions?: string }> | null;
-  DeviceCgroupRules?: string[] | null;
-  SecurityOpt?: string[] | null;
-  OomKillDisable?: boolean | null;
-  OomScoreAdj?: number;
-  IpcMode?: string;
-  PidMode?: string;
-  UTSMode?: string;
-  /** 'private' | 'host' (the daemon fills it in at create). */
-  CgroupnsMode?: string;
-  Tmpfs?: Record<string, string> | null;
-  GroupAdd?: string[] | null;
-  [k: string]: unknown;
-}
 
 export interface SpecInput {
   containerId: string;
@@ -106,72 +72,12 @@ export interface SpecInput {
   netnsPath?: string;
   /** Namespace paths for `container:<x>` IpcMode/PidMode/UTSMode (e.g. /proc/<pid>/ns/ipc). */
   namespacePaths?: { ipc?: string; pid?: string; uts?: string };
-  /** The container's resolved Mounts (binds, volumes, --mount tmpfs); default: the host paths HostConfig names. */
+  /** The container's resolved Mounts (binds, volumes, --mount tmpfs; container/binds.ts for HostConfig's own). */
   mountPoints?: MountPoint[];
   /** Create missing bind sources and the working directory (default true). */
   prepareHostPaths?: boolean;
   /** Host facts, overridable for tests. */
   host?: Partial<HostFacts>;
-}
-
-export interface HostFacts {
-  /** Number of CPUs (os.cpus().length). */
-  cpus: number;
-  /** Hard/soft rlimits of this process, by OCI type (RLIMIT_NOFILE...). */
-  rlimits: Map<string, { soft: bigint; hard: bigint }>;
-  /** Capabilities of the host bounding set. */
-  boundingCapabilities: string[];
-  /** Whether memory.memsw.* exists (swap accounting). */
-  swapAccounting: boolean;
-  /** Online CPUs and memory nodes as index sets. */
-  onlineCpus: Set<number>;
-  onlineMems: Set<number>;
-}
-
-export interface OciMount { destination: string; type?: string; source?: string; options?: string[] }
-export interface OciRlimit { type: string; hard: number | bigint; soft: number | bigint }
-export interface OciDevice { path: string; type: 'c' | 'b' | 'u' | 'p'; major: number; minor: number; fileMode?: number; uid?: number; gid?: number }
-export interface OciDeviceCgroup { allow: boolean; type?: 'a' | 'c' | 'b'; major?: number; minor?: number; access?: string }
-export interface OciNamespace { type: 'pid' | 'network' | 'mount' | 'ipc' | 'uts' | 'user' | 'cgroup'; path?: string }
-
-export interface OciResources {
-  devices?: OciDeviceCgroup[];
-  memory?: { limit?: number; reservation?: number; swap?: number; swappiness?: number; disableOOMKiller?: boolean };
-  cpu?: { shares?: number; quota?: number; period?: number; cpus?: string; mems?: string };
-  pids?: { limit: number };
-  blockIO?: { weight?: number };
-}
-
-export interface OciSpec {
-  ociVersion: string;
-  process: {
-    terminal: boolean;
-    consoleSize?: { height: number; width: number };
-    user: { uid: number; gid: number; additionalGids?: number[] };
-    args: string[];
-    env: string[];
-    cwd: string;
-    capabilities: { bounding: string[]; effective: string[]; permitted: string[]; inheritable: string[]; ambient?: string[] };
-    rlimits: OciRlimit[];
-    noNewPrivileges: boolean;
-    oomScoreAdj: number;
-    apparmorProfile?: string;
-  };
-  root: { path: string; readonly: boolean };
-  hostname?: string;
-  domainname?: string;
-  mounts: OciMount[];
-  linux: {
-    namespaces: OciNamespace[];
-    resources: OciResources;
-    cgroupsPath: string;
-    devices: OciDevice[];
-    maskedPaths: string[];
-    readonlyPaths: string[];
-    sysctl?: Record<string, string>;
-    seccomp?: OciSeccomp;
-  };
-  annotations?: Record<string, string>;
 }
 
 // ---------------------------------------------------------------------------
@@ -180,11 +86,7 @@ export interface OciSpec {
 export const OCI_VERSION = '1.0.2-dev';
 export const DEFAULT_PATH_ENV = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 export const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
-/** Docker's floor for --memory (linuxMinMemory). */
-export const MIN_MEMORY = 6 * 1024 * 1024;
 export const INIT_PATH_IN_CONTAINER = '/sbin/docker-init';
-/** Docker's nofile default (dockerd's LimitNOFILE); clamped to the host hard limit. */
-export const DEFAULT_NOFILE = 1048576;
 
 export const MASKED_PATHS: readonly string[] = [
   '/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats',
@@ -195,142 +97,8 @@ export const READONLY_PATHS: readonly string[] = [
   '/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger',
 ];
 
-/**
- * Docker's default device cgroup rules (moby oci/defaults.go). runc itself
- * appends the allow rules for null/zero/full/random/urandom/tty/ptmx/pts/tun
- * and creates the default device nodes.
- */
-function defaultDeviceRules(): OciDeviceCgroup[] {
-  const c = (major: number, minor: number, allow = true): OciDeviceCgroup => ({ allow, type: 'c', major, minor, access: 'rwm' });
-  return [
-    { allow: false, access: 'rwm' },
-    c(1, 5), c(1, 3), c(1, 9), c(1, 8), c(5, 0), c(5, 1),
-    c(10, 229, false), // fuse
-  ];
-}
-
-/** Ulimit names Docker accepts (go-units), mapped to OCI rlimit types. */
-const ULIMIT_NAMES = new Set(['core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack']);
-
-const PROC_LIMIT_NAMES: Record<string, string> = {
-  'Max cpu time': 'RLIMIT_CPU', 'Max file size': 'RLIMIT_FSIZE', 'Max data size': 'RLIMIT_DATA',
-  'Max stack size': 'RLIMIT_STACK', 'Max core file size': 'RLIMIT_CORE', 'Max resident set': 'RLIMIT_RSS',
-  'Max processes': 'RLIMIT_NPROC', 'Max open files': 'RLIMIT_NOFILE', 'Max locked memory': 'RLIMIT_MEMLOCK',
-  'Max address space': 'RLIMIT_AS', 'Max file locks': 'RLIMIT_LOCKS', 'Max pending signals': 'RLIMIT_SIGPENDING',
-  'Max msgqueue size': 'RLIMIT_MSGQUEUE', 'Max nice priority': 'RLIMIT_NICE', 'Max realtime priority': 'RLIMIT_RTPRIO',
-  'Max realtime timeout': 'RLIMIT_RTTIME',
-};
-
-export const RLIM_INFINITY = 2n ** 64n - 1n;
-
 // ---------------------------------------------------------------------------
-// Host facts (read once, no process spawns)
-
-/** Parses /proc/<pid>/limits text. `unlimited` -> RLIM_INFINITY. */
-export function parseProcLimits(text: string): Map<string, { soft: bigint; hard: bigint }> {
-  const out = new Map<string, { soft: bigint; hard: bigint }>();
-  for (const line of text.split('\n').slice(1)) {
-    for (const [label, type] of Object.entries(PROC_LIMIT_NAMES)) {
-      if (!line.startsWith(label + ' ')) continue;
-      const [soft, hard] = line.slice(label.length).trim().split(/\s+/);
-      const v = (s: string | undefined) => (s === 'unlimited' || s === undefined ? RLIM_INFINITY : BigInt(s));
-      out.set(type, { soft: v(soft), hard: v(hard) });
-    }
-  }
-  return out;
-}
-
-function parseIndexList(s: string): Set<number> | undefined {
-  const out = new Set<number>();
-  const t = s.trim();
-  if (t === '') return out;
-  for (const part of t.split(',')) {
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
-    if (!m) return undefined;
-    const a = Number(m[1]);
-    const b = m[2] !== undefined ? Number(m[2]) : a;
-    if (b < a) return undefined;
-    for (let i = a; i <= b; i++) out.add(i);
-  }
-  return out;
-}
-
-function readOr(file: string, fallback: string): string {
-  try { return fs.readFileSync(file, 'utf8'); } catch { return fallback; }
-}
-
-let cachedHost: HostFacts | undefined;
-
-/** What this host allows; read once per process. */
-export function hostFacts(): HostFacts {
-  if (!cachedHost) {
-    const cpus = os.cpus().length || 1;
-    cachedHost = {
-      cpus,
-      rlimits: parseProcLimits(fs.readFileSync('/proc/self/limits', 'utf8')),
-      boundingCapabilities: hostBoundingCapabilities(),
-      swapAccounting: fs.existsSync('/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes'),
-      onlineCpus: parseIndexList(readOr('/sys/devices/system/cpu/online', `0-${cpus - 1}`)) ?? new Set([...Array(cpus).keys()]),
-      onlineMems: parseIndexList(readOr('/sys/devices/system/node/online', '0')) ?? new Set([0]),
-    };
-  }
-  return cachedHost;
-}
-
-// ---------------------------------------------------------------------------
-// Command, env, hostname
-
-/**
- * The container's argv from its (create-time merged) Config, as Docker's
- * getEntrypointAndArgs does: Entrypoint + Cmd. `Entrypoint: [""]` means
- * "no entrypoint" (what `--entrypoint ""` sends).
- */
-export function resolveArgs(config: { Entrypoint?: string[] | null; Cmd?: string[] | null }): string[] {
-  let entrypoint = config.Entrypoint ?? [];
-  if (entrypoint.length === 1 && entrypoint[0] === '') entrypoint = [];
-  const args = [...entrypoint, ...(config.Cmd ?? [])];
-  if (args.length === 0) throw invalidArgument('No command specified');
-  return args;
-}
-
-/**
- * Merges a create request's Config with the image's config like Docker's
- * merge(): image Env first (overridden by the user's), image Cmd only when
- * the user gives neither Entrypoint nor Cmd, image Entrypoint unless the
- * user set one (an explicit `[""]` clears it).
- */
-export interface RunConfigLike { Env?: string[] | null; Cmd?: string[] | null; Entrypoint?: string[] | null; WorkingDir?: string; User?: string }
-export function mergeImageConfig<T extends RunConfigLike>(
-  user: T, image: { Env?: string[]; Cmd?: string[] | null; Entrypoint?: string[] | null; WorkingDir?: string; User?: string } | undefined,
-): T & RunConfigLike {
-  const out: T & RunConfigLike = { ...user };
-  if (!image) return out;
-  out.Env = replaceOrAppendEnv(image.Env ?? [], user.Env ?? []);
-  const userEntry = user.Entrypoint ?? [];
-  if (userEntry.length === 0) {
-    if ((user.Cmd ?? []).length === 0) out.Cmd = image.Cmd ?? null;
-    if (user.Entrypoint == null) out.Entrypoint = image.Entrypoint ?? null;
-  }
-  if (!user.WorkingDir) out.WorkingDir = image.WorkingDir ?? '';
-  if (!user.User) out.User = image.User ?? '';
-  return out;
-}
-
-/** Docker's ReplaceOrAppendEnvValues: later `K=v` replace earlier `K=...`; a bare `K` removes K. */
-export function replaceOrAppendEnv(base: string[], overrides: string[]): string[] {
-  const out = [...base];
-  const key = (e: string) => (e.includes('=') ? e.slice(0, e.indexOf('=')) : e);
-  for (const e of overrides) {
-    const k = key(e);
-    const i = out.findIndex((x) => key(x) === k);
-    if (!e.includes('=')) {
-      if (i >= 0) out.splice(i, 1);
-      continue;
-    }
-    if (i >= 0) out[i] = e; else out.push(e);
-  }
-  return out;
-}
+// Process env
 
 /** Process env as Docker builds it: PATH, HOSTNAME, TERM=xterm (tty) as defaults, then the container's Env. */
 export function containerEnv(env: string[], hostname: string, terminal: boolean): string[] {
@@ -339,98 +107,12 @@ export function containerEnv(env: string[], hostname: string, terminal: boolean)
   return replaceOrAppendEnv(base, env);
 }
 
-/** Docker's default Config.Hostname: the short id, or the host's name with --network host. */
-export function defaultHostname(containerId: string, networkMode: string | undefined): string {
-  return networkMode === 'host' ? os.hostname() : containerId.slice(0, 12);
-}
-
-/** Host path of the init for `--init`: Debian's tini (`apt-get install tini`), else docker-init. */
-export function findInitBinary(): string {
-  for (const p of ['/usr/bin/tini-static', '/usr/bin/docker-init', '/usr/libexec/docker/docker-init', '/usr/bin/tini']) {
-    try { if (fs.statSync(p).isFile()) return p; } catch { /* next */ }
-  }
-  throw new BerthError('invalid-argument', 'exec: "docker-init": executable file not found in $PATH (install Debian\'s tini package for --init)');
-}
-
 // ---------------------------------------------------------------------------
 // Mounts
 
-/** A container path cleaned as Go's path.Clean does: no `.`/`..` parts, no trailing slash. */
-export function cleanPath(p: string): string {
-  const n = path.posix.normalize(p);
-  return n.length > 1 && n.endsWith('/') ? n.slice(0, -1) : n;
-}
-
-export interface ParsedBind {
-  /** Host path, or the volume's name (empty for an anonymous volume). */
-  source: string;
-  destination: string;
-  /** A named (or anonymous) volume rather than a host path. */
-  volume: boolean;
-  readonly: boolean;
-  propagation: string;
-  /** The mode part as written (`ro`, `ro,z`...), which Docker reports as the mount's Mode. */
-  mode: string;
-  nocopy: boolean;
-  raw: string;
-}
-
 export type { MountPoint };
 
-const PROPAGATIONS = ['shared', 'slave', 'private', 'rshared', 'rslave', 'rprivate'];
-
-/** Parses one `-v` entry: `/host:/ctr[:opts]`, `volume:/ctr[:opts]`, or `/ctr` (anonymous volume). */
-export function parseBind(raw: string): ParsedBind {
-  const parts = raw.split(':');
-  const spec = () => invalidArgument(`invalid volume specification: '${raw}'`);
-  if (parts.length < 1 || parts.length > 3 || parts.some((p, i) => p === '' && i < 2)) throw spec();
-  if (parts.length === 1) {
-    if (!raw.startsWith('/')) throw invalidArgument(`invalid volume specification: '${raw}': invalid mount config for type "volume": invalid mount path: '${raw}' mount path must be absolute`);
-    if (cleanPath(raw) === '/') throw invalidArgument(`invalid specification: destination can't be '/' in '${raw}'`);
-    return { source: '', destination: cleanPath(raw), volume: true, readonly: false, propagation: '', mode: '', nocopy: false, raw };
-  }
-  const [source, destination, mode = ''] = parts as [string, string, string?];
-  const volume = !source.startsWith('/');
-  if (!destination.startsWith('/')) {
-    throw invalidArgument(`invalid volume specification: '${raw}': invalid mount config for type "${volume ? 'volume' : 'bind'}": invalid mount path: '${destination}' mount path must be absolute`);
-  }
-  if (cleanPath(destination) === '/') throw invalidArgument(`invalid specification: destination can't be '/' in '${raw}'`);
-  let readonly = false;
-  let propagation = volume ? '' : 'rprivate';
-  let nocopy = false;
-  const seen = { rw: false, label: false, prop: false, copy: false, consistency: false };
-  if (mode !== '') {
-    for (const m of mode.split(',')) {
-      const bad = () => invalidArgument(`invalid mode: ${mode}`);
-      if (m === 'ro' || m === 'rw') { if (seen.rw) throw bad(); seen.rw = true; readonly = m === 'ro'; }
-      else if (m === 'z' || m === 'Z') { if (seen.label) throw bad(); seen.label = true; } // no SELinux here: nothing to relabel
-      else if (PROPAGATIONS.includes(m) && !volume) { if (seen.prop) throw bad(); seen.prop = true; propagation = m; }
-      else if (m === 'nocopy' && volume) { if (seen.copy) throw bad(); seen.copy = true; nocopy = true; }
-      else if (['consistent', 'cached', 'delegated'].includes(m)) { if (seen.consistency) throw bad(); seen.consistency = true; }
-      else throw bad();
-    }
-  }
-  return { source: volume ? source : cleanPath(source), destination: cleanPath(destination), volume, readonly, propagation, mode, nocopy, raw };
-}
-
-/**
- * The host-path and tmpfs mount points HostConfig asks for (volumes are left out:
- * the container service resolves them). Used when a spec is built without the
- * container's resolved Mounts: the create-time validation, and older records.
- */
-export function hostConfigMountPoints(hc: DockerHostConfig): MountPoint[] {
-  const out: MountPoint[] = [];
-  for (const b of (hc.Binds ?? []).map(parseBind)) {
-    if (!b.volume) out.push({ Type: 'bind', Source: b.source, Destination: b.destination, Mode: b.mode, RW: !b.readonly, Propagation: b.propagation });
-  }
-  for (const m of (hc.Mounts ?? []) as Array<{ Type?: string; Source?: string; Target?: string; ReadOnly?: boolean; BindOptions?: { Propagation?: string } | null }>) {
-    if (!m.Target || !m.Target.startsWith('/')) throw invalidArgument(`invalid mount config for type "${m.Type ?? ''}": invalid mount path: '${m.Target ?? ''}' mount path must be absolute`);
-    const dest = cleanPath(m.Target);
-    if (m.Type === 'bind' && m.Source) out.push({ Type: 'bind', Source: m.Source, Destination: dest, Mode: '', RW: !m.ReadOnly, Propagation: m.BindOptions?.Propagation || 'rprivate' });
-    else if (m.Type === 'tmpfs') out.push({ Type: 'tmpfs', Source: '', Destination: dest, Mode: '', RW: !m.ReadOnly, Propagation: '' });
-  }
-  return out;
-}
+export const PROPAGATIONS = ['shared', 'slave', 'private', 'rshared', 'rslave', 'rprivate'];
 
 /** TmpfsOptions of `--mount type=tmpfs` as tmpfs mount data (Docker's ConvertTmpfsOptions). */
 function tmpfsMountData(hc: DockerHostConfig, dest: string): string[] {
@@ -470,226 +152,7 @@ function depth(p: string): number {
 }
 
 // ---------------------------------------------------------------------------
-// Devices
-
-/** major/minor of a Linux dev_t as Node reports it (glibc's gnu_dev_major/minor). */
-export function devMajor(rdev: number): number {
-  const r = BigInt(rdev);
-  return Number(((r >> 8n) & 0xfffn) | ((r >> 32n) & ~0xfffn));
-}
-export function devMinor(rdev: number): number {
-  const r = BigInt(rdev);
-  return Number((r & 0xffn) | ((r >> 12n) & ~0xffn));
-}
-
-function deviceOf(hostPath: string, containerPath: string, st: fs.Stats): OciDevice | undefined {
-  let type: 'c' | 'b';
-  if (st.isCharacterDevice()) type = 'c';
-  else if (st.isBlockDevice()) type = 'b';
-  else return undefined;
-  return { path: containerPath, type, major: devMajor(st.rdev), minor: devMinor(st.rdev), fileMode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
-}
-
-/** Directories of /dev that Docker (containerd's HostDevices) does not copy for --privileged. */
-const SKIPPED_DEV_DIRS = new Set(['pts', 'shm', 'fd', 'mqueue', '.lxc', '.lxd-mounts', '.udev']);
-
-function walkDevices(dir: string, mapTo: (hostPath: string) => string, skipDirs: boolean): OciDevice[] {
-  const out: OciDevice[] = [];
-  let entries: fs.Dirent[];
-  try { entries = fs.readdirSync(dir, { withFileTypes: true }); } catch { return out; }
-  for (const e of entries) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) {
-      if (skipDirs && SKIPPED_DEV_DIRS.has(e.name)) continue;
-      out.push(...walkDevices(p, mapTo, skipDirs));
-      continue;
-    }
-    if (skipDirs && p === '/dev/console') continue; // runc sets up the console itself
-    let st: fs.Stats;
-    try { st = fs.lstatSync(p); } catch { continue; }
-    const d = deviceOf(p, mapTo(p), st);
-    if (d) out.push(d);
-  }
-  return out;
-}
-
-/** All char/block devices of the host's /dev, as Docker gives them to --privileged containers. */
-export function hostDevices(): OciDevice[] {
-  return walkDevices('/dev', (p) => p, true);
-}
-
-function validPermissions(p: string): boolean {
-  return /^[rwm]{1,3}$/.test(p) && new Set(p).size === p.length;
-}
-
-function userDevices(devs: NonNullable<DockerHostConfig['Devices']>): { devices: OciDevice[]; rules: OciDeviceCgroup[] } {
-  const devices: OciDevice[] = [];
-  const rules: OciDeviceCgroup[] = [];
-  for (const d of devs) {
-    const hostPath = d.PathOnHost;
-    const ctrPath = d.PathInContainer || hostPath;
-    const perms = d.CgroupPermissions || 'rwm';
-    if (!validPermissions(perms)) throw invalidArgument(`invalid device mode: ${perms}`);
-    let st: fs.Stats;
-    try { st = fs.statSync(hostPath); } catch (err) {
-      throw invalidArgument(`error gathering device information while adding custom device "${hostPath}": ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`);
-    }
-    const found: OciDevice[] = [];
-    if (st.isDirectory()) {
-      found.push(...walkDevices(hostPath, (p) => path.posix.join(ctrPath, path.relative(hostPath, p)), false));
-    } else {
-      const dev = deviceOf(hostPath, ctrPath, st);
-      if (!dev) throw invalidArgument(`error gathering device information while adding custom device "${hostPath}": not a device node`);
-      found.push(dev);
-    }
-    for (const dev of found) {
-      devices.push(dev);
-      rules.push({ allow: true, type: dev.type as 'c' | 'b', major: dev.major, minor: dev.minor, access: perms });
-    }
-  }
-  return { devices, rules };
-}
-
-/** Parses `--device-cgroup-rule` values (`c 1:3 rwm`, `b *:* m`). */
-export function parseDeviceCgroupRule(rule: string): OciDeviceCgroup {
-  const m = /^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$/.exec(rule.trim());
-  if (!m) throw invalidArgument(`invalid device cgroup format '${rule}'`);
-  const out: OciDeviceCgroup = { allow: true, type: m[1] as 'a' | 'c' | 'b', access: m[4] };
-  if (m[2] !== '*') out.major = Number(m[2]);
-  if (m[3] !== '*') out.minor = Number(m[3]);
-  return out;
-}
-
-// ---------------------------------------------------------------------------
-// Resources, rlimits, sysctls, security options
-
-/** Cgroup resources from HostConfig, validated with Docker's messages. */
-export function buildResources(hc: DockerHostConfig, host: HostFacts): OciResources {
-  const r: OciResources = {};
-  const memory: NonNullable<OciResources['memory']> = {};
-  const mem = hc.Memory ?? 0;
-  const swap = hc.MemorySwap ?? 0;
-  if (mem < 0) throw invalidArgument('Minimum memory limit allowed is 6MB');
-  if (mem > 0 && mem < MIN_MEMORY) throw invalidArgument('Minimum memory limit allowed is 6MB');
-  if (swap > 0 && mem === 0) throw invalidArgument('You should always set the Memory limit when using Memoryswap limit, see usage');
-  if (mem > 0 && swap > 0 && swap < mem) throw invalidArgument('Minimum memoryswap limit should be larger than memory limit, see usage');
-  if (mem > 0) {
-    memory.limit = mem;
-    // Docker: no --memory-swap means twice the memory; -1 unlimited. Dropped without swap accounting, as Docker does.
-    if (host.swapAccounting) memory.swap = swap === 0 ? mem * 2 : swap;
-  }
-  const reservation = hc.MemoryReservation ?? 0;
-  if (reservation > 0) {
-    if (reservation < MIN_MEMORY) throw invalidArgument('Minimum memory reservation allowed is 6MB');
-    if (mem > 0 && mem < reservation) throw invalidArgument('Minimum memory limit can not be less than memory reservation limit, see usage');
-    memory.reservation = reservation;
-  }
-  const swappiness = hc.MemorySwappiness;
-  if (swappiness != null && swappiness !== -1) {
-    if (swappiness < 0 || swappiness > 100) throw invalidArgument(`Invalid value: ${swappiness}, valid memory swappiness range is 0-100`);
-    memory.swappiness = swappiness;
-  }
-  if (hc.OomKillDisable) memory.disableOOMKiller = true;
-  if (Object.keys(memory).length > 0) r.memory = memory;
-
-  const cpu: NonNullable<OciResources['cpu']> = {};
-  const nano = hc.NanoCpus ?? 0;
-  if (nano !== 0) {
-    if (hc.CpuPeriod) throw invalidArgument('Conflicting options: Nano CPUs and CPU Period cannot both be set');
-    if (hc.CpuQuota) throw invalidArgument('Conflicting options: Nano CPUs and CPU Quota cannot both be set');
-    if (nano < 1e7 || nano > host.cpus * 1e9) {
-      throw invalidArgument(`Range of CPUs is from 0.01 to ${host.cpus}.00, as there are only ${host.cpus} CPUs available`);
-    }
-    cpu.period = 100000;
-    cpu.quota = Math.round((nano * 100000) / 1e9);
-  }
-  const period = hc.CpuPeriod ?? 0;
-  if (period !== 0) {
-    if (period < 1000 || period > 1000000) throw invalidArgument('CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)');
-    cpu.period = period;
-  }
-  const quota = hc.CpuQuota ?? 0;
-  if (quota !== 0) {
-    if (quota > 0 && quota < 1000) throw invalidArgument('CPU cfs quota can not be less than 1ms (i.e. 1000)');
-    if (quota > 0) cpu.quota = quota;
-  }
-  const shares = hc.CpuShares ?? 0;
-  if (shares < 0) throw invalidArgument(`invalid CPU shares (${shares}): value must be a positive integer`);
-  if (shares > 0) cpu.shares = shares;
-  if (hc.CpusetCpus) {
-    const want = parseIndexList(hc.CpusetCpus);
-    if (!want) throw invalidArgument(`Invalid value ${hc.CpusetCpus} for cpuset cpus`);
-    if ([...want].some((c) => !host.onlineCpus.has(c))) {
-      throw invalidArgument(`Requested CPUs are not available - requested ${hc.CpusetCpus}, available: ${formatIndexList(host.onlineCpus)}`);
-    }
-    cpu.cpus = hc.CpusetCpus;
-  }
-  if (hc.CpusetMems) {
-    const want = parseIndexList(hc.CpusetMems);
-    if (!want) throw invalidArgument(`Invalid value ${hc.CpusetMems} for cpuset mems`);
-    if ([...want].some((c) => !host.onlineMems.has(c))) {
-      throw invalidArgument(`Requested memory nodes are not available - requested ${hc.CpusetMems}, available: ${formatIndexList(host.onlineMems)}`);
-    }
-    cpu.mems = hc.CpusetMems;
-  }
-  if (Object.keys(cpu).length > 0) r.cpu = cpu;
-
-  const pids = hc.PidsLimit ?? 0;
-  if (pids > 0) r.pids = { limit: pids }; // 0 and -1 mean unlimited
-
-  const weight = hc.BlkioWeight ?? 0;
-  if (weight !== 0) {
-    if (weight < 10 || weight > 1000) throw invalidArgument('Range of blkio weight is from 10 to 1000');
-    r.blockIO = { weight };
-  }
-  return r;
-}
-
-function formatIndexList(s: Set<number>): string {
-  const xs = [...s].sort((a, b) => a - b);
-  const parts: string[] = [];
-  for (let i = 0; i < xs.length; i++) {
-    let j = i;
-    while (j + 1 < xs.length && xs[j + 1] === xs[j]! + 1) j++;
-    parts.push(i === j ? `${xs[i]}` : `${xs[i]}-${xs[j]}`);
-    i = j;
-  }
-  return parts.join(',');
-}
-
-function toU64(n: number): bigint {
-  return n < 0 ? RLIM_INFINITY : BigInt(Math.trunc(n));
-}
-
-/**
- * Rlimits: Docker's RLIMIT_NOFILE default overridden by --ulimit, each
- * clamped to this host's hard limit (runc can not raise a hard limit
- * without CAP_SYS_RESOURCE, which this host lacks), soft <= hard.
- */
-export function buildRlimits(ulimits: DockerHostConfig['Ulimits'], hostLimits: HostFacts['rlimits']): OciRlimit[] {
-  const wanted = new Map<string, { soft: bigint; hard: bigint }>();
-  wanted.set('RLIMIT_NOFILE', { soft: BigInt(DEFAULT_NOFILE), hard: BigInt(DEFAULT_NOFILE) });
-  for (const u of ulimits ?? []) {
-    const name = String(u.Name ?? '').toLowerCase();
-    if (!ULIMIT_NAMES.has(name)) throw invalidArgument(`invalid ulimit type: ${u.Name}`);
-    const soft = toU64(u.Soft);
-    const hard = toU64(u.Hard);
-    if (soft > hard) throw invalidArgument(`ulimit soft limit must be less than or equal to hard limit: ${u.Soft} > ${u.Hard}`);
-    wanted.set(`RLIMIT_${name.toUpperCase()}`, { soft, hard });
-  }
-  const out: OciRlimit[] = [];
-  for (const [type, w] of wanted) {
-    const hostHard = hostLimits.get(type)?.hard ?? RLIM_INFINITY;
-    const hard = w.hard < hostHard ? w.hard : hostHard;
-    const soft = w.soft < hard ? w.soft : hard;
-    out.push({ type, hard: small(hard), soft: small(soft) });
-  }
-  return out;
-}
-
-function small(v: bigint): number | bigint {
-  return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
-}
+// Sysctls, security options
 
 const IPC_SYSCTLS = new Set(['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced']);
 
@@ -814,7 +277,7 @@ export function buildOciSpec(input: SpecInput): OciSpec {
   if (etc.hosts) user.push({ destination: '/etc/hosts', type: 'bind', source: etc.hosts, options: etcOpts });
   if (etc.resolvConf) user.push({ destination: '/etc/resolv.conf', type: 'bind', source: etc.resolvConf, options: etcOpts });
 
-  for (const m of input.mountPoints ?? hostConfigMountPoints(hc)) {
+  for (const m of input.mountPoints ?? []) {
     if (m.Type === 'tmpfs') {
       const opts = ['noexec', 'nosuid', 'nodev', 'rprivate', ...tmpfsMountData(hc, m.Destination), ...(m.RW ? [] : ['ro'])];
       user.push({ destination: m.Destination, type: 'tmpfs', source: 'tmpfs', options: mergeTmpfsOptions(opts) });

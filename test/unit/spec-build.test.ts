@@ -8,10 +8,12 @@ import {
   containerCapabilities, capabilityMask, DEFAULT_CAPABILITIES, hostBoundingCapabilities, normalizeCapabilities, parseCapLine,
 } from '../../src/runtime/caps';
 import {
-  buildOciSpec, buildRlimits, mergeImageConfig, mergeTmpfsOptions, parseBind, parseProcLimits, parseSecurityOpts,
-  resolveArgs, serializeOciSpec, containerEnv, RLIM_INFINITY, SpecInput, MASKED_PATHS, READONLY_PATHS, hostFacts,
-  devMajor, devMinor,
+  buildOciSpec, mergeTmpfsOptions, parseSecurityOpts, serializeOciSpec, containerEnv, SpecInput, MASKED_PATHS, READONLY_PATHS,
 } from '../../src/runtime/spec';
+import { devMajor, devMinor, hostFacts, parseProcLimits, RLIM_INFINITY } from '../../src/runtime/host';
+import { buildRlimits } from '../../src/runtime/resources';
+import { hostConfigMountPoints, parseBind } from '../../src/container/binds';
+import { mergeImageConfig, resolveArgs } from '../../src/container/runconfig';
 import { defaultSeccompProfile } from '../../src/runtime/seccomp';
 
 function invalid(fn: () => unknown, message: string | RegExp): void {
@@ -23,12 +25,14 @@ function invalid(fn: () => unknown, message: string | RegExp): void {
   });
 }
 
+/** A spec input; the mount points are the ones HostConfig names, as the container area passes them. */
 function input(over: Partial<SpecInput> = {}): SpecInput {
-  return {
+  const base: SpecInput = {
     containerId: 'c0ffee'.padEnd(64, '0'), rootfsPath: '/nonexistent-rootfs', args: ['sh'], env: [], user: { uid: 0, gid: 0 },
     terminal: false, hostname: 'c0ffee000000', hostConfig: {}, cgroupsPath: '/berth/x', prepareHostPaths: false,
     host: { cpus: 2 }, ...over,
   };
+  return { mountPoints: hostConfigMountPoints(base.hostConfig), ...base };
 }
 
 test('default capability set is Docker\'s (mask a80425fb)', () => {

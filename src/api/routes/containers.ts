@@ -6,7 +6,7 @@
 import { parseDetachKeys } from '../../container/detachkeys';
 import type { Duplex } from 'node:stream';
 import { commonHeaders, compareApi, type Ctx, type Router } from '../router';
-import { BerthError, invalidArgument, isKind } from '../../common/errors';
+import { BerthError, invalidArgument } from '../../common/errors';
 import type { Services } from '../../engine/services';
 import type { ContainerCreateRequest, ContainerStats, LogsOptions, WaitCondition } from '../../engine/types';
 import type { ServerResponse } from 'node:http';
