@@ -147,15 +147,22 @@ function isLive(pid: number): boolean {
 async function readExecFifo(handle: fsp.FileHandle, initPid: number, id: string): Promise<void> {
   const buf = Buffer.alloc(16);
   const deadline = Date.now() + EXEC_FIFO_DEADLINE_MS;
-  for (let spins = 0; ; spins++) {
-    let n = 0;
+  const readByte = async (): Promise<boolean> => {
     try {
-      ({ bytesRead: n } = await handle.read(buf, 0, buf.length, null));
+      return (await handle.read(buf, 0, buf.length, null)).bytesRead > 0;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+      return false;
     }
-    if (n > 0) return;
-    if (!isLive(initPid)) throw new RuncError(`cannot start container ${id}: container process is already dead`, '', null);
+  };
+  for (let spins = 0; ; spins++) {
+    if (await readByte()) return;
+    // Init may have opened the FIFO, written its byte, run a short command and exited between
+    // the read above and this check: the byte it left decides, not the dead process.
+    if (!isLive(initPid)) {
+      if (await readByte()) return;
+      throw new RuncError(`cannot start container ${id}: container process is already dead`, '', null);
+    }
     if (Date.now() > deadline) throw new RuncError(`cannot start container ${id}: timed out waiting for the container process`, '', null);
     // Init is between its last sync with runc and opening the FIFO: microseconds, so spin briefly first.
     await new Promise((r) => (spins < 50 ? setImmediate(r) : setTimeout(r, 1)));
