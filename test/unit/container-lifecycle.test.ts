@@ -46,6 +46,7 @@ function fakeImages(root: string): ImageService {
     setUsageProbe: () => undefined,
     createImageFromLayers: unused, tag: unused, untag: unused, remove: unused, prune: unused, inspect: unused, history: unused,
     summaries: unused, configBytes: unused, openLayerTar: unused, layerTarSize: unused, save: unused, load: unused, diskUsage: unused,
+    addRepoDigest: unused, hasLayers: unused,
   };
 }
 
