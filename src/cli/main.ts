@@ -93,7 +93,7 @@ const groups: Record<string, Record<string, [string, string]>> = {
   },
   builder: {
     build: ['build', 'build'],
-    prune: ['build', 'builder prune'],
+    prune: ['prune', 'builderPrune'],
   },
   volume: {
     create: ['volume', 'create'],

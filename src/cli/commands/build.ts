@@ -5,7 +5,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import * as tar from 'tar-stream';
-import { CliError, filtersParam } from '../client';
+import { CliError } from '../client';
 import type { CommandDef } from '../context';
 import { keyValueMap, type CommandSpec, type FlagSpec } from '../flags';
 import { forEachLine } from '../jsonlines';
@@ -190,31 +190,6 @@ const build: CommandDef = {
   },
 };
 
-const builderPrune: CommandDef = {
-  spec: spec('builder prune', 'builder prune', 'Remove build cache', [
-    { long: 'all', short: 'a', kind: 'bool', usage: 'Remove all unused build cache, not just dangling ones' },
-    { long: 'filter', kind: 'list', usage: "Provide filter values (e.g. 'until=24h')" },
-    { long: 'force', short: 'f', kind: 'bool', usage: 'Do not prompt for confirmation' },
-  ], { maxArgs: 0 }),
-  async run(ctx, p) {
-    if (!p.opts.force) {
-      process.stdout.write('WARNING! This will remove all dangling build cache. Are you sure you want to continue? [y/N] ');
-      const answer = await new Promise<string>((resolve) => {
-        process.stdin.once('data', (d) => resolve(String(d)));
-        process.stdin.once('end', () => resolve(''));
-      });
-      process.stdin.pause();
-      if (!/^y(es)?$/i.test(answer.trim())) return 0;
-    }
-    const api = await ctx.api();
-    const r = await api.json('POST', '/build/prune', { query: { all: p.opts.all ? 1 : undefined, filters: filtersParam(p.opts.filter ?? []) } });
-    const deleted: string[] = r.CachesDeleted ?? [];
-    if (deleted.length) ctx.out(`Deleted build cache objects:\n${deleted.join('\n')}\n\n`);
-    ctx.out(`Total reclaimed space: ${humanSize(Number(r.SpaceReclaimed ?? 0))}\n`);
-    return 0;
-  },
-};
-
 const imageWhy: CommandDef = {
   spec: spec('image why', 'image why IMAGE', 'Show space that later layers of an image delete or overwrite, largest first', [
     { long: 'no-trunc', kind: 'bool', usage: "Don't truncate output" },
@@ -237,4 +212,4 @@ const imageWhy: CommandDef = {
   },
 };
 
-export const defs: Record<string, CommandDef> = { build, 'builder prune': builderPrune, 'image why': imageWhy };
+export const defs: Record<string, CommandDef> = { build, 'image why': imageWhy };

@@ -121,6 +121,11 @@ const volumePrune = pruneCommand('volume', 'Remove unused local volumes', 'Remov
   some: 'WARNING! This will remove anonymous local volumes not used by at least one container.',
 }, (api, all, filters) => pruneVolumes(api, all ? [...filters, 'all=true'] : filters));
 
+const builderPrune = pruneCommand('builder', 'Remove build cache', 'Remove all unused build cache, not just dangling ones', {
+  all: 'WARNING! This will remove all build cache.',
+  some: 'WARNING! This will remove all dangling build cache.',
+}, pruneBuildCache);
+
 const systemPrune: CommandDef = {
   spec: spec('system prune', 'system prune [OPTIONS]', 'Remove unused data', [
     { long: 'all', short: 'a', kind: 'bool', usage: 'Remove all unused images not just dangling ones' },
@@ -152,4 +157,4 @@ const systemPrune: CommandDef = {
   },
 };
 
-export const defs: Record<string, CommandDef> = { containerPrune, imagePrune, volumePrune, systemPrune };
+export const defs: Record<string, CommandDef> = { builderPrune, containerPrune, imagePrune, volumePrune, systemPrune };
