@@ -181,7 +181,7 @@ Run '${PROG} COMMAND --help' for more information on a command.
 
 /** `berth <group> --help`: the group's commands with their one-line descriptions. */
 async function groupHelp(g: string): Promise<string> {
-  const titles: Record<string, string> = { container: 'Manage containers', image: 'Manage images', registry: 'Run a registry server', system: 'Manage Berth', volume: 'Manage volumes' };
+  const titles: Record<string, string> = { builder: 'Manage builds', container: 'Manage containers', image: 'Manage images', registry: 'Run a registry server', system: 'Manage Berth', volume: 'Manage volumes' };
   const lines: string[] = [];
   // Aliases are accepted but not listed, as in docker's help.
   const aliases = new Set(['container list', 'container ps', 'container remove', 'image list', 'image remove', 'volume list', 'volume remove']);
