@@ -298,3 +298,28 @@ test('independent stages build concurrently; their output comes in stage order',
   assert.ok(r.stdout.indexOf('Step 2/7') < r.stdout.indexOf('Step 3/7'), 'stage a is printed before stage b');
   assert.equal(await runOut('concurrent', 'cat', '/a', '/b'), 'a\nb\n');
 });
+
+test('ADD: a URL (served on 127.0.0.1) is downloaded, not unpacked; local .tar.gz and .tar.xz are unpacked', async () => {
+  const http = await import('node:http');
+  const { spawnSync } = await import('node:child_process');
+  const server = http.createServer((req, res) => {
+    if (req.url === '/pkg/file.txt') { res.writeHead(200, { 'Last-Modified': 'Wed, 01 Jan 2020 00:00:00 GMT' }); res.end('downloaded\n'); }
+    else { res.writeHead(404); res.end(); }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const port = (server.address() as import('node:net').AddressInfo).port;
+    const src = context({ 'd/in-gz.txt': 'from gz\n', 'e/in-xz.txt': 'from xz\n' });
+    const dir = context({ 'Dockerfile': `FROM busybox\nADD http://127.0.0.1:${port}/pkg/file.txt /web/\nADD a.tar.gz /gz/\nADD b.tar.xz /xz/\n` });
+    assert.equal(spawnSync('tar', ['-czf', path.join(dir, 'a.tar.gz'), '-C', src, 'd']).status, 0);
+    assert.equal(spawnSync('tar', ['-cJf', path.join(dir, 'b.tar.xz'), '-C', src, 'e']).status, 0);
+    ok(await berth('build', '-t', 'adds', dir));
+    assert.equal(await runOut('adds', 'sh', '-c', 'cat /web/file.txt /gz/d/in-gz.txt /xz/e/in-xz.txt; stat -c %a /web/file.txt'), 'downloaded\nfrom gz\nfrom xz\n600\n');
+    const bad = context({ 'Dockerfile': `FROM busybox\nADD http://127.0.0.1:${port}/missing /x\n` });
+    const r = await berth('build', bad);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /failed to GET http:\/\/127\.0\.0\.1:\d+\/missing with status 404/);
+  } finally {
+    server.close();
+  }
+});
