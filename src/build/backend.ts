@@ -12,10 +12,12 @@ import { Readable, Writable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { readJsonIfExists, writeJsonAtomic } from '../common/atomic';
 import { isKind } from '../common/errors';
+import { parseReference } from '../common/reference';
 import { StdcopyDecoder } from '../common/stdcopy';
 import type { DaemonConfig } from '../engine/config';
 import type {
-  BuildBackend, BuildCacheEntry, BuildStepLayer, ContainerService, ImageRecord, ImageService, LayerInput, OciImageConfig, RunStepOptions,
+  BuildBackend, BuildCacheEntry, BuildStepLayer, ContainerService, DistributionService, ImageRecord, ImageService, LayerInput, OciImageConfig,
+  ProgressSink, RegistryAuth, RunStepOptions,
 } from '../engine/types';
 import { mountSpec, unmount } from '../container/mounts';
 import { mountpointOnlyDirs, scanUpperDir, upperDirToLayerTar } from '../store/changes';
@@ -32,13 +34,28 @@ export class EngineBuildBackend implements BuildBackend {
   /** Index writes one at a time, in order. */
   private writing: Promise<void> = Promise.resolve();
 
-  constructor(private readonly config: DaemonConfig, private readonly images: ImageService, private readonly containers: ContainerService) {
+  constructor(private readonly config: DaemonConfig, private readonly images: ImageService, private readonly containers: ContainerService,
+    private readonly distribution: DistributionService) {
     this.dir = path.join(config.dataRoot, 'builder');
     this.indexFile = path.join(this.dir, 'cache.json');
   }
 
   async resolveImage(ref: string): Promise<ImageRecord> {
     return this.images.resolve(ref);
+  }
+
+  async baseImage(ref: string, opts: { pull: boolean; auth: Record<string, RegistryAuth> }, progress: ProgressSink): Promise<ImageRecord> {
+    if (!opts.pull) {
+      try {
+        return await this.images.resolve(ref);
+      } catch (err) {
+        if (!isKind(err, 'not-found') || /^[0-9a-f]{12,64}$/.test(ref) || ref.startsWith('sha256:')) throw err;
+      }
+    }
+    const named = parseReference(ref);
+    const full = named.digest || named.tag ? ref : `${ref}:latest`;
+    await this.distribution.pull(full, { auth: opts.auth[named.domain] ?? opts.auth[`https://${named.domain}`] ?? (named.domain === 'docker.io' ? opts.auth['https://index.docker.io/v1/'] : undefined) }, progress);
+    return this.images.resolve(full);
   }
 
   async runStep(opts: RunStepOptions): Promise<{ layer: BuildStepLayer; exitCode: number }> {

@@ -276,11 +276,12 @@ export class Builder implements BuildService {
       const id = ref && !/^\d+$/.test(base) ? run.results.get(ref.index) : undefined;
       let rec;
       try {
-        rec = await run.backend.resolveImage(id ?? base);
+        rec = id ? await run.backend.resolveImage(id) : await run.backend.baseImage(base, { pull: run.req.pull, auth: run.req.registryAuth }, run.out);
       } catch (err) {
         if (isKind(err, 'not-found')) {
-          throw stepError(`pull access denied for ${base}, repository does not exist or may require 'docker login': Berth builds from local images only (load, import or bootstrap it first)`, stage.line);
+          throw stepError(`pull access denied for ${base}, repository does not exist or may require 'docker login': ${(err as Error).message}`, stage.line);
         }
+        if (err instanceof BerthError) throw stepError(err.message, stage.line);
         throw err;
       }
       imageId = rec.id;
@@ -532,10 +533,10 @@ export class Builder implements BuildService {
       return id;
     }
     try {
-      return (await run.backend.resolveImage(from)).id;
+      return (await run.backend.baseImage(from, { pull: false, auth: run.req.registryAuth }, run.out)).id;
     } catch (err) {
-      if (isKind(err, 'not-found')) throw stepError(`invalid from flag value ${from}: No such image: ${from} (no stage of that name either; images are not pulled)`, line);
-      throw err;
+      if (!(err instanceof BerthError)) throw err;
+      throw stepError(`invalid from flag value ${from}: ${err.message} (and no stage of that name)`, line);
     }
   }
 

@@ -44,8 +44,8 @@ export async function main(argv: string[]): Promise<void> {
   const containers = await createContainerService(config, images, events, volumes);
   images.setUsageProbe((id) => containers.containersUsingImage(id));
   volumes.setUsageProbe((name) => containers.containersUsingVolume(name));
-  const builder = createBuildService(config, images, containers);
   const distribution = await createDistributionService(config, images);
+  const builder = createBuildService(config, images, containers, distribution);
   const services: Services = { config, events, images, containers, volumes, builder, distribution, startedAt: new Date() };
 
   const router = new Router();

@@ -522,8 +522,13 @@ export interface BuildCacheEntry {
  * run a step, copy into a layer, capture a layer as an image, probe the cache.
  */
 export interface BuildBackend {
-  /** A local image (no pull: Berth works offline). Throws not-found. */
+  /** A local image. Throws not-found. */
   resolveImage(ref: string): Promise<ImageRecord>;
+  /**
+   * A base image: local, else pulled (always with `pull`), as the classic builder does;
+   * pull progress goes to `progress`. Throws not-found when it is nowhere.
+   */
+  baseImage(ref: string, opts: { pull: boolean; auth: Record<string, RegistryAuth> }, progress: ProgressSink): Promise<ImageRecord>;
   /** Runs a RUN step as a container on `imageId`; its writable layer is kept for capture. */
   runStep(opts: RunStepOptions): Promise<{ layer: BuildStepLayer; exitCode: number }>;
   /** A fresh writable layer on `imageId` (or empty for ''), mounted while `fill` writes into it. */
@@ -566,6 +571,10 @@ export interface BuildRequest {
   platform: string;
   /** `host:ip` entries for the RUN steps' /etc/hosts. */
   extraHosts: string[];
+  /** `pull`: pull base images even when they are local. */
+  pull: boolean;
+  /** X-Registry-Config: credentials per registry host for pulling base images. */
+  registryAuth: Record<string, RegistryAuth>;
   /** `cachefrom`: when given, only these images (and their parents) are cache sources, as with Docker's classic builder. */
   cacheFrom: string[];
 }

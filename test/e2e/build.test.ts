@@ -251,10 +251,11 @@ test('bad input: line numbers and Docker wording; nothing tagged, no container l
     ['FROM busybox\nFOO bar\n', /dockerfile parse error on line 2: unknown instruction: FOO/],
     ['RUN echo\n', /dockerfile parse error on line 1: no build stage in current context/],
     ['FROM busybox\nCMD ["a", 1]\n', /line 2: when using JSON array syntax, arrays must be comprised of strings only/],
-    ['FROM busybox\nCOPY --from=nostage /x /y\n', /invalid from flag value nostage.*line 2/],
+    ['FROM busybox\nCOPY --from=127.0.0.1:9/nostage /x /y\n', /invalid from flag value 127\.0\.0\.1:9\/nostage.*line 2/],
     ['FROM busybox\nCOPY ../outside /y\n', /forbidden path outside the build context: \.\.\/outside \(\).*line 2/],
     ['FROM busybox\nCOPY missing.txt /y\n', /COPY failed: file not found in build context or excluded by \.dockerignore: stat missing\.txt: file does not exist/],
-    ['FROM no-such-image-here\n', /pull access denied for no-such-image-here/],
+    // a registry that is not there (nothing listens on 127.0.0.1:9): the pull fails, locally
+    ['FROM 127.0.0.1:9/no-such-image-here\n', /127\.0\.0\.1:9.*line 1/],
     ['', /cannot be empty/],
   ];
   for (const [df, re] of cases) {
@@ -321,5 +322,24 @@ test('ADD: a URL (served on 127.0.0.1) is downloaded, not unpacked; local .tar.g
     assert.match(r.stderr, /failed to GET http:\/\/127\.0\.0\.1:\d+\/missing with status 404/);
   } finally {
     server.close();
+  }
+});
+
+test('a base image that is not local is pulled (from a registry on 127.0.0.1); --pull pulls again', async () => {
+  const { startRegistry } = await import('../helpers/registry');
+  const reg = await startRegistry('berth');
+  try {
+    const ref = `${reg.addr}/base/bb:1`;
+    ok(await berth('tag', 'busybox', ref));
+    ok(await berth('push', ref));
+    ok(await berth('rmi', ref));
+    const dir = context({ 'Dockerfile': `FROM ${ref}\nRUN echo pulled-base > /p\n` });
+    const r = ok(await berth('build', '-t', 'from-registry', dir));
+    assert.match(r.stdout, /Step 1\/2 : FROM 127\.0\.0\.1:\d+\/base\/bb:1\n/);
+    assert.equal(await runOut('from-registry', 'cat', '/p'), 'pulled-base\n');
+    assert.equal((await d.api('GET', `/images/${encodeURIComponent(ref)}/json`)).status, 200, 'the base is in the store now');
+    ok(await berth('build', '--pull', '-t', 'from-registry:2', dir));
+  } finally {
+    await reg.stop();
   }
 });

@@ -3,7 +3,7 @@
  * in the query, a JSON message stream back) and POST /build/prune.
  */
 import { invalidArgument } from '../../common/errors';
-import type { BuildRequest } from '../../engine/types';
+import type { BuildRequest, RegistryAuth } from '../../engine/types';
 import type { Services } from '../../engine/services';
 import { JsonStream, detachedBody } from '../jsonstream';
 import type { Ctx, Router } from '../router';
@@ -15,6 +15,18 @@ function jsonMap(ctx: Ctx, name: string): Record<string, string | null> {
   try { v = JSON.parse(raw); } catch { throw invalidArgument(`invalid ${name} value: ${raw}`); }
   if (!v || typeof v !== 'object' || Array.isArray(v)) throw invalidArgument(`invalid ${name} value: ${raw}`);
   return v as Record<string, string | null>;
+}
+
+/** X-Registry-Config: base64url(JSON) of registry host -> credentials; anything unreadable means none. */
+function registryConfigOf(ctx: Ctx): Record<string, RegistryAuth> {
+  const raw = ctx.req.headers['x-registry-config'];
+  if (typeof raw !== 'string' || !raw) return {};
+  try {
+    const v = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'));
+    return v && typeof v === 'object' && !Array.isArray(v) ? v as Record<string, RegistryAuth> : {};
+  } catch {
+    return {};
+  }
 }
 
 function jsonList(ctx: Ctx, name: string): string[] {
@@ -43,6 +55,8 @@ export function buildRequestOf(ctx: Ctx): BuildRequest {
     platform: ctx.query.get('platform') ?? '',
     extraHosts: ctx.query.getAll('extrahosts').flatMap((h) => h.split(',')).filter(Boolean),
     cacheFrom: jsonList(ctx, 'cachefrom'),
+    pull: ctx.bool('pull'),
+    registryAuth: registryConfigOf(ctx),
   };
 }
 
