@@ -3,6 +3,13 @@
  * One conmon per container owns its stdio, log and exit code, so containers
  * outlive berthd; berthd learns about exits from conmon's exit files
  * (inotify on <execRoot>/exits) and re-attaches on restart (restore()).
+ * Processes run through the TaskRuntime (runtime/task.ts; a fake in unit tests).
+ *
+ * Over 500 lines: the lifecycle verbs, exit handling and restore share one piece of
+ * per-container state (Ctr: lock, waiters, pre-created runtime, exit flags) whose
+ * invariants hold only while one class owns it. Pieces without that state live
+ * beside it: restart policy (restart.ts), stats, prune, top, logs, attach, exec,
+ * bundle and /etc files, mount points, list.
  */
 import { Mutex } from '../common/mutex';
 import * as fs from 'node:fs';

@@ -7,6 +7,9 @@
  *   api         -> src/api (HTTP: reads requests, calls the services, writes answers)
  * Shapes follow the Engine API swagger (../shared/specs/engine-api/swagger.yaml),
  * so the API layer mostly serialises what the services return.
+ *
+ * Over 500 lines on purpose: every contract between areas in one place, so a new
+ * area (networks, distribution) reads one file to know what it may ask of the others.
  */
 import type { Duplex, Readable, Writable } from 'node:stream';
 

@@ -3,6 +3,10 @@
  * which lists what other areas and the API may ask of images). Its stores
  * (content, image metadata, snapshots) stay inside the image area.
  * Errors are BerthErrors worded as Docker words them.
+ *
+ * Over 500 lines: Docker's rmi/prune rules (conflicts, untag-before-delete, dangling
+ * parents) and the inspect/history/summary shapes all read the same image store
+ * entries; save/load live in save-load.ts, archive formats in archive.ts.
  */
 import type { Readable, Writable } from 'node:stream';
 import type { DaemonConfig } from '../engine/config';

@@ -1,5 +1,7 @@
 // Container commands other than run/create: lifecycle, ps, logs, exec, attach, wait, top,
 // rename, port, diff, commit, cp.
+// Long (~800 lines): one small command function per docker container subcommand,
+// each with its flags; splitting by command would only add files that import each other.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApiClient, ApiError, CliError, filtersParam, timestampParam } from '../client';

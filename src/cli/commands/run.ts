@@ -1,5 +1,7 @@
 // `berth run` / `berth create`: flags -> create body exactly as the docker CLI builds it,
 // then docker's run flow: create (pull on 404) -> attach -> wait -> start -> stream.
+// Long (~790 lines) because docker run has ~100 flags, each mapped here once; the
+// container commands reuse its helpers (resource flags, tty, signals, wait).
 import * as fs from 'node:fs';
 import { forEachLine } from '../jsonlines';
 import { ApiClient, ApiError, CliError, type Hijacked } from '../client';
