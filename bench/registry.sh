@@ -51,10 +51,12 @@ ctx=$BENCH_BASE/ctx
 mkdir -p "$ctx/text1" "$ctx/random" "$ctx/small" "$ctx/text2"
 busybox_rootfs_tar "$ctx/base.tar"
 "${DK[@]}" import "$ctx/base.tar" bench-base:1 >/dev/null
+set +o pipefail # head closes the pipes early on purpose
 seq 1 6000000 | sed 's/$/ lorem ipsum dolor sit amet/' | head -c 60000000 > "$ctx/text1/words.txt"
 head -c 100000000 /dev/urandom > "$ctx/random/blob.bin"
 head -c $((5000 * 2048)) /dev/urandom | split -a 4 -d -b 2048 - "$ctx/small/f"
 seq 1 3000000 | awk '{ print "line", $1, $1 * 7 }' | head -c 30000000 > "$ctx/text2/numbers.txt"
+set -o pipefail
 rm "$ctx/base.tar"
 cat > "$ctx/Dockerfile" <<'EOF'
 FROM bench-base:1
@@ -113,7 +115,12 @@ BLOB=sha256:$(sha256sum "$BENCH_BASE/blob50" | cut -d' ' -f1)
 MANIFEST_TYPE=application/vnd.docker.distribution.manifest.v2+json
 server_bench() { # name pid addr -> appends a JSON line to servers.jsonl
   local name=$1 pid=$2 addr=$3
-  curl -sf -o /dev/null -X POST --data-binary @"$BENCH_BASE/blob50" -H 'Content-Type: application/octet-stream' "http://$addr/v2/bench/blob/blobs/uploads/?digest=$BLOB"
+  local loc
+  loc=$(curl -sf -D - -o /dev/null -X POST "http://$addr/v2/bench/blob/blobs/uploads/" | awk 'tolower($1) == "location:" { print $2 }' | tr -d '\r')
+  case $loc in http*) ;; *) loc="http://$addr$loc" ;; esac
+  case $loc in *\?*) loc="$loc&digest=$BLOB" ;; *) loc="$loc?digest=$BLOB" ;; esac
+  curl -sf -o /dev/null -X PUT --data-binary @"$BENCH_BASE/blob50" -H 'Content-Type: application/octet-stream' "$loc"
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -I "http://$addr/v2/bench/blob/blobs/$BLOB")" = 200 ] || { echo "bench: blob upload to $name failed" >&2; exit 1; }
   "${BERTH[@]}" tag "$REG/bench/big:1" "$addr/bench/big:1"
   "${BERTH[@]}" push "$addr/bench/big:1" >/dev/null
   "${BERTH[@]}" rmi "$addr/bench/big:1" >/dev/null

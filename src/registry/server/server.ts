@@ -276,7 +276,7 @@ export class RegistryServer {
     headers['Content-Length'] = String(end - start + 1);
     res.writeHead(status, headers);
     if (head || size === 0) return void res.end();
-    const stream = fs.createReadStream(this.storage.blobPath(digest), { start, end, highWaterMark: 1 << 20 });
+    const stream = fs.createReadStream(this.storage.blobPath(digest), { start, end, highWaterMark: 256 << 10 });
     stream.pipe(res);
     await new Promise<void>((resolve) => {
       const done = () => { stream.destroy(); resolve(); };
