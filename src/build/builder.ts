@@ -442,6 +442,10 @@ export class Builder implements BuildService {
 
   private async runStep(run: Run, st: StageState, n: Node): Promise<void> {
     const flags = flagsOf(n);
+    const network = flags.get('network');
+    if (network !== undefined && network !== 'none' && network !== 'default') {
+      throw lineError(`RUN --network=${String(network)} is not supported: RUN steps use the none network`, n.startLine);
+    }
     let cmd: string[];
     if (n.heredocs.length && !n.json) {
       const line = n.next.join(' ');

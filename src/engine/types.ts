@@ -569,7 +569,7 @@ export interface BuildRequest {
   quiet: boolean;
   labels: Record<string, string>;
   squash: boolean;
-  /** Removing intermediate containers (rm/forcerm): always done; accepted for the protocol. */
+  /** Accepted for the protocol: RUN steps use the none network (intermediate containers are always removed: rm/forcerm). */
   networkMode: string;
   platform: string;
   /** `host:ip` entries for the RUN steps' /etc/hosts. */

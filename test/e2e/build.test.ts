@@ -250,6 +250,8 @@ test('bad input: line numbers and Docker wording; nothing tagged, no container l
   const cases: Array<[string, RegExp]> = [
     ['FROM busybox\nFOO bar\n', /dockerfile parse error on line 2: unknown instruction: FOO/],
     ['RUN echo\n', /dockerfile parse error on line 1: no build stage in current context/],
+    ['FROM busybox\nCOPY --parents a /b\n', /dockerfile parse error on line 2: unknown flag: parents/],
+    ['FROM busybox\nRUN --network=host true\n', /line 2: RUN --network=host is not supported/],
     ['FROM busybox\nCMD ["a", 1]\n', /line 2: when using JSON array syntax, arrays must be comprised of strings only/],
     ['FROM busybox\nCOPY --from=127.0.0.1:9/nostage /x /y\n', /invalid from flag value 127\.0\.0\.1:9\/nostage.*line 2/],
     ['FROM busybox\nCOPY ../outside /y\n', /forbidden path outside the build context: \.\.\/outside \(\).*line 2/],

@@ -14,9 +14,10 @@ export const INSTRUCTIONS = new Set([
 /** Flags each instruction accepts (others are refused, as Docker does). */
 const FLAGS: Record<string, string[]> = {
   from: ['platform'],
-  copy: ['from', 'chown', 'chmod', 'link', 'parents', 'exclude'],
-  add: ['chown', 'chmod', 'link', 'keep-git-dir', 'checksum', 'exclude'],
-  run: ['mount', 'network', 'security'],
+  // --link only changes how BuildKit stores the layer; the result is the same, so it is accepted.
+  copy: ['from', 'chown', 'chmod', 'link'],
+  add: ['chown', 'chmod', 'link'],
+  run: ['mount', 'network'],
   healthcheck: ['interval', 'timeout', 'start-period', 'start-interval', 'retries'],
 };
 
