@@ -5,7 +5,7 @@
  */
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { buildOciSpec, serializeOciSpec, type OciSpec } from '../runtime/spec';
+import { buildOciSpec, checkSpecInput, serializeOciSpec, type OciResources } from '../runtime/spec';
 import { hostConfigMountPoints } from './binds';
 import { resolveArgs } from './runconfig';
 import { resolveUser } from '../runtime/user';
@@ -15,14 +15,17 @@ import type { ContainerRecord } from './store';
 /** The container's cgroup below the daemon's cgroup parent (`--cgroup-parent`, default /berth). */
 function cgroupsPath(parent: string, id: string): string { return `${parent.replace(/\/+$/, '')}/${id}`; }
 
-/** Runs the spec builder at create time so bad HostConfig values fail with 400 there; returns the spec. */
-export function validateSpec(id: string, config: any, hostConfig: any, cgroupParent: string): OciSpec {
-  return buildOciSpec({
+/**
+ * The spec builder's checks at create time (and update), so bad HostConfig values fail
+ * with 400 there, without building a spec; returns the cgroup resources they give.
+ */
+export function validateSpec(id: string, config: any, hostConfig: any, cgroupParent: string): OciResources {
+  return checkSpecInput({
     containerId: id, rootfsPath: '/nonexistent', args: resolveArgs(config), env: config.Env ?? [],
     cwd: config.WorkingDir || '/', user: { uid: 0, gid: 0 }, terminal: !!config.Tty,
     hostname: config.Hostname, domainname: config.Domainname, hostConfig,
     cgroupsPath: cgroupsPath(cgroupParent, id), prepareHostPaths: false, mountPoints: hostConfigMountPoints(hostConfig),
-  });
+  }).resources;
 }
 
 /** The /etc files the spec bind-mounts; needs no rootfs, so start writes them while mounting. */

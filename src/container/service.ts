@@ -707,7 +707,7 @@ export class Containers implements ContainerService {
       }
       // The same checks as create (Docker's wording), on the merged result.
       const checked = validateHostConfig(hc, { network: this.config.defaultNetwork, cgroupnsMode: this.config.defaultCgroupnsMode });
-      const resources = validateSpec(id, c.rec.Config, checked, this.config.cgroupParent).linux.resources;
+      const resources = validateSpec(id, c.rec.Config, checked, this.config.cgroupParent);
       if (c.rec.State.Running) {
         const { devices: _devices, ...limits } = resources; // device rules are fixed at create
         // "no limit" is absent from a fresh spec; runc update needs it said (-1 writes "max").

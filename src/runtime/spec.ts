@@ -34,7 +34,7 @@ import { cleanPath } from '../common/paths';
 import { resolveInRoot } from '../common/scopedpath';
 import { containerCapabilities } from './caps';
 import { findInitBinary, hostDevices, hostFacts, type HostFacts } from './host';
-import type { DockerHostConfig, OciDevice, OciDeviceCgroup, OciMount, OciNamespace, OciSpec } from './oci';
+import type { DockerHostConfig, OciDevice, OciDeviceCgroup, OciMount, OciNamespace, OciResources, OciRlimit, OciSpec } from './oci';
 import { buildResources, buildRlimits, defaultDeviceRules, parseDeviceCgroupRule, userDevices } from './resources';
 import { defaultSeccompProfile } from './seccomp';
 
@@ -213,14 +213,41 @@ function modeOf(v: string | undefined): { kind: string; ref: string } {
   return i < 0 ? { kind: s, ref: '' } : { kind: s.slice(0, i), ref: s.slice(i + 1) };
 }
 
-/** Builds the OCI runtime spec for a container. See the usage note at the top of this file. */
-export function buildOciSpec(input: SpecInput): OciSpec {
+/** What checkSpecInput found valid and computed; buildOciSpec assembles the spec from it. */
+export interface CheckedSpecInput {
+  hc: DockerHostConfig;
+  host: HostFacts;
+  privileged: boolean;
+  readonlyRootfs: boolean;
+  security: SecurityOptions;
+  namespaces: OciNamespace[];
+  privateUts: boolean;
+  ipcKind: string;
+  caps: string[];
+  shmSize: number;
+  /** Mounts the container asks for (etc files, binds, volumes, tmpfs, init), parents first later. */
+  user: OciMount[];
+  args: string[];
+  /** --device nodes (not the host's /dev of --privileged: that is read at build time only). */
+  devices: OciDevice[];
+  resources: OciResources;
+  sysctl: Record<string, string>;
+  oomScoreAdj: number;
+  cwd: string;
+  rlimits: OciRlimit[];
+}
+
+/**
+ * Every check buildOciSpec makes, with Docker's wording, without building the spec:
+ * create runs it to answer 400 early; update takes the resources from it. Reads no
+ * rootfs and walks no /dev.
+ */
+export function checkSpecInput(input: SpecInput): CheckedSpecInput {
   const hc = input.hostConfig ?? {};
   const host: HostFacts = { ...hostFacts(), ...(input.host ?? {}) } as HostFacts;
   const privileged = !!hc.Privileged;
   const readonlyRootfs = input.readonlyRootfs ?? !!hc.ReadonlyRootfs;
   const security = parseSecurityOpts(hc.SecurityOpt);
-  const prepare = input.prepareHostPaths !== false;
 
   // Namespaces (Docker's order).
   const namespaces: OciNamespace[] = [{ type: 'mount' }];
@@ -253,22 +280,8 @@ export function buildOciSpec(input: SpecInput): OciSpec {
   // Capabilities.
   const caps = containerCapabilities({ capAdd: hc.CapAdd, capDrop: hc.CapDrop, privileged, allCapabilities: host.boundingCapabilities });
 
-  // Mounts: Docker's defaults, minus the ones user mounts replace.
   const shmSize = hc.ShmSize ?? 0;
   if (shmSize < 0) throw invalidArgument('SHM size can not be less than 0');
-  const defaults: OciMount[] = [
-    { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
-    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
-    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', privileged ? 'rw' : 'ro'] },
-    { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: [privileged ? 'rw' : 'ro', 'nosuid', 'noexec', 'nodev'] },
-    { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-  ];
-  if (ipc.kind === 'host') {
-    defaults.push({ destination: '/dev/shm', type: 'bind', source: '/dev/shm', options: ['rbind', 'rprivate'] });
-  } else if (ipc.kind !== 'none') {
-    defaults.push({ destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${shmSize || DEFAULT_SHM_SIZE}`] });
-  }
 
   const user: OciMount[] = [];
   const etcOpts = readonlyRootfs ? ['rbind', 'rprivate', 'ro'] : ['rbind', 'rprivate'];
@@ -283,8 +296,6 @@ export function buildOciSpec(input: SpecInput): OciSpec {
       user.push({ destination: m.Destination, type: 'tmpfs', source: 'tmpfs', options: mergeTmpfsOptions(opts) });
       continue;
     }
-    // Docker's -v creates a missing host directory (--mount was checked at create); a volume's always exists.
-    if (prepare && m.Type === 'bind' && !fs.existsSync(m.Source)) fs.mkdirSync(m.Source, { recursive: true, mode: 0o755 });
     const options = ['rbind', m.Propagation || 'rprivate'];
     if (!m.RW) options.push('ro');
     user.push({ destination: m.Destination, type: 'bind', source: m.Source, options });
@@ -309,18 +320,11 @@ export function buildOciSpec(input: SpecInput): OciSpec {
     if (seen.has(m.destination)) throw invalidArgument(`Duplicate mount point: ${m.destination}`);
     seen.add(m.destination);
   }
-  const userMountsDev = seen.has('/dev');
-  const mounts = [
-    ...defaults.filter((m) => !seen.has(m.destination) && !(userMountsDev && m.destination.startsWith('/dev/'))),
-    // Parents before children (stable by depth), like Docker's mounts sort.
-    ...user.map((m, i) => ({ m, i })).sort((a, b) => depth(a.m.destination) - depth(b.m.destination) || a.i - b.i).map((x) => x.m),
-  ];
 
   // Devices.
   let devices: OciDevice[] = [];
   let deviceRules: OciDeviceCgroup[];
   if (privileged) {
-    devices = hostDevices();
     deviceRules = [{ allow: true, access: 'rwm' }];
   } else {
     deviceRules = defaultDeviceRules();
@@ -340,46 +344,90 @@ export function buildOciSpec(input: SpecInput): OciSpec {
 
   const cwd = input.cwd || '/';
   if (!cwd.startsWith('/')) throw invalidArgument(`the working directory '${cwd}' is invalid, it needs to be an absolute path`);
+
+  const rlimits = buildRlimits(hc.Ulimits, host.rlimits);
+  return {
+    hc, host, privileged, readonlyRootfs, security, namespaces, privateUts, ipcKind: ipc.kind, caps, shmSize, user, args,
+    devices, resources, sysctl, oomScoreAdj, cwd, rlimits,
+  };
+}
+
+/** Builds the OCI runtime spec for a container. See the usage note at the top of this file. */
+export function buildOciSpec(input: SpecInput): OciSpec {
+  const c = checkSpecInput(input);
+  const { privileged, caps, user } = c;
+  const prepare = input.prepareHostPaths !== false;
+
+  // Mounts: Docker's defaults, minus the ones user mounts replace.
+  const defaults: OciMount[] = [
+    { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', privileged ? 'rw' : 'ro'] },
+    { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: [privileged ? 'rw' : 'ro', 'nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+  ];
+  if (c.ipcKind === 'host') {
+    defaults.push({ destination: '/dev/shm', type: 'bind', source: '/dev/shm', options: ['rbind', 'rprivate'] });
+  } else if (c.ipcKind !== 'none') {
+    defaults.push({ destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${c.shmSize || DEFAULT_SHM_SIZE}`] });
+  }
+  // Docker's -v creates a missing host directory (--mount was checked at create); a volume's always exists.
+  if (prepare) {
+    for (const m of input.mountPoints ?? []) {
+      if (m.Type === 'bind' && !fs.existsSync(m.Source)) fs.mkdirSync(m.Source, { recursive: true, mode: 0o755 });
+    }
+  }
+  const seen = new Set(user.map((m) => m.destination));
+  const userMountsDev = seen.has('/dev');
+  const mounts = [
+    ...defaults.filter((m) => !seen.has(m.destination) && !(userMountsDev && m.destination.startsWith('/dev/'))),
+    // Parents before children (stable by depth), like Docker's mounts sort.
+    ...user.map((m, i) => ({ m, i })).sort((a, b) => depth(a.m.destination) - depth(b.m.destination) || a.i - b.i).map((x) => x.m),
+  ];
+
+  const devices = privileged ? hostDevices() : c.devices;
+
   if (prepare) {
     // Docker creates a missing WORKDIR at start, owned by the container user.
-    const hostCwd = resolveInRoot(input.rootfsPath, cwd);
+    const hostCwd = resolveInRoot(input.rootfsPath, c.cwd);
     if (!fs.existsSync(hostCwd)) {
       fs.mkdirSync(hostCwd, { recursive: true, mode: 0o755 });
       try { fs.chownSync(hostCwd, input.user.uid, input.user.gid); } catch { /* best effort, as Docker */ }
     }
   }
 
-  const unconfined = privileged || security.unconfinedSystemPaths;
+  const unconfined = privileged || c.security.unconfinedSystemPaths;
   const spec: OciSpec = {
     ociVersion: OCI_VERSION,
     process: {
       terminal: input.terminal,
       ...(input.consoleSize ? { consoleSize: input.consoleSize } : {}),
       user: { uid: input.user.uid, gid: input.user.gid, ...(input.user.additionalGids?.length ? { additionalGids: [...input.user.additionalGids] } : {}) },
-      args,
+      args: c.args,
       env: containerEnv(input.env, input.hostname, input.terminal),
-      cwd,
+      cwd: c.cwd,
       // Inheritable stays empty since Docker 20.10.14 (CVE-2022-24769).
       capabilities: { bounding: [...caps], effective: [...caps], permitted: [...caps], inheritable: [] },
-      rlimits: buildRlimits(hc.Ulimits, host.rlimits),
-      noNewPrivileges: security.noNewPrivileges,
-      oomScoreAdj,
+      rlimits: c.rlimits,
+      noNewPrivileges: c.security.noNewPrivileges,
+      oomScoreAdj: c.oomScoreAdj,
     },
-    root: { path: path.resolve(input.rootfsPath), readonly: readonlyRootfs },
+    root: { path: path.resolve(input.rootfsPath), readonly: c.readonlyRootfs },
     mounts,
     linux: {
-      namespaces,
-      resources,
+      namespaces: c.namespaces,
+      resources: c.resources,
       cgroupsPath: input.cgroupsPath,
       devices,
       maskedPaths: unconfined ? [] : [...MASKED_PATHS],
       readonlyPaths: unconfined ? [] : [...READONLY_PATHS],
-      ...(Object.keys(sysctl).length ? { sysctl } : {}),
+      ...(Object.keys(c.sysctl).length ? { sysctl: c.sysctl } : {}),
       // --privileged and seccomp=unconfined run without a filter, as in Docker.
-      ...(privileged || security.unconfinedSeccomp ? {} : { seccomp: defaultSeccompProfile(caps) }),
+      ...(privileged || c.security.unconfinedSeccomp ? {} : { seccomp: defaultSeccompProfile(caps) }),
     },
   };
-  if (privateUts) {
+  if (c.privateUts) {
     spec.hostname = input.hostname;
     if (input.domainname) spec.domainname = input.domainname;
   }
