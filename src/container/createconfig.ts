@@ -5,9 +5,10 @@
 import * as os from 'node:os';
 import { invalidArgument } from '../common/errors';
 import type { ImageRecord } from '../engine/types';
-import type { Ulimit } from '../engine/config';
+import { LOG_DRIVERS, type Ulimit } from '../engine/config';
 import { replaceOrAppendEnv } from '../common/env';
 import { defaultHostname } from './runconfig';
+import { parseSignal } from './signals';
 
 /** Image env first, then user env overriding by key (Docker's ReplaceOrAppendEnvValues). */
 export function mergeEnv(image: string[] | undefined, user: string[] | undefined | null): string[] {
@@ -68,6 +69,52 @@ export function mergeConfig(id: string, body: any, image: ImageRecord, networkMo
 }
 
 const POLICIES = ['', 'no', 'always', 'on-failure', 'unless-stopped'];
+
+/** A container port as Docker writes it: `80`, `80/tcp`, `8000-8010/udp`. */
+const PORT_SPEC = /^(\d{1,5})(?:-(\d{1,5}))?(?:\/(tcp|udp|sctp))?$/;
+
+function validPortRange(spec: string, allowZero: boolean): boolean {
+  const m = PORT_SPEC.exec(spec);
+  if (!m) return false;
+  const lo = Number(m[1]);
+  const hi = m[2] === undefined ? lo : Number(m[2]);
+  return (allowZero ? lo >= 0 : lo >= 1) && hi <= 65535 && hi >= lo;
+}
+
+/**
+ * Values that parse but could never work, refused at create (as dockerd
+ * does) rather than by runc at start: signal names, log drivers, negative
+ * sizes and durations, port specifications.
+ */
+export function checkCreateValues(body: any, hc: any): void {
+  if (body.StopSignal !== undefined && body.StopSignal !== null && body.StopSignal !== '') parseSignal(body.StopSignal, 15);
+  if (typeof body.StopTimeout === 'number' && body.StopTimeout < -1) throw invalidArgument(`invalid stop timeout: ${body.StopTimeout}`);
+  for (const p of Object.keys(body.ExposedPorts ?? {})) {
+    if (!validPortRange(p, false)) throw invalidArgument(`invalid port specification: ${JSON.stringify(p)}`);
+  }
+  for (const [p, bindings] of Object.entries(hc.PortBindings ?? {})) {
+    if (!validPortRange(p, false)) throw invalidArgument(`invalid port specification: ${JSON.stringify(p)}`);
+    for (const b of (bindings as Array<{ HostPort?: string }> | null) ?? []) {
+      const hp = b?.HostPort ?? '';
+      if (hp !== '' && !validPortRange(hp, true)) throw invalidArgument(`invalid hostPort: ${hp}`);
+    }
+  }
+  const driver = hc.LogConfig?.Type;
+  if (driver && driver !== 'k8s-file' && !LOG_DRIVERS.includes(driver)) throw invalidArgument(`logger: no log driver named '${driver}' is registered`);
+  for (const k of ['ShmSize', 'MemoryReservation', 'KernelMemory', 'KernelMemoryTCP', 'CpuPeriod', 'CpuQuota', 'CpuRealtimePeriod', 'CpuRealtimeRuntime', 'BlkioWeight']) {
+    if (typeof hc[k] === 'number' && hc[k] < 0) throw invalidArgument(`invalid ${k}: must not be negative`);
+  }
+  if (typeof hc.MemorySwappiness === 'number' && (hc.MemorySwappiness < -1 || hc.MemorySwappiness > 100)) {
+    throw invalidArgument(`invalid value: ${hc.MemorySwappiness}, valid memory swappiness range is 0-100`);
+  }
+  const hcheck = body.Healthcheck;
+  if (hcheck) {
+    for (const k of ['Interval', 'Timeout', 'StartPeriod', 'StartInterval']) {
+      if (typeof hcheck[k] === 'number' && hcheck[k] !== 0 && hcheck[k] < 1e6) throw invalidArgument(`${k} in Healthcheck cannot be less than 1ms`);
+    }
+    if (typeof hcheck.Retries === 'number' && hcheck.Retries < 0) throw invalidArgument('Retries in Healthcheck cannot be negative');
+  }
+}
 
 /** Validates and normalises HostConfig; returns the stored copy. */
 export function validateHostConfig(hc: any, defaults: { network: string; cgroupnsMode: string; ulimits?: Ulimit[] }): any {

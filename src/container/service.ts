@@ -30,7 +30,7 @@ import { runcMessage } from '../runtime/runc';
 import { ConmonRunc } from '../runtime/conmon-runc';
 import { TaskStartError, type TaskRuntime } from '../runtime/task';
 import { AttachBridge } from './attach';
-import { mergeConfig, networkSettings, validateHostConfig } from './createconfig';
+import { mergeConfig, networkSettings, validateHostConfig, checkCreateValues } from './createconfig';
 import { ExecManager } from './exec';
 import { statusText, ZERO_TIME, nowRfc3339 } from './format';
 import { streamLogs } from './logs';
@@ -176,6 +176,7 @@ export class Containers implements ContainerService {
       fullName = `/${randomName((x) => this.names.has(`/${x}`))}`;
     }
     const hostConfig = validateHostConfig(body.HostConfig, { network: this.config.defaultNetwork, cgroupnsMode: this.config.defaultCgroupnsMode, ulimits: this.config.defaultUlimits });
+    checkCreateValues(body, hostConfig);
     const image = await this.images.resolve(String(body.Image));
     let id: string;
     do { id = randomBytes(32).toString('hex'); } while (this.byId.has(id) || /^\d+$/.test(id.slice(0, 12)));

@@ -414,3 +414,27 @@ test('bodies nested 100k deep, null and non-object filters, null bodies', async 
   assert.equal(ok.status, 201, ok.raw.toString());
   assert.equal((await d.api('DELETE', '/containers/nulls')).status, 204);
 });
+
+test('values that parse but cannot work are refused at create, not at start', async () => {
+  const before = (await d.api('GET', '/containers/json?all=1')).body.length;
+  const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+    ['unknown stop signal', { StopSignal: 'SIGNOPE' }, /Invalid signal: SIGNOPE/],
+    ['unknown log driver', { HostConfig: { LogConfig: { Type: 'nope' } } }, /no log driver named 'nope'/],
+    ['exposed port that is no port', { ExposedPorts: { notaport: {} } }, /invalid port specification/],
+    ['port 70000', { ExposedPorts: { '70000/tcp': {} } }, /invalid port specification/],
+    ['host port that is no number', { HostConfig: { PortBindings: { '80/tcp': [{ HostPort: 'abc' }] } } }, /invalid hostPort: abc/],
+    ['negative shm size', { HostConfig: { ShmSize: -1 } }, /ShmSize/],
+    ['negative memory', { HostConfig: { Memory: -5 } }, /memory/],
+    ['negative healthcheck retries', { Healthcheck: { Test: ['CMD', 'true'], Retries: -1 } }, /Retries/],
+    ['healthcheck interval of 1ns', { Healthcheck: { Test: ['CMD', 'true'], Interval: 1 } }, /Interval/],
+  ];
+  for (const [what, extra, re] of cases) {
+    const r = await d.api('POST', '/containers/create', { Image: 'busybox', Cmd: ['true'], ...extra });
+    await refused(r, what, 400);
+    assert.match(r.body.message, re, what);
+  }
+  assert.equal((await d.api('GET', '/containers/json?all=1')).body.length, before, 'a container was created');
+  for (const q of ['h=-1&w=80', 'h=24&w=999999999', 'h=x&w=1']) {
+    await refused(await d.api('POST', `/containers/${ctr}/resize?${q}`), `resize ${q}`, 400);
+  }
+});

@@ -54,6 +54,13 @@ function atoi(ctx: Ctx, name: string): number {
   return Number(v);
 }
 
+/** A terminal dimension: dockerd parses it as a uint16-sized unsigned number. */
+function ttySize(ctx: Ctx, name: string): number {
+  const n = atoi(ctx, name);
+  if (n < 0 || n > 65535) throw invalidArgument(`invalid resize ${name === 'h' ? 'height' : 'width'} ${JSON.stringify(ctx.query.get(name))}: out of range`);
+  return n;
+}
+
 function optionalInt(ctx: Ctx, name: string): number | undefined {
   const v = ctx.query.get(name);
   if (v === null || v === '') return undefined;
@@ -226,8 +233,8 @@ export function registerContainerRoutes(router: Router, services: Services): voi
   });
 
   router.post(`/containers/${REF}/resize`, async (ctx) => {
-    const h = atoi(ctx, 'h');
-    const w = atoi(ctx, 'w');
+    const h = ttySize(ctx, 'h');
+    const w = ttySize(ctx, 'w');
     await svc.resize(ref(ctx), h, w);
     sendEmpty(ctx);
   });
@@ -348,8 +355,8 @@ export function registerContainerRoutes(router: Router, services: Services): voi
   }, { hijack: true, body: 'ExecStart' });
 
   router.post('/exec/([^/]+)/resize', async (ctx) => {
-    const h = atoi(ctx, 'h');
-    const w = atoi(ctx, 'w');
+    const h = ttySize(ctx, 'h');
+    const w = ttySize(ctx, 'w');
     await svc.execResize(ctx.params[0], h, w);
     sendEmpty(ctx);
   });
