@@ -25,6 +25,7 @@ import { registerBuildRoutes } from '../api/routes/build';
 import { registerImageWhyRoutes } from '../api/routes/image-why';
 import { createBuildService } from '../build/service';
 import type { Services } from '../engine/services';
+import { removeStaleUploads } from '../common/upload';
 
 export async function main(argv: string[]): Promise<void> {
   // Layer unpack and load are fs-bound: more libuv threads keep the disk busy.
@@ -42,6 +43,7 @@ export async function main(argv: string[]): Promise<void> {
   const images = await createImageService(config, events);
   const volumes = await createVolumeService(config, events);
   const containers = await createContainerService(config, images, events, volumes);
+  removeStaleUploads(path.join(config.dataRoot, 'tmp')); // cp uploads cut short by a crash
   images.setUsageProbe((id) => containers.containersUsingImage(id));
   volumes.setUsageProbe((name) => containers.containersUsingVolume(name));
   const distribution = await createDistributionService(config, images);
