@@ -114,9 +114,9 @@ export interface CreateImageOptions {
 export interface DeleteItem { Untagged?: string; Deleted?: string }
 
 /** Engine API shapes the image area answers with (swagger: ImageSummary, ImageInspect, HistoryResponseItem). */
-export type ImageSummary = Record<string, any> & { Id: string };
-export type ImageInspect = Record<string, any> & { Id: string };
-export type ImageHistoryItem = Record<string, any>;
+export type ImageSummary = Record<string, unknown> & { Id: string };
+export type ImageInspect = Record<string, unknown> & { Id: string };
+export type ImageHistoryItem = Record<string, unknown>;
 
 /** `system df`'s image part: every layer counted once in layersSize; images carry SharedSize and Containers. */
 export interface ImageDiskUsage { layersSize: number; images: ImageSummary[] }
