@@ -29,18 +29,18 @@ export class JsonStream {
   }
 
   /** Runs `work` with a progress sink into this stream; ends it, or reports the failure in band or as HTTP. */
-  async run(work: (progress: (msg: ProgressMessage) => void) => Promise<void>): Promise<void> {
+  async run(work: (progress: (msg: ProgressMessage) => void) => Promise<void>, opts: { errorsInBand?: boolean } = {}): Promise<void> {
     try {
       await work((m) => this.send(m));
       this.end();
     } catch (err) {
-      this.fail(err);
+      this.fail(err, opts.errorsInBand);
     }
   }
 
-  /** Reports a failure the way the current state allows. */
-  fail(err: unknown): void {
-    if (!this.res) { sendError(this.ctx, err); return; }
+  /** Reports a failure the way the current state allows (`inBand`: always as a 200 stream's last message). */
+  fail(err: unknown, inBand = false): void {
+    if (!this.res && !inBand) { sendError(this.ctx, err); return; }
     const message = err instanceof Error ? err.message : String(err);
     // A failed build step carries its exit code; the docker CLI exits with it.
     const code = err instanceof BerthError ? err.exitCode : undefined;

@@ -9,10 +9,23 @@ import { LOG_DRIVERS, type Ulimit } from '../engine/config';
 import { replaceOrAppendEnv } from '../common/env';
 import { defaultHostname } from './runconfig';
 import { parseSignal } from './signals';
+import { mergeHealthcheck, validateHealthcheck } from './health';
+import { resolveLogConfig } from './logdriver';
 
-/** Image env first, then user env overriding by key (Docker's ReplaceOrAppendEnvValues). */
+/** Image env first, then user env overriding by key (Docker's ReplaceOrAppendEnvValues): a process's env. */
 export function mergeEnv(image: string[] | undefined, user: string[] | undefined | null): string[] {
   return replaceOrAppendEnv(image ?? [], user ?? []);
+}
+
+/**
+ * A container's Config.Env as Docker's create merges it: the user's entries as given (a bare
+ * `KEY` too: it unsets KEY in the process), then the image's entries whose key the user did not name.
+ */
+export function mergeConfigEnv(image: string[] | undefined, user: string[] | undefined | null): string[] {
+  if (!user?.length) return [...(image ?? [])];
+  const key = (e: string) => (e.includes('=') ? e.slice(0, e.indexOf('=')) : e);
+  const named = new Set(user.map(key));
+  return [...user, ...(image ?? []).filter((e) => !named.has(key(e)))];
 }
 
 function isCleared(ep: unknown): boolean {
@@ -42,6 +55,8 @@ export function mergeConfig(id: string, body: any, image: ImageRecord, networkMo
   }
   const full = [...(entrypoint ?? []), ...(cmd ?? [])];
   if (full.length === 0) throw invalidArgument('No command specified');
+  validateHealthcheck(body.Healthcheck);
+  const healthcheck = mergeHealthcheck(body.Healthcheck, ic.Healthcheck as any);
   const labels = { ...(ic.Labels ?? {}), ...(body.Labels ?? {}) };
   const config = {
     Hostname: body.Hostname || defaultHostname(id, networkMode),
@@ -54,8 +69,9 @@ export function mergeConfig(id: string, body: any, image: ImageRecord, networkMo
     Tty: !!body.Tty,
     OpenStdin: !!body.OpenStdin,
     StdinOnce: !!body.StdinOnce,
-    Env: mergeEnv(ic.Env, body.Env),
+    Env: mergeConfigEnv(ic.Env, body.Env),
     Cmd: cmd,
+    ...(healthcheck ? { Healthcheck: healthcheck } : {}),
     Image: String(body.Image),
     Volumes: body.Volumes || ic.Volumes ? { ...(ic.Volumes ?? {}), ...(body.Volumes ?? {}) } : null,
     WorkingDir: body.WorkingDir || ic.WorkingDir || '',
@@ -117,7 +133,10 @@ export function checkCreateValues(body: any, hc: any): void {
 }
 
 /** Validates and normalises HostConfig; returns the stored copy. */
-export function validateHostConfig(hc: any, defaults: { network: string; cgroupnsMode: string; ulimits?: Ulimit[] }): any {
+/** OCI runtimes a container may name in HostConfig.Runtime (the daemon's runc). */
+const RUNTIMES = new Set(['runc']);
+
+export function validateHostConfig(hc: any, defaults: { network: string; cgroupnsMode: string; ulimits?: Ulimit[]; logDriver?: string; logOpts?: Record<string, string> }): any {
   const out = { ...(hc ?? {}) };
   const rp = { Name: out.RestartPolicy?.Name ?? '', MaximumRetryCount: Number(out.RestartPolicy?.MaximumRetryCount ?? 0) };
   if (!POLICIES.includes(rp.Name)) {
@@ -155,12 +174,15 @@ export function validateHostConfig(hc: any, defaults: { network: string; cgroupn
   if (nm === '' || nm === 'default') nm = defaults.network;
   if (nm !== 'none' && nm !== 'host') throw invalidArgument(`network ${nm} not found`);
   out.NetworkMode = nm;
-  if (!out.LogConfig || !out.LogConfig.Type) out.LogConfig = { Type: 'k8s-file', Config: {} };
   // daemon.json default-ulimits: added for the names the container does not set, as dockerd's mergeUlimits (inspect shows them).
   if (defaults.ulimits?.length) {
     const own = new Set(((out.Ulimits ?? []) as Ulimit[]).map((u) => String(u.Name).toLowerCase()));
     out.Ulimits = [...(out.Ulimits ?? []), ...defaults.ulimits.filter((u) => !own.has(u.Name)).map((u) => ({ ...u }))];
   }
+  out.LogConfig = resolveLogConfig(out.LogConfig, { type: defaults.logDriver, opts: defaults.logOpts });
+  const runtime = String(out.Runtime ?? '') || 'runc';
+  if (!RUNTIMES.has(runtime)) throw invalidArgument(`unknown or invalid runtime name: ${runtime}`);
+  out.Runtime = runtime;
   return out;
 }
 

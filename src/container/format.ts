@@ -2,6 +2,13 @@
 
 import { humanDuration } from '../common/duration';
 
+/** `Up 3 minutes (healthy)`'s suffix: `health: starting`, `healthy` or `unhealthy` (State.Health set). */
+function healthText(h: { Status?: string } | undefined): string | undefined {
+  if (!h) return undefined;
+  const status = h.Status || 'unhealthy';
+  return status === 'starting' ? 'health: starting' : status;
+}
+
 const ZERO_TIME = '0001-01-01T00:00:00Z';
 export { ZERO_TIME };
 
@@ -14,7 +21,11 @@ export function statusText(state: any, now = Date.now()): string {
   if (state.Status === 'removing') return 'Removal In Progress';
   if (state.Dead || state.Status === 'dead') return 'Dead';
   if (state.Restarting) return `Restarting (${state.ExitCode}) ${since(state.FinishedAt, now)} ago`;
-  if (state.Running) return `Up ${since(state.StartedAt, now)}${state.Paused ? ' (Paused)' : ''}`;
+  if (state.Running) {
+    if (state.Paused) return `Up ${since(state.StartedAt, now)} (Paused)`;
+    const health = healthText(state.Health);
+    return `Up ${since(state.StartedAt, now)}${health ? ` (${health})` : ''}`;
+  }
   if (state.FinishedAt && state.FinishedAt !== ZERO_TIME) return `Exited (${state.ExitCode}) ${since(state.FinishedAt, now)} ago`;
   return 'Created';
 }

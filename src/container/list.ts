@@ -5,6 +5,7 @@ import type { ContainerRecord } from './store';
 import { labelMatches } from '../common/labels';
 
 const FILTERS = new Set(['id', 'name', 'status', 'label', 'ancestor', 'exited', 'before', 'since', 'network', 'health', 'isolation', 'is-task', 'volume', 'publish', 'expose']);
+const HEALTH = ['starting', 'healthy', 'unhealthy', 'none'];
 const STATUSES = ['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'];
 
 export function summary(rec: ContainerRecord): any {
@@ -38,6 +39,9 @@ export async function listContainers(
   for (const s of f.status ?? []) {
     if (!STATUSES.includes(s)) throw invalidArgument(`invalid filter 'status=${s}'`);
   }
+  for (const h of f.health ?? []) {
+    if (!HEALTH.includes(h)) throw invalidArgument(`Unrecognised filter value for health: ${h}`);
+  }
   const byRef = (ref: string) => all.find((r) => r.Id === ref || r.Name === `/${ref}` || r.Name === ref || r.Id.startsWith(ref));
   let sorted = [...all].sort((a, b) => Date.parse(b.Created) - Date.parse(a.Created) || (a.Id < b.Id ? 1 : -1));
   const before = f.before?.length ? byRef(f.before[0]) : undefined;
@@ -60,6 +64,7 @@ export async function listContainers(
     if (f.exited?.length && (r.State.Status !== 'exited' || !f.exited.some((x) => Number(x) === r.State.ExitCode))) return false;
     if (f.ancestor?.length && !ancestorIds.has(r.Image) && !f.ancestor.includes(r.Config.Image)) return false;
     if (f.network?.length && !f.network.includes(r.HostConfig.NetworkMode)) return false;
+    if (f.health?.length && !f.health.includes(r.State.Health ? (r.State.Health.Status || 'unhealthy') : 'none')) return false;
     // a volume name, or a mount's source or destination path (Docker's `volume` filter)
     if (f.volume?.length && !f.volume.some((v) => (r.Mounts ?? []).some((m: any) => m.Name === v || m.Source === v || m.Destination === v))) return false;
     if (before && Date.parse(r.Created) >= Date.parse(before.Created)) return false;

@@ -5,8 +5,10 @@
  */
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
 import type { Writable } from 'node:stream';
 import { encodeFrame } from '../common/stdcopy';
+import { logFiles } from './logdriver';
 
 export interface LogRecord {
   /** RFC3339Nano in UTC, as Docker prints it. */
@@ -122,44 +124,107 @@ export interface StreamLogsOptions extends LogFormat {
   abort: AbortSignal;
 }
 
-/** Writes the log to `out` (and, with follow, new lines until exit or abort). */
-export async function streamLogs(logPath: string, out: Writable, o: StreamLogsOptions): Promise<void> {
-  let fd: fsp.FileHandle | undefined;
-  try {
-    fd = await fsp.open(logPath, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+/** One log file being read: its handle, inode, how far it was read and its unfinished line. */
+interface OpenLog { fd: fsp.FileHandle; ino: number; offset: number; rest: Buffer }
+
+/** The complete records appended to a file since the last read. */
+async function readNew(f: OpenLog): Promise<LogRecord[]> {
+  const chunks: Buffer[] = [f.rest];
+  for (;;) {
+    const buf = Buffer.alloc(1 << 16);
+    const { bytesRead } = await f.fd.read(buf, 0, buf.length, f.offset);
+    if (bytesRead === 0) break;
+    f.offset += bytesRead;
+    chunks.push(buf.subarray(0, bytesRead));
   }
-  let offset = 0;
-  let rest: Buffer = Buffer.alloc(0);
-  const readNew = async (): Promise<LogRecord[]> => {
-    if (!fd) {
-      try { fd = await fsp.open(logPath, 'r'); } catch { return []; }
+  const parsed = parseChunk(Buffer.concat(chunks));
+  f.rest = parsed.rest;
+  return parsed.records;
+}
+
+/** The inodes of a log's files, oldest first, as seen twice alike (a rotation may run meanwhile). */
+async function snapshot(logPath: string): Promise<Array<{ file: string; ino: number }>> {
+  const once = async () => {
+    const out: Array<{ file: string; ino: number }> = [];
+    for (const file of await logFiles(logPath)) {
+      const st = await fsp.stat(file).catch(() => undefined);
+      if (st) out.push({ file, ino: st.ino });
     }
-    const chunks: Buffer[] = [rest];
-    for (;;) {
-      const buf = Buffer.alloc(1 << 16);
-      const { bytesRead } = await fd.read(buf, 0, buf.length, offset);
-      if (bytesRead === 0) break;
-      offset += bytesRead;
-      chunks.push(buf.subarray(0, bytesRead));
-    }
-    const parsed = parseChunk(Buffer.concat(chunks));
-    rest = parsed.rest;
-    return parsed.records;
+    return out;
   };
-  try {
-    const first = tailRecords(await readNew(), o.tail);
-    for (const r of first) {
+  let last = await once();
+  for (let i = 0; i < 100; i++) {
+    const again = await once();
+    if (again.length === last.length && again.every((e, j) => e.ino === last[j].ino)) return again;
+    last = again;
+  }
+  return last;
+}
+
+/**
+ * Reads a log whose files rotate under it (`<log>.N` … `<log>.1`, `<log>`, see logdriver.ts).
+ * Files are known by inode and kept open: a rotation renames them (a file keeps its inode and
+ * its content), and conmon writes to a file only until the next one exists. So each pass
+ * reads, oldest first, what every file has gained since the last pass: nothing is read twice
+ * or skipped, however many rotations happened in between.
+ */
+class RotatingLogReader {
+  private readonly known = new Map<number, OpenLog>();
+  constructor(private readonly logPath: string) {}
+
+  async readNew(): Promise<LogRecord[]> {
+    const records: LogRecord[] = [];
+    // A file renamed between the snapshot and its open: what was read stays read, a new snapshot goes on.
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const files = await snapshot(this.logPath);
+      const present = new Set(files.map((f) => f.ino));
+      // Files removed (beyond max-file) since the last pass are older than every file left.
+      for (const [ino, f] of [...this.known]) {
+        if (present.has(ino)) continue;
+        records.push(...await readNew(f));
+        await f.fd.close().catch(() => undefined);
+        this.known.delete(ino);
+      }
+      let moved = false;
+      for (const { file, ino } of files) {
+        let f = this.known.get(ino);
+        if (!f) {
+          const fd = await fsp.open(file, 'r').catch(() => undefined);
+          if (!fd || (await fd.stat()).ino !== ino) { await fd?.close(); moved = true; break; }
+          f = { fd, ino, offset: 0, rest: Buffer.alloc(0) };
+          this.known.set(ino, f);
+        }
+        records.push(...await readNew(f));
+      }
+      if (!moved) break;
+    }
+    return records;
+  }
+
+  async close(): Promise<void> {
+    for (const f of this.known.values()) await f.fd.close().catch(() => undefined);
+    this.known.clear();
+  }
+}
+
+/** Writes the log to `out` (and, with follow, new lines until exit or abort), across rotated files. */
+export async function streamLogs(logPath: string, out: Writable, o: StreamLogsOptions): Promise<void> {
+  const reader = new RotatingLogReader(logPath);
+  const send = async (rs: LogRecord[]) => {
+    for (const r of rs) {
       const b = formatRecord(r, o);
       if (b) await writeOut(out, b);
     }
+  };
+  try {
+    await send(tailRecords(await reader.readNew(), o.tail));
     if (!o.follow || o.abort.aborted) return;
-    // Follow: wake on file changes, on exit, or on abort; poll as a safety net.
+    // Follow: wake on changes in the log's directory (the file itself is replaced by a rotation),
+    // on exit, or on abort; poll as a safety net.
     let wake: (() => void) | undefined;
     const kick = () => { const w = wake; wake = undefined; w?.(); };
     let watcher: fs.FSWatcher | undefined;
-    try { watcher = fs.watch(logPath, kick); watcher.on('error', () => {}); } catch { /* log not created yet */ }
+    try { watcher = fs.watch(path.dirname(logPath), kick); watcher.on('error', () => {}); } catch { /* directory gone */ }
     const timer = setInterval(kick, 250);
     o.abort.addEventListener('abort', kick);
     let exited = !o.isRunning();
@@ -167,13 +232,9 @@ export async function streamLogs(logPath: string, out: Writable, o: StreamLogsOp
     try {
       for (;;) {
         const wasExited = exited;
-        for (const r of await readNew()) {
-          const b = formatRecord(r, o);
-          if (b) await writeOut(out, b);
-        }
+        await send(await reader.readNew());
         if (o.abort.aborted || out.destroyed || wasExited) break;
         await new Promise<void>((resolve) => { wake = resolve; });
-        if (!watcher) { try { watcher = fs.watch(logPath, kick); watcher.on('error', () => {}); } catch { /* still absent */ } }
       }
     } finally {
       watcher?.close();
@@ -181,6 +242,6 @@ export async function streamLogs(logPath: string, out: Writable, o: StreamLogsOp
       o.abort.removeEventListener('abort', kick);
     }
   } finally {
-    await fd?.close();
+    await reader.close();
   }
 }

@@ -47,6 +47,8 @@ import { containerStats } from './stats';
 import { listContainers } from './list';
 import { containerTop } from './top';
 import { restartDelayMs, shouldRestart } from './restart';
+import { HealthMonitors } from './health';
+import { keepsLog, LogRotator, rotationOf } from './logdriver';
 
 interface Ctr {
   rec: ContainerRecord;
@@ -98,6 +100,10 @@ export class Containers implements ContainerService {
   private readonly mounts: RootfsMounts;
   /** Host cleanups of removed containers and exits being applied (shutdown waits for them). */
   private readonly cleanups = new Set<Promise<unknown>>();
+  /** Healthcheck probes of running containers that have one. */
+  private readonly health: HealthMonitors;
+  /** Rotation of logs that have a max-size. */
+  private readonly logRotation = new LogRotator();
 
   constructor(
     readonly config: DaemonConfig, readonly images: ImageService, readonly events: EventBus, readonly volumes: VolumeService,
@@ -107,6 +113,26 @@ export class Containers implements ContainerService {
     this.runtime = deps.runtime ?? new ConmonRunc({ conmon: config.conmon, runc: config.runtime, execRoot: config.execRoot });
     this.mounts = deps.mounts ?? hostMounts;
     this.execs = new ExecManager(this);
+    this.health = new HealthMonitors({
+      exec: (opts) => this.runtime.execDirect(opts),
+      bundleDir: (id) => this.bundleDir(id),
+      save: (rec) => { const c = this.byId.get(rec.Id); return c ? this.save(c, { durable: false }) : Promise.resolve(); },
+      emit: (rec, action, extra) => this.emit(rec, action, extra),
+    });
+  }
+
+  private hostConfigDefaults() {
+    return {
+      network: this.config.defaultNetwork, cgroupnsMode: this.config.defaultCgroupnsMode, ulimits: this.config.defaultUlimits,
+      logDriver: this.config.logConfig.type, logOpts: this.config.logConfig.config,
+    };
+  }
+
+  /** Rotates the running container's log when its driver has a max-size. */
+  private watchLog(c: Ctr): void {
+    if (!c.rec.LogPath) return;
+    this.logRotation.watch(c.rec.Id, c.rec.LogPath, rotationOf(c.rec.HostConfig.LogConfig),
+      () => this.runtime.reopenLog(this.bundleDir(c.rec.Id)));
   }
 
   // ---- paths -------------------------------------------------------------
@@ -175,7 +201,7 @@ export class Containers implements ContainerService {
     } else {
       fullName = `/${randomName((x) => this.names.has(`/${x}`))}`;
     }
-    const hostConfig = validateHostConfig(body.HostConfig, { network: this.config.defaultNetwork, cgroupnsMode: this.config.defaultCgroupnsMode, ulimits: this.config.defaultUlimits });
+    const hostConfig = validateHostConfig(body.HostConfig, this.hostConfigDefaults());
     checkCreateValues(body, hostConfig);
     const image = await this.images.resolve(String(body.Image));
     let id: string;
@@ -222,7 +248,7 @@ export class Containers implements ContainerService {
         ResolvConfPath: path.join(dir, 'resolv.conf'),
         HostnamePath: path.join(dir, 'hostname'),
         HostsPath: path.join(dir, 'hosts'),
-        LogPath: path.join(dir, 'ctr.log'),
+        LogPath: keepsLog(hostConfig.LogConfig) ? path.join(dir, 'ctr.log') : '',
         Name: fullName,
         RestartCount: 0,
         Driver: 'overlay2',
@@ -355,6 +381,8 @@ export class Containers implements ContainerService {
       });
       c.rec.Berth.conmonPid = rt.conmonPid;
       c.rec.Berth.hasBeenStarted = true;
+      this.health.started(c.rec);
+      this.watchLog(c);
       // Not fsynced: it is on every start's critical path, a daemon crash keeps it (page
       // cache), and after a power cut no container runs any more whatever the record says.
       await this.save(c, { durable: false });
@@ -499,6 +527,8 @@ export class Containers implements ContainerService {
   private async handleExit(c: Ctr, code: number): Promise<void> {
     const id = c.rec.Id;
     const st = c.rec.State;
+    this.health.stopped(c.rec);
+    this.logRotation.unwatch(id);
     Object.assign(st, {
       Status: 'exited', Running: false, Paused: false, Restarting: false, OOMKilled: false,
       Pid: 0, ExitCode: Number.isFinite(code) && code >= 0 ? code : 255, FinishedAt: nowRfc3339(),
@@ -653,6 +683,7 @@ export class Containers implements ContainerService {
       await this.runtime.pause(c.rec.Id).catch((err) => { throw internal(`Cannot pause container ${c.rec.Id}: ${(err as Error).message}`); });
       c.rec.State.Paused = true;
       c.rec.State.Status = 'paused';
+      this.health.stopped(c.rec);
       await this.save(c);
       this.emit(c, 'pause');
     });
@@ -665,6 +696,7 @@ export class Containers implements ContainerService {
       await this.runtime.resume(c.rec.Id).catch((err) => { throw internal(`Cannot unpause container ${c.rec.Id}: ${(err as Error).message}`); });
       c.rec.State.Paused = false;
       c.rec.State.Status = 'running';
+      this.health.resume(c.rec);
       await this.save(c);
       this.emit(c, 'unpause');
     });
@@ -707,7 +739,7 @@ export class Containers implements ContainerService {
         hc.RestartPolicy = { Name: policy.Name, MaximumRetryCount: Number(policy.MaximumRetryCount ?? 0) };
       }
       // The same checks as create (Docker's wording), on the merged result.
-      const checked = validateHostConfig(hc, { network: this.config.defaultNetwork, cgroupnsMode: this.config.defaultCgroupnsMode });
+      const checked = validateHostConfig(hc, { ...this.hostConfigDefaults(), ulimits: undefined });
       const resources = validateSpec(id, c.rec.Config, checked, this.config.cgroupParent);
       if (c.rec.State.Running) {
         const { devices: _devices, ...limits } = resources; // device rules are fixed at create
@@ -801,6 +833,8 @@ export class Containers implements ContainerService {
     const rootfsGone = this.images.removeContainerRootfs(id, runtimeGone).catch(() => undefined);
     const cleanup = this.track(rootfsGone.then(() => fsp.rm(this.ctrDir(id), { recursive: true, force: true })).catch(() => undefined));
     this.byId.delete(id);
+    this.health.forget(id);
+    this.logRotation.unwatch(id);
     if (this.names.get(c.rec.Name) === id) this.names.delete(c.rec.Name);
     this.execs.containerStopped(id);
     this.emit(c, 'destroy');
@@ -953,7 +987,12 @@ export class Containers implements ContainerService {
         await this.handleExit(c, exitCode);
         continue;
       }
-      if (st.Running && this.runtime.monitorAlive(c.rec.Berth.conmonPid)) continue; // still running: keep watching
+      if (st.Running && this.runtime.monitorAlive(c.rec.Berth.conmonPid)) {
+        // Still running: keep watching, and the probes and log rotation go on where they were.
+        if (!st.Paused) this.health.resume(c.rec);
+        this.watchLog(c);
+        continue;
+      }
       if (st.Restarting && !st.Running) {
         // Daemon died between exit and restart: apply the policy again.
         st.Restarting = false;
@@ -973,6 +1012,8 @@ export class Containers implements ContainerService {
     // Pre-created runtimes are not containers anyone started: leave nothing of them behind.
     await Promise.allSettled([...this.byId.values()].map((c) => this.dropPrestart(c)));
     this.runtime.close();
+    this.health.close();
+    this.logRotation.close();
     for (const c of this.byId.values()) if (c.restartTimer) clearTimeout(c.restartTimer);
     await Promise.race([Promise.allSettled([...this.cleanups]), sleep(10_000)]);
   }

@@ -181,7 +181,8 @@ function statsDocument(info: { Id: string; Name: string }, s: Sample, pre: Sampl
     name: info.Name,
     id: info.Id,
   };
-  if (s.networks) doc.networks = s.networks;
+  // Clients read `networks` (docker-py, compose): present, if empty, for a container without interfaces.
+  if (s.running) doc.networks = s.networks ?? {};
   return doc;
 }
 

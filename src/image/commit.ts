@@ -80,7 +80,11 @@ export async function commitContainer(services: Services, opts: CommitOptions): 
   const parentDiffs = parentConfig.rootfs?.diff_ids ?? [];
 
   const mustPause = opts.pause && ctr.State?.Running && !ctr.State?.Paused;
-  if (mustPause) await containers.pause(id);
+  // The container may exit between inspect and pause: then there is nothing to pause (dockerd checks under its lock).
+  const paused = mustPause && await containers.pause(id).then(() => true, async (err) => {
+    if ((await containers.inspect(id)).State?.Running) throw err;
+    return false;
+  });
   try {
     const upper = images.containerUpperDir(id);
     const entries = await scanUpperDir(upper);
@@ -120,6 +124,6 @@ export async function commitContainer(services: Services, opts: CommitOptions): 
     });
     return record.id;
   } finally {
-    if (mustPause) await containers.unpause(id).catch(() => undefined);
+    if (paused) await containers.unpause(id).catch(() => undefined);
   }
 }

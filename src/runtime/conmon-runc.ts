@@ -7,9 +7,10 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { conmonExec, conmonSpawn, writeCtl } from './conmon';
+import { conmonExec, conmonSpawn, writeCtl, writeCtlReopenLog } from './conmon';
+import { spawnChild } from '../common/linux';
 import { Runc, RuncError, runtimeExecPath } from './runc';
-import { TaskStartError, type ExecSession, type PendingTask, type TaskCreateOptions, type TaskExecOptions, type TaskRuntime } from './task';
+import { TaskStartError, type DirectExec, type DirectExecOptions, type ExecSession, type PendingTask, type TaskCreateOptions, type TaskExecOptions, type TaskRuntime } from './task';
 
 export interface ConmonRuncOptions {
   conmon: string;
@@ -104,6 +105,20 @@ export class ConmonRunc implements TaskRuntime {
   ps(id: string): Promise<number[]> { return this.runc.ps(id); }
   delete(id: string, force = false): Promise<void> { return this.runc.delete(id, force); }
   resize(dir: string, height: number, width: number): Promise<void> { return writeCtl(path.join(dir, 'ctl'), height, width); }
+
+  reopenLog(dir: string): Promise<void> { return writeCtlReopenLog(path.join(dir, 'ctl')); }
+
+  /** `runc exec` (not detached): runc waits for the process and exits with its status. */
+  execDirect(o: DirectExecOptions): DirectExec {
+    const child = spawnChild(this.runtimePath, ['--root', this.runcRoot, 'exec', '--process', o.processSpec, '--pid-file', o.pidFile, o.id], {
+      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' }, stdio: ['null', 'out', 'out'],
+    });
+    return {
+      output: [child.stdio[1]!, child.stdio[2]!],
+      exited: child.exited,
+      kill: (signal) => child.kill(signal),
+    };
+  }
 
   exec(o: TaskExecOptions): ExecSession {
     return conmonExec({

@@ -215,6 +215,18 @@ export function writeCtl(fifo: string, height: number, width: number): Promise<v
   return ctlQueues.run(fifo, () => writeCtlNow(fifo, height, width));
 }
 
+/** Asks conmon to reopen its log (ctl message 2: it makes a fresh file at the log path). */
+export function writeCtlReopenLog(fifo: string): Promise<void> {
+  return ctlQueues.run(fifo, async () => {
+    const fh = await fsp.open(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+    try {
+      await fh.write('2 0 0\n');
+    } finally {
+      await fh.close();
+    }
+  });
+}
+
 async function writeCtlNow(fifo: string, height: number, width: number): Promise<void> {
   let fh: fsp.FileHandle;
   try {

@@ -53,6 +53,22 @@ export interface ExecSession {
   exited(): Promise<number>;
 }
 
+/** A process run in a task without a monitor (healthcheck probes): the caller reads its output. */
+export interface DirectExecOptions {
+  id: string;
+  processSpec: string;
+  /** Written by the runtime once the process exists (its host PID). */
+  pidFile: string;
+}
+
+export interface DirectExec {
+  /** stdout and stderr of the process (through the runtime). */
+  output: Array<NodeJS.ReadableStream & { destroy(): void }>;
+  exited: Promise<{ code: number; signal: number }>;
+  /** Signals the runtime process itself (the exec's process has its PID in pidFile). */
+  kill(signal: NodeJS.Signals): void;
+}
+
 /** The runtime refused to create or start a process; `runtimeMessage` is its own words. */
 export class TaskStartError extends Error {
   constructor(readonly runtimeMessage: string) {
@@ -82,6 +98,10 @@ export interface TaskRuntime {
   /** Terminal size of a task or exec whose monitor has its control FIFO in `dir`. */
   resize(dir: string, height: number, width: number): Promise<void>;
   exec(opts: TaskExecOptions): ExecSession;
+  /** Runs a process in the task and waits for it, without a monitor; its output is piped to the caller. */
+  execDirect(opts: DirectExecOptions): DirectExec;
+  /** Asks the monitor whose control FIFO is in `dir` to reopen the task's log (after it was renamed aside). */
+  reopenLog(dir: string): Promise<void>;
 
   /** Ids with an exit record. */
   exitedIds(): Promise<string[]>;

@@ -4,7 +4,7 @@
  * through the same exit-record path as conmon's exit files. For unit tests of the
  * container lifecycle (src/container/service.ts) without runc, conmon or mounts.
  */
-import type { ExecSession, PendingTask, TaskCreateOptions, TaskExecOptions, TaskRuntime } from '../../src/runtime/task';
+import type { DirectExec, ExecSession, PendingTask, TaskCreateOptions, TaskExecOptions, TaskRuntime } from '../../src/runtime/task';
 import { TaskStartError } from '../../src/runtime/task';
 import type { RootfsMounts } from '../../src/container/mounts';
 
@@ -112,6 +112,8 @@ export class FakeRuntime implements TaskRuntime {
   async resize(): Promise<void> { /* no terminal */ }
 
   exec(_o: TaskExecOptions): ExecSession { throw new Error('fake runtime: exec is not modelled'); }
+  execDirect(): DirectExec { throw new Error('fake runtime: exec is not modelled'); }
+  async reopenLog(): Promise<void> { /* no log */ }
 
   async exitedIds(): Promise<string[]> { return [...this.exits.keys()]; }
   async readExit(id: string): Promise<number | null | undefined> { return this.exits.get(id); }

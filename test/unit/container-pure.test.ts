@@ -68,7 +68,9 @@ test('create config merge (Docker rules)', () => {
   let m = mergeConfig(id, { Image: 'busybox', Cmd: ['echo', 'hi'], Env: ['A=2', 'B=3'] }, image, 'none');
   assert.equal(m.path, 'echo');
   assert.deepEqual(m.args, ['hi']);
-  assert.deepEqual(m.config.Env, ['PATH=/bin', 'A=2', 'B=3']);
+  assert.deepEqual(m.config.Env, ['A=2', 'B=3', 'PATH=/bin']);
+  // a bare KEY is kept as given (it unsets KEY in the process)
+  assert.deepEqual(mergeConfig(id, { Image: 'busybox', Env: ['Foo', 'A='] }, image, 'none').config.Env, ['Foo', 'A=', 'PATH=/bin']);
   assert.equal(m.config.Hostname, 'aaaaaaaaaaaa');
   m = mergeConfig(id, { Image: 'busybox' }, image, 'none');
   assert.equal(m.path, 'sh');

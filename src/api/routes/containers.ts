@@ -12,6 +12,7 @@ import type { ContainerCreateRequest, ContainerStats, LogsOptions, WaitCondition
 import type { ServerResponse } from 'node:http';
 import { parseApiTimestamp } from '../../common/timestamp';
 import { encodeFrame, STDOUT, SYSTEMERR } from '../../common/stdcopy';
+import { keepsLog, READ_NOT_SUPPORTED } from '../../container/logdriver';
 
 const RAW_STREAM = 'application/vnd.docker.raw-stream';
 const MULTIPLEXED_STREAM = 'application/vnd.docker.multiplexed-stream';
@@ -101,6 +102,9 @@ export function registerContainerRoutes(router: Router, services: Services): voi
     if (body === null || typeof body !== 'object' || Array.isArray(body)) {
       throw invalidArgument('config cannot be empty in order to create a container');
     }
+    // StartInterval came with API 1.44: older clients' bodies do not set it (dockerd drops it too).
+    const hc = (body as { Healthcheck?: unknown }).Healthcheck;
+    if (compareApi(ctx.version, '1.44') < 0 && hc && typeof hc === 'object') delete (hc as { StartInterval?: unknown }).StartInterval;
     const r = await svc.create(name, body as ContainerCreateRequest);
     ctx.send(201, { Id: r.Id, Warnings: r.Warnings ?? [] });
   }, { body: 'ContainerCreate' });
@@ -258,7 +262,8 @@ export function registerContainerRoutes(router: Router, services: Services): voi
     const until = ctx.query.get('until');
     if (since) opts.since = parseApiTimestamp(since, now);
     if (until) opts.until = parseApiTimestamp(until, now);
-    await svc.inspect(name); // 404 as a normal HTTP error
+    const info = await svc.inspect(name); // 404 as a normal HTTP error
+    if (!keepsLog(info.HostConfig?.LogConfig)) throw new BerthError('not-implemented', READ_NOT_SUPPORTED);
     const abort = ctx.clientGone();
     // No Content-Type, chunked, headers flushed at once (wire 10, 11, 64).
     const res = ctx.startStream('');

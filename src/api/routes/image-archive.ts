@@ -47,7 +47,9 @@ export function registerImageArchiveRoutes(router: Router, services: Services): 
 
   /** POST /images/load */
   const load = (ctx: Ctx) => new JsonStream(ctx).run((progress) =>
-    images.load(detachedBody(ctx.req), { quiet: ctx.bool('quiet', false) }, progress));
+    images.load(detachedBody(ctx.req), { quiet: ctx.bool('quiet', false) }, progress),
+  // dockerd answers a load 200 whatever happens and reports a bad archive in the stream (docker-py's ImageLoadError).
+  { errorsInBand: true });
   router.post('/images/load', load);
 
   /** POST /images/create?fromSrc=- (routed here by the images routes): answers `{"status":"sha256:<id>"}` last. */

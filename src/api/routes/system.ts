@@ -16,6 +16,7 @@ import type { EngineEvent } from '../../engine/events';
 import type { DaemonConfig } from '../../engine/config';
 import { maskCredentials } from '../../engine/proxy';
 import { labelMatches } from '../../common/labels';
+import { logDrivers } from '../../container/logdriver';
 
 export const ENGINE_VERSION = /Berth\/(\S+)/.exec(SERVER_HEADER)?.[1] ?? '0.0.0';
 
@@ -329,7 +330,7 @@ export function registerSystemRoutes(router: Router, services: Services): void {
         ['Native Overlay Diff', 'true'],
         ['userxattr', 'false'],
       ],
-      Plugins: { Volume: ['local'], Network: ['host', 'null'], Authorization: null, Log: ['json-file'] },
+      Plugins: { Volume: ['local'], Network: ['host', 'null'], Authorization: null, Log: logDrivers() },
       MemoryLimit: cg.MemoryLimit,
       SwapLimit: cg.SwapLimit,
       KernelMemory: cg.KernelMemory,

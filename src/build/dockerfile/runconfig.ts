@@ -172,7 +172,7 @@ export function applyConfigNode(cfg: ImageRunConfig, n: Node, env: EnvLookup, es
   }
 }
 
-const CHANGE_ALLOWED = new Set(['cmd', 'entrypoint', 'env', 'expose', 'label', 'onbuild', 'stopsignal', 'user', 'volume', 'workdir']);
+const CHANGE_ALLOWED = new Set(['cmd', 'entrypoint', 'env', 'expose', 'healthcheck', 'label', 'onbuild', 'stopsignal', 'user', 'volume', 'workdir']);
 
 /**
  * `--change` lines of commit/import, as Docker's BuildFromConfig applies them

@@ -12,6 +12,7 @@ import { flushStdio, pump, terminalSize } from '../streams';
 import { familiarName, parseReference, withDefaultTag } from '../../common/reference';
 import { withClientProxies } from '../proxyenv';
 import { registryAuthHeader } from '../registryauth';
+import { healthcheckFromFlags, healthFlags } from '../health-flags';
 
 const memFlag = (long: string, short: string | undefined, usage: string): FlagSpec => ({ long, short, kind: 'string', valueName: 'bytes', usage, convert: (v) => ramInBytes(v) });
 
@@ -50,6 +51,7 @@ const commonFlags: FlagSpec[] = [
   { long: 'env-file', kind: 'list', usage: 'Read in a file of environment variables' },
   { long: 'expose', kind: 'list', usage: 'Expose a port or a range of ports' },
   { long: 'group-add', kind: 'list', usage: 'Add additional groups to join' },
+  ...healthFlags,
   { long: 'hostname', short: 'h', kind: 'string', usage: 'Container host name' },
   { long: 'init', kind: 'bool', usage: 'Run an init inside the container that forwards signals and reaps processes' },
   { long: 'interactive', short: 'i', kind: 'bool', usage: 'Keep STDIN open even if not attached' },
@@ -79,6 +81,7 @@ const commonFlags: FlagSpec[] = [
   { long: 'quiet', short: 'q', kind: 'bool', usage: 'Suppress the pull output' },
   { long: 'read-only', kind: 'bool', usage: "Mount the container's root filesystem as read only" },
   { long: 'restart', kind: 'string', def: 'no', usage: 'Restart policy to apply when a container exits' },
+  { long: 'runtime', kind: 'string', usage: 'Runtime to use for this container' },
   { long: 'rm', kind: 'bool', usage: 'Automatically remove the container and its associated anonymous volumes when it exits' },
   { long: 'security-opt', kind: 'list', usage: 'Security Options' },
   memFlag('shm-size', undefined, 'Size of /dev/shm'),
@@ -385,7 +388,8 @@ export function buildCreate(o: Record<string, any>, args: string[], detach: bool
     })(),
     Cmd: cmd,
   });
-  if (o['no-healthcheck']) config.Healthcheck = { Test: ['NONE'] };
+  const healthcheck = healthcheckFromFlags(o);
+  if (healthcheck) config.Healthcheck = healthcheck;
   Object.assign(config, {
     Image: image,
     Volumes: volumes,
@@ -434,6 +438,7 @@ export function buildCreate(o: Record<string, any>, args: string[], detach: bool
     ShmSize: changed.has('shm-size') ? o['shm-size'] : 0,
   });
   if (Object.keys(sysctls).length) hostConfig.Sysctls = sysctls;
+  if (o.runtime) hostConfig.Runtime = o.runtime;
   Object.assign(hostConfig, {
     Isolation: '',
     CpuShares: o['cpu-shares'],
