@@ -25,13 +25,15 @@ wait_socket() { # path what
 
 # The benchmark's own cgroup parent, removed at the end (never the host's /berth).
 BERTH_CGROUP_PARENT=/berth-bench-$$
+# Extra berthd flags, and the bridge dockerd uses (none: no networking) — set by a benchmark before starting them.
+BERTHD_ARGS=(${BERTHD_ARGS[@]+"${BERTHD_ARGS[@]}"})
 
 start_berthd() {
   mkdir -p "$BENCH_BASE/berth/d" "$BENCH_BASE/berth/x"
   echo '{}' > "$BENCH_BASE/berth/daemon.json"
   node "$REPO/bin/berthd" --data-root "$BENCH_BASE/berth/d" --exec-root "$BENCH_BASE/berth/x" \
     -H "unix://$BERTH_SOCK" --config-file "$BENCH_BASE/berth/daemon.json" \
-    --cgroup-parent "$BERTH_CGROUP_PARENT" >"$BENCH_BASE/berthd.log" 2>&1 &
+    --cgroup-parent "$BERTH_CGROUP_PARENT" "${BERTHD_ARGS[@]}" >"$BENCH_BASE/berthd.log" 2>&1 &
   BERTHD_PID=$!; BENCH_PIDS+=("$BERTHD_PID")
   wait_socket "$BERTH_SOCK" berthd
 }
@@ -41,7 +43,7 @@ start_dockerd() {
   echo '{}' > "$BENCH_BASE/dockerd/daemon.json"
   /usr/sbin/dockerd --data-root "$BENCH_BASE/dockerd/d" --exec-root "$BENCH_BASE/dockerd/x" -H "unix://$DOCKERD_SOCK" \
     --pidfile "$BENCH_BASE/dockerd/docker.pid" --config-file "$BENCH_BASE/dockerd/daemon.json" \
-    --bridge none --iptables=false --ip-masq=false --ip6tables=false --storage-driver overlay2 \
+    --bridge "${DOCKERD_BRIDGE:-none}" --iptables=false --ip-masq=false --ip6tables=false --ip-forward=false --storage-driver overlay2 \
     >"$BENCH_BASE/dockerd.log" 2>&1 &
   DOCKERD_PID=$!; BENCH_PIDS+=("$DOCKERD_PID")
   wait_socket "$DOCKERD_SOCK" dockerd
@@ -91,6 +93,11 @@ bench_cleanup() {
   for m in $(awk -v p="$BENCH_BASE" 'index($5, p) == 1 { print $5 }' /proc/self/mountinfo | sort -r); do
     umount "$m" 2>/dev/null || umount -l "$m"
   done
+  # berthd's bridges, veths and nftables table (named after its data root's tag)
+  local tag l
+  tag=$(node -e 'console.log(require("node:crypto").createHash("sha256").update(process.argv[1]).digest("hex").slice(0, 5))' "$BENCH_BASE/berth/d")
+  for l in $(ls /sys/class/net | grep -E "^v$tag") $(ls /sys/class/net | grep -E "^b$tag"); do ip link del "$l" 2>/dev/null; done
+  nft delete table ip "berth-$tag" 2>/dev/null
   rm -rf --one-file-system "$BENCH_BASE"
   # A cgroup can be removed only once its last process is gone: retry briefly (killed containers exit late).
   local cg _

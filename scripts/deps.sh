@@ -6,7 +6,7 @@
 # benchmark); attr/xz-utils/zstd for xattrs and compressed tarballs; tini for
 # --init; iproute2/procps for network and process checks; tmux/util-linux for
 # TTY tests (script); gcc and libc6-dev compile the native addon (native/).
-BERTH_APT_PACKAGES=(gcc libc6-dev runc conmon busybox-static debootstrap docker.io attr xz-utils zstd tini iproute2 procps util-linux tmux)
+BERTH_APT_PACKAGES=(gcc libc6-dev runc conmon busybox-static debootstrap docker.io attr xz-utils zstd tini iproute2 procps util-linux tmux nftables)
 # Registry tests: distribution 2.8 as the reference server, skopeo/umoci as OCI clients, htpasswd, TLS certs, wrk for the benchmark.
 BERTH_APT_PACKAGES+=(docker-registry skopeo umoci apache2-utils openssl curl wrk)
 

@@ -64,10 +64,18 @@ leaks() {
   done | grep -v -e 'scripts/test.sh' -e 'node --test' | sort -k2
   echo "# cgroups"
   find /sys/fs/cgroup -mindepth 2 -maxdepth 4 -type d -name '*berth*' 2>/dev/null | sort
+  echo "# network links and nftables tables of the test daemons"
+  while read -r tag; do
+    [ -n "$tag" ] || continue
+    ls /sys/class/net | grep -E "^[bv]$tag" || true
+    nft list tables ip 2>/dev/null | grep -F "table ip berth-$tag" || true
+  done < "$BERTH_NET_TAGS" | sort
 }
+export BERTH_NET_TAGS
+BERTH_NET_TAGS=$(mktemp)
 leaks_before=$(mktemp)
 leaks_after=$(mktemp)
-trap 'rm -f "$leaks_before" "$leaks_after" "${tap_out:-}"' EXIT
+trap 'rm -f "$leaks_before" "$leaks_after" "${tap_out:-}" "$BERTH_NET_TAGS"' EXIT
 leaks > "$leaks_before"
 
 log "running ${#files[@]} test files"
@@ -85,7 +93,7 @@ leaks > "$leaks_after"
 leaked=$(diff "$leaks_before" "$leaks_after" | grep '^>' | sed 's/^> //' | grep -v '^#')
 if [ -n "$leaked" ]; then
   echo
-  echo "WARNING: the tests left these behind (mounts / processes / cgroups):"
+  echo "WARNING: the tests left these behind (mounts / processes / cgroups / network objects):"
   echo "$leaked" | sed 's/^/  /'
 fi
 

@@ -16,6 +16,7 @@ const load: Record<string, Loader> = {
   registry: () => import('./commands/registry').then((m) => m.defs),
   build: () => import('./commands/build').then((m) => m.defs),
   distribution: () => import('./commands/distribution').then((m) => m.defs),
+  network: () => import('./commands/network').then((m) => m.defs),
 };
 
 /** command path -> [module, def name] */
@@ -108,6 +109,17 @@ const groups: Record<string, Record<string, [string, string]>> = {
     serve: ['registry', 'serve'],
     gc: ['registry', 'gc'],
   },
+  network: {
+    create: ['network', 'create'],
+    inspect: ['network', 'inspect'],
+    ls: ['network', 'ls'],
+    list: ['network', 'ls'],
+    prune: ['prune', 'networkPrune'],
+    rm: ['network', 'rm'],
+    remove: ['network', 'rm'],
+    connect: ['network', 'connect'],
+    disconnect: ['network', 'disconnect'],
+  },
   system: {
     df: ['usage', 'df'],
     events: ['system', 'events'],
@@ -129,6 +141,7 @@ Management Commands:
   builder     Manage builds
   container   Manage containers
   image       Manage images
+  network     Manage networks
   registry    Run a registry server
   system      Manage Berth
   volume      Manage volumes
@@ -181,10 +194,10 @@ Run '${PROG} COMMAND --help' for more information on a command.
 
 /** `berth <group> --help`: the group's commands with their one-line descriptions. */
 async function groupHelp(g: string): Promise<string> {
-  const titles: Record<string, string> = { builder: 'Manage builds', container: 'Manage containers', image: 'Manage images', registry: 'Run a registry server', system: 'Manage Berth', volume: 'Manage volumes' };
+  const titles: Record<string, string> = { builder: 'Manage builds', container: 'Manage containers', image: 'Manage images', registry: 'Run a registry server', network: 'Manage networks', system: 'Manage Berth', volume: 'Manage volumes' };
   const lines: string[] = [];
   // Aliases are accepted but not listed, as in docker's help.
-  const aliases = new Set(['container list', 'container ps', 'container remove', 'image list', 'image remove', 'volume list', 'volume remove']);
+  const aliases = new Set(['container list', 'container ps', 'container remove', 'image list', 'image remove', 'volume list', 'volume remove', 'network list', 'network remove']);
   for (const c of Object.keys(groups[g]).sort()) {
     if (aliases.has(`${g} ${c}`)) continue;
     const [mod, name] = groups[g][c];

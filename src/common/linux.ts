@@ -20,18 +20,21 @@ export const MNT_DETACH = 2;
 
 let addon: BerthSys | undefined;
 
-/** The addon sits in <repo>/native whether this file runs bundled (bin/) or compiled (dist/src/common/). */
-function load(): BerthSys {
-  if (addon) return addon;
+/** Addons sit in <repo>/native whether this file runs bundled (bin/) or compiled (dist/src/common/). */
+export function loadNativeAddon<T>(name: string): T {
   for (let dir = __dirname; ; dir = path.dirname(dir)) {
-    const file = path.join(dir, 'native', 'berth-sys.node');
+    const file = path.join(dir, 'native', `${name}.node`);
     if (fs.existsSync(file)) {
       // eslint-disable-next-line @typescript-eslint/no-var-requires
-      addon = require(file) as BerthSys;
-      return addon;
+      return require(file) as T;
     }
-    if (path.dirname(dir) === dir) throw new Error('native/berth-sys.node not found: run `npm run build`');
+    if (path.dirname(dir) === dir) throw new Error(`native/${name}.node not found: run \`npm run build\``);
   }
+}
+
+function load(): BerthSys {
+  addon ??= loadNativeAddon<BerthSys>('berth-sys');
+  return addon;
 }
 
 export function mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): Promise<void> {

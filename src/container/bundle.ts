@@ -11,6 +11,7 @@ import { resolveArgs } from './runconfig';
 import { resolveUser } from '../runtime/user';
 import { buildEtcFiles } from './etcfiles';
 import type { ContainerRecord } from './store';
+import type { NetworkAttachment } from '../engine/types';
 
 /** The container's cgroup below the daemon's cgroup parent (`--cgroup-parent`, default /berth). */
 function cgroupsPath(parent: string, id: string): string { return `${parent.replace(/\/+$/, '')}/${id}`; }
@@ -25,16 +26,19 @@ export function validateSpec(id: string, config: any, hostConfig: any, cgroupPar
     cwd: config.WorkingDir || '/', user: { uid: 0, gid: 0 }, terminal: !!config.Tty,
     hostname: config.Hostname, domainname: config.Domainname, hostConfig,
     cgroupsPath: cgroupsPath(cgroupParent, id), prepareHostPaths: false, mountPoints: hostConfigMountPoints(hostConfig),
+    // The namespace of a container:<x> network mode is only known at start.
+    netnsPath: String(hostConfig.NetworkMode ?? '').startsWith('container:') ? '/proc/self/ns/net' : undefined,
   }).resources;
 }
 
 /** The /etc files the spec bind-mounts; needs no rootfs, so start writes them while mounting. */
-export async function writeEtcFiles(rec: ContainerRecord): Promise<void> {
+export async function writeEtcFiles(rec: ContainerRecord, net: NetworkAttachment['etc'] = {}, extraHosts: string[] = []): Promise<void> {
   const cfg = rec.Config;
   const hc = rec.HostConfig;
   const etc = buildEtcFiles({
     hostname: cfg.Hostname, domainname: cfg.Domainname, networkMode: hc.NetworkMode,
-    extraHosts: hc.ExtraHosts, dns: hc.Dns, dnsSearch: hc.DnsSearch, dnsOptions: hc.DnsOptions,
+    extraHosts: [...(hc.ExtraHosts ?? []), ...extraHosts], dns: hc.Dns, dnsSearch: hc.DnsSearch, dnsOptions: hc.DnsOptions,
+    ip: net.ip, hostGatewayIp: net.hostGatewayIp, embeddedDns: net.nameservers,
   });
   // Regenerated at every start and not yet mounted anywhere: plain writes (no fsync) keep start fast.
   await Promise.all([
@@ -45,12 +49,12 @@ export async function writeEtcFiles(rec: ContainerRecord): Promise<void> {
 }
 
 /** config.json; the user is resolved from the mounted rootfs. */
-export async function writeSpec(rec: ContainerRecord, bundle: string, rootfs: string, cgroupParent: string): Promise<void> {
+export async function writeSpec(rec: ContainerRecord, bundle: string, rootfs: string, cgroupParent: string, netnsPath?: string, linkEnv: string[] = []): Promise<void> {
   const cfg = rec.Config;
   const hc = rec.HostConfig;
   const user = resolveUser(rootfs, cfg.User ?? '', hc.GroupAdd ?? []);
   const spec = buildOciSpec({
-    containerId: rec.Id, rootfsPath: rootfs, args: [rec.Path, ...rec.Args], env: cfg.Env ?? [],
+    containerId: rec.Id, rootfsPath: rootfs, args: [rec.Path, ...rec.Args], env: [...linkEnv, ...(cfg.Env ?? [])],
     cwd: cfg.WorkingDir || '/', user, terminal: !!cfg.Tty,
     consoleSize: Array.isArray(hc.ConsoleSize) && hc.ConsoleSize[0] > 0 ? { height: hc.ConsoleSize[0], width: hc.ConsoleSize[1] } : undefined,
     hostname: cfg.Hostname, domainname: cfg.Domainname, hostConfig: hc,
@@ -58,6 +62,7 @@ export async function writeSpec(rec: ContainerRecord, bundle: string, rootfs: st
     cgroupsPath: cgroupsPath(cgroupParent, rec.Id),
     // Records made before Mounts were recorded have [] here and fall back to HostConfig.Binds.
     mountPoints: rec.Mounts?.length ? rec.Mounts : hostConfigMountPoints(hc),
+    netnsPath,
   });
   await fsp.writeFile(path.join(bundle, 'config.json'), serializeOciSpec(spec), { mode: 0o600 });
 }

@@ -170,9 +170,9 @@ export function validateHostConfig(hc: any, defaults: { network: string; cgroupn
   const cgroupns = String(out.CgroupnsMode ?? '') || defaults.cgroupnsMode;
   if (cgroupns !== 'host' && cgroupns !== 'private') throw invalidArgument(`invalid cgroup namespace mode: ${out.CgroupnsMode}`);
   out.CgroupnsMode = cgroupns;
+  // Which networks exist is the network area's knowledge (NetworkService.prepare).
   let nm = String(out.NetworkMode ?? '');
   if (nm === '' || nm === 'default') nm = defaults.network;
-  if (nm !== 'none' && nm !== 'host') throw invalidArgument(`network ${nm} not found`);
   out.NetworkMode = nm;
   // daemon.json default-ulimits: added for the names the container does not set, as dockerd's mergeUlimits (inspect shows them).
   if (defaults.ulimits?.length) {
@@ -186,16 +186,22 @@ export function validateHostConfig(hc: any, defaults: { network: string; cgroupn
   return out;
 }
 
-/** NetworkSettings as Docker shows it for none/host networking (no addresses). */
-export function networkSettings(mode: string): any {
-  const endpoint = {
-    IPAMConfig: null, Links: null, Aliases: null, MacAddress: '', DriverOpts: null, NetworkID: '', EndpointID: '',
-    Gateway: '', IPAddress: '', IPPrefixLen: 0, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, DNSNames: null,
-  };
+/**
+ * NetworkSettings of a container that is not running: its networks without addresses
+ * (the network area fills them in at start).
+ */
+export function networkSettings(networks: Record<string, any>): any {
+  const nets: Record<string, any> = {};
+  for (const [name, ep] of Object.entries(networks ?? {})) {
+    nets[name] = {
+      ...ep, EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0,
+      DNSNames: null,
+    };
+  }
   return {
     Bridge: '', SandboxID: '', SandboxKey: '', Ports: {}, HairpinMode: false, LinkLocalIPv6Address: '', LinkLocalIPv6PrefixLen: 0,
     SecondaryIPAddresses: null, SecondaryIPv6Addresses: null, EndpointID: '', Gateway: '', GlobalIPv6Address: '',
     GlobalIPv6PrefixLen: 0, IPAddress: '', IPPrefixLen: 0, IPv6Gateway: '', MacAddress: '',
-    Networks: { [mode]: endpoint },
+    Networks: nets,
   };
 }

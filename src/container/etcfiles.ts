@@ -96,6 +96,8 @@ export interface ResolvConfOptions {
   dnsSearch?: readonly string[] | null;
   dnsOptions?: readonly string[] | null;
   networkMode?: string;
+  /** User-defined networks: the embedded DNS server's address(es) (127.0.0.11), which replace every nameserver. */
+  embeddedDns?: readonly string[];
   /** The host's resolv.conf text (default: read it, preferring systemd-resolved's upstream file). */
   hostResolvConfText?: string;
 }
@@ -143,6 +145,16 @@ export function readHostResolvConf(): string {
 export function resolvConfContent(o: ResolvConfOptions): string {
   for (const d of o.dns ?? []) if (net.isIP(d) === 0) throw invalidArgument(`${d} is not an ip address`);
   const hostText = o.hostResolvConfText ?? (o.networkMode === 'host' ? readOr('/etc/resolv.conf', '') : readHostResolvConf());
+  if (o.embeddedDns?.length) {
+    // As Docker on user-defined networks: the embedded server, search and options kept.
+    const filtered = filterHostResolvConf(hostText);
+    const search = o.dnsSearch?.length ? o.dnsSearch : searchDomainsOf(filtered);
+    const options = o.dnsOptions?.length ? o.dnsOptions : optionsOf(filtered);
+    let out = o.embeddedDns.map((d) => `nameserver ${d}\n`).join('');
+    if (search.length > 0 && search.join(' ').trim() !== '.') out += `search ${search.join(' ')}\n`;
+    out += `options ${[...options.filter((x) => !x.startsWith('ndots:')), 'ndots:0'].join(' ')}\n`;
+    return out;
+  }
   const custom = (o.dns?.length ?? 0) + (o.dnsSearch?.length ?? 0) + (o.dnsOptions?.length ?? 0) > 0;
   if (!custom) {
     // --network host shares the host's resolver config unchanged (its localhost servers are reachable).

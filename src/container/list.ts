@@ -16,7 +16,7 @@ export function summary(rec: ContainerRecord): any {
     ImageID: rec.Image,
     Command: [rec.Path, ...rec.Args].map(quoteArg).join(' '),
     Created: Math.floor(Date.parse(rec.Created) / 1000),
-    Ports: [],
+    Ports: portSummary(rec.NetworkSettings?.Ports),
     Labels: rec.Config.Labels ?? {},
     State: rec.State.Status,
     Status: statusText(rec.State),
@@ -24,6 +24,17 @@ export function summary(rec: ContainerRecord): any {
     NetworkSettings: { Networks: rec.NetworkSettings.Networks },
     Mounts: rec.Mounts ?? [],
   };
+}
+
+/** NetworkSettings.Ports as ContainerSummary.Ports: one entry per binding, exposed-only ports without host side. */
+function portSummary(ports: Record<string, Array<{ HostIp: string; HostPort: string }> | null> | undefined): any[] {
+  const out: any[] = [];
+  for (const [key, bindings] of Object.entries(ports ?? {})) {
+    const [port, type = 'tcp'] = key.split('/');
+    if (!bindings?.length) { out.push({ PrivatePort: Number(port), Type: type }); continue; }
+    for (const b of bindings) out.push({ IP: b.HostIp, PrivatePort: Number(port), PublicPort: Number(b.HostPort), Type: type });
+  }
+  return out;
 }
 
 // Docker joins path and args with spaces, quoting none; keep that.
@@ -63,7 +74,8 @@ export async function listContainers(
     if (f.label?.length && !f.label.every((x) => labelMatches(r.Config.Labels, x))) return false;
     if (f.exited?.length && (r.State.Status !== 'exited' || !f.exited.some((x) => Number(x) === r.State.ExitCode))) return false;
     if (f.ancestor?.length && !ancestorIds.has(r.Image) && !f.ancestor.includes(r.Config.Image)) return false;
-    if (f.network?.length && !f.network.includes(r.HostConfig.NetworkMode)) return false;
+    if (f.network?.length && !f.network.some((x) => r.HostConfig.NetworkMode === x
+      || Object.entries(r.NetworkSettings?.Networks ?? {}).some(([name, ep]: [string, any]) => name === x || (!!ep?.NetworkID && ep.NetworkID.startsWith(x))))) return false;
     if (f.health?.length && !f.health.includes(r.State.Health ? (r.State.Health.Status || 'unhealthy') : 'none')) return false;
     // a volume name, or a mount's source or destination path (Docker's `volume` filter)
     if (f.volume?.length && !f.volume.some((v) => (r.Mounts ?? []).some((m: any) => m.Name === v || m.Source === v || m.Destination === v))) return false;
@@ -72,7 +84,19 @@ export async function listContainers(
     return true;
   });
   if (opts.limit && opts.limit > 0) sorted = sorted.slice(0, opts.limit);
-  return sorted.map(summary);
+  // Legacy links give the linked container a second name, `/<linking container>/<alias>`, as Docker lists it.
+  const linkNames = new Map<string, string[]>();
+  for (const r of all) {
+    for (const l of (r.HostConfig.Links ?? []) as string[]) {
+      const [target, name] = l.split(':');
+      if (target && name) linkNames.set(target, [...(linkNames.get(target) ?? []), name]);
+    }
+  }
+  return sorted.map((r) => {
+    const row = summary(r);
+    row.Names.push(...(linkNames.get(r.Name) ?? []));
+    return row;
+  });
 }
 
 function nameMatch(name: string, pattern: string): boolean {

@@ -24,7 +24,7 @@ import { BerthError, conflict, internal, invalidArgument, notFound } from '../co
 import type { DaemonConfig } from '../engine/config';
 import type { EventBus } from '../engine/events';
 import type {
-  AttachOptions, ContainerPruneReport, ContainerService, ContainerStats, ImageService, LogsOptions, StatsOptions, WaitCondition,
+  AttachOptions, ContainerPruneReport, ContainerService, ContainerStats, ImageService, LogsOptions, NetworkAttachRequest, NetworkService, StatsOptions, WaitCondition,
 } from '../engine/types';
 import { runcMessage } from '../runtime/runc';
 import { ConmonRunc } from '../runtime/conmon-runc';
@@ -77,7 +77,7 @@ interface Ctr {
 }
 
 /** A container whose process exists (runc created, conmon watching) but has not been started. */
-interface PreparedRuntime { pid: number; conmonPid: number }
+interface PreparedRuntime { pid: number; conmonPid: number; networkSettings: any }
 
 /** How long a pre-created runtime waits for its start before it is torn down. */
 const PRESTART_TTL_MS = 10_000;
@@ -104,14 +104,17 @@ export class Containers implements ContainerService {
   private readonly health: HealthMonitors;
   /** Rotation of logs that have a max-size. */
   private readonly logRotation = new LogRotator();
+  /** The network area: a container's namespace, addresses, ports and names (src/network). */
+  readonly network: NetworkService;
 
   constructor(
     readonly config: DaemonConfig, readonly images: ImageService, readonly events: EventBus, readonly volumes: VolumeService,
-    deps: { runtime?: TaskRuntime; mounts?: RootfsMounts } = {},
+    deps: { runtime?: TaskRuntime; mounts?: RootfsMounts; network: NetworkService },
   ) {
     this.store = new ContainerStore(config.dataRoot);
     this.runtime = deps.runtime ?? new ConmonRunc({ conmon: config.conmon, runc: config.runtime, execRoot: config.execRoot });
     this.mounts = deps.mounts ?? hostMounts;
+    this.network = deps.network;
     this.execs = new ExecManager(this);
     this.health = new HealthMonitors({
       exec: (opts) => this.runtime.execDirect(opts),
@@ -206,6 +209,14 @@ export class Containers implements ContainerService {
     const image = await this.images.resolve(String(body.Image));
     let id: string;
     do { id = randomBytes(32).toString('hex'); } while (this.byId.has(id) || /^\d+$/.test(id.slice(0, 12)));
+    const netUse = this.network.prepare(hostConfig.NetworkMode, body.NetworkingConfig?.EndpointsConfig);
+    hostConfig.NetworkMode = netUse.mode.startsWith('container:') ? `container:${this.find(netUse.mode.slice(10)).rec.Id}` : netUse.mode;
+    if (hostConfig.Links?.length && !['bridge', 'host', 'none'].includes(netUse.mode) && !netUse.mode.startsWith('container:')) {
+      // On a user-defined network a link is an alias the linking container resolves (as dockerd converts them).
+      const primary = netUse.networks[Object.keys(netUse.networks)[0]!];
+      if (primary) primary.Links = [...(primary.Links ?? []), ...hostConfig.Links.map(String)];
+    }
+    hostConfig.Links = this.legacyLinks(hostConfig, fullName);
     const merged = mergeConfig(id, body, image, hostConfig.NetworkMode);
     validateSpec(id, merged.config, hostConfig, this.config.cgroupParent);
     if (this.names.has(fullName)) {
@@ -261,7 +272,7 @@ export class Containers implements ContainerService {
         GraphDriver: { Name: 'overlay2', Data: graphDriverData(mount.options, this.images.containerUpperDir(id)) },
         Mounts: mountPoints.points,
         Config: merged.config,
-        NetworkSettings: networkSettings(hostConfig.NetworkMode),
+        NetworkSettings: networkSettings(netUse.networks),
         Berth: { imageId: image.id, conmonPid: 0, manuallyStopped: false, hasBeenStarted: false, volumeCopyUp: mountPoints.copyUp },
       };
       made = newCtr(rec);
@@ -381,6 +392,7 @@ export class Containers implements ContainerService {
       });
       c.rec.Berth.conmonPid = rt.conmonPid;
       c.rec.Berth.hasBeenStarted = true;
+      c.rec.NetworkSettings = rt.networkSettings;
       this.health.started(c.rec);
       this.watchLog(c);
       // Not fsynced: it is on every start's critical path, a daemon crash keeps it (page
@@ -415,9 +427,12 @@ export class Containers implements ContainerService {
     const bundle = this.bundleDir(id);
     const rootfs = this.rootfsDir(id);
     let mounted = false;
+    let networkSettings: any;
     try {
       await fsp.mkdir(rootfs, { recursive: true });
       const mount = await this.images.containerRootfsMount(id);
+      let netnsPath: string | undefined;
+      let linkEnv: string[] = [];
       const persist = path.join(this.ctrDir(id), 'persist');
       const cfg = c.rec.Config;
       // The monitor (conmon) starts now and waits while the bundle is made.
@@ -431,7 +446,12 @@ export class Containers implements ContainerService {
         const prep = await Promise.allSettled([
           this.mounts.mount(mount, rootfs).then(() => { mounted = true; }),
           this.runtime.clearExit(id),
-          writeEtcFiles(c.rec),
+          this.attachNetwork(c).then(async (net) => {
+            networkSettings = net.settings;
+            netnsPath = net.netnsPath;
+            linkEnv = net.links.env;
+            await writeEtcFiles(c.rec, net.etc, net.links.hosts);
+          }),
           fsp.rm(persist, { recursive: true, force: true }).then(() => fsp.mkdir(persist, { recursive: true })),
         ]);
         for (const r of prep) if (r.status === 'rejected') throw r.reason;
@@ -440,18 +460,19 @@ export class Containers implements ContainerService {
           await copyImageContentIntoVolumes(rootfs, c.rec.Mounts ?? [], copyUp);
           c.rec.Berth.volumeCopyUp = []; // once, as Docker does at create; saved with the next record write
         }
-        await writeSpec(c.rec, bundle, rootfs, this.config.cgroupParent);
+        await writeSpec(c.rec, bundle, rootfs, this.config.cgroupParent, netnsPath, linkEnv);
       } catch (err) {
         task.cancel();
         throw err;
       }
       try {
         const { pid, monitorPid } = await task.go();
-        return { pid, conmonPid: monitorPid };
+        return { pid, conmonPid: monitorPid, networkSettings };
       } catch (err) {
         throw err instanceof TaskStartError ? startFailure(err.runtimeMessage) : err;
       }
     } catch (err) {
+      await this.network.detach(id).catch(() => undefined);
       if (mounted) await this.mounts.unmount(rootfs).catch(() => undefined);
       await fsp.rm(bundle, { recursive: true, force: true }).catch(() => undefined);
       throw err;
@@ -461,6 +482,7 @@ export class Containers implements ContainerService {
   /** Removes a created-but-unused runtime: runc state (kills the waiting process), exit file, mount, bundle. */
   private async undoRuntime(id: string): Promise<void> {
     await this.runtime.delete(id, true).catch(() => undefined);
+    await this.network.detach(id).catch(() => undefined);
     await this.runtime.clearExit(id);
     await this.mounts.unmount(this.rootfsDir(id)).catch(() => undefined);
     await fsp.rm(this.bundleDir(id), { recursive: true, force: true }).catch(() => undefined);
@@ -527,6 +549,8 @@ export class Containers implements ContainerService {
   private async handleExit(c: Ctr, code: number): Promise<void> {
     const id = c.rec.Id;
     const st = c.rec.State;
+    // Off its networks at once (names, ports, endpoints); the host objects go with the runtime cleanup.
+    void this.network.detach(id).catch(() => undefined);
     this.health.stopped(c.rec);
     this.logRotation.unwatch(id);
     Object.assign(st, {
@@ -534,6 +558,7 @@ export class Containers implements ContainerService {
       Pid: 0, ExitCode: Number.isFinite(code) && code >= 0 ? code : 255, FinishedAt: nowRfc3339(),
     });
     c.rec.ExecIDs = null;
+    c.rec.NetworkSettings = networkSettings(c.rec.NetworkSettings?.Networks ?? {});
     if (c.rec.HostConfig.AutoRemove && !c.removing && !c.removed && !shouldRestart(c.rec)) {
       // --rm: the record is deleted right away, so no 'exited' record is written, and the host
       // cleanup (runc delete, unmount) runs after the waiters are answered (destroy() does it).
@@ -590,6 +615,7 @@ export class Containers implements ContainerService {
       this.runtime.delete(id, true).catch(() => undefined),
       this.mounts.unmount(this.rootfsDir(id)).catch(() => undefined),
     ]);
+    await this.network.detach(id).catch(() => undefined);
     await fsp.rm(this.bundleDir(id), { recursive: true, force: true }).catch(() => undefined);
   }
 
@@ -958,6 +984,126 @@ export class Containers implements ContainerService {
     });
   }
 
+  // ---- networks ------------------------------------------------------------------
+  private networkRequest(c: Ctr): NetworkAttachRequest {
+    const rec = c.rec;
+    return {
+      containerId: rec.Id, name: rec.Name.slice(1), mode: rec.HostConfig.NetworkMode, networks: rec.NetworkSettings?.Networks ?? {},
+      portBindings: rec.HostConfig.PortBindings, exposedPorts: rec.Config.ExposedPorts, publishAll: !!rec.HostConfig.PublishAllPorts,
+    };
+  }
+
+  /**
+   * HostConfig.Links on the default bridge (legacy links), stored as Docker stores them:
+   * `/<target>:/<this container>/<alias>`. On user networks links are endpoint aliases instead.
+   */
+  private legacyLinks(hc: any, fullName: string): string[] | null {
+    const links: string[] = (hc.Links ?? []).map(String);
+    if (!links.length) return null;
+    return links.map((l) => {
+      const [target, alias] = l.replace(/^\//, '').split(':');
+      const t = this.byId.get(this.names.get(`/${target}`) ?? '') ?? (() => {
+        try { return this.find(target!); } catch { throw notFound(`could not get container for ${target}`); }
+      })();
+      return `${t.rec.Name}:${fullName}/${(alias ?? target!).replace(/^.*\//, '')}`;
+    });
+  }
+
+  /** /etc/hosts lines and environment of the legacy links of a container on the default bridge. */
+  private linkedEnv(c: Ctr): { hosts: string[]; env: string[] } {
+    const hosts: string[] = [];
+    const env: string[] = [];
+    if (c.rec.HostConfig.NetworkMode !== 'bridge') return { hosts, env };
+    for (const l of (c.rec.HostConfig.Links ?? []) as string[]) {
+      const [target, name] = l.split(':') as [string, string];
+      const alias = name.slice(name.lastIndexOf('/') + 1);
+      const t = this.byId.get(this.names.get(target) ?? '');
+      const ip = t?.rec.NetworkSettings?.Networks?.bridge?.IPAddress;
+      if (!t || !t.rec.State.Running || !ip) throw conflict(`Cannot link to a non running container: ${target} AS ${name}`);
+      hosts.push(`${alias}:${ip}`, `${target.slice(1)}:${ip}`);
+      const prefix = alias.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
+      env.push(`${prefix}_NAME=${name}`);
+      const ports = Object.keys(t.rec.Config.ExposedPorts ?? {}).map((p) => (p.includes('/') ? p : `${p}/tcp`)).sort();
+      ports.forEach((p, i) => {
+        const [port, proto] = p.split('/') as [string, string];
+        const key = `${prefix}_PORT_${port}_${proto.toUpperCase()}`;
+        if (i === 0) env.push(`${prefix}_PORT=${proto}://${ip}:${port}`);
+        env.push(`${key}=${proto}://${ip}:${port}`, `${key}_ADDR=${ip}`, `${key}_PORT=${port}`, `${key}_PROTO=${proto}`);
+      });
+      for (const e of (t.rec.Config.Env ?? []) as string[]) {
+        const eq = e.indexOf('=');
+        if (eq <= 0 || e.startsWith('HOME=') || e.startsWith('PATH=')) continue;
+        env.push(`${prefix}_ENV_${e.slice(0, eq)}=${e.slice(eq + 1)}`);
+      }
+    }
+    return { hosts, env };
+  }
+
+  /** DELETE /containers/{parent}/{alias}?link=1: removes a legacy link of `parent`. */
+  async removeLink(linkName: string): Promise<void> {
+    const full = linkName.startsWith('/') ? linkName : `/${linkName}`;
+    const parent = full.slice(0, full.lastIndexOf('/'));
+    if (parent === '') throw conflict('Conflict, cannot remove the default link name of the container');
+    const c = this.byId.get(this.names.get(parent) ?? '');
+    if (!c) throw notFound(`Cannot get parent ${parent} for link name ${full}`);
+    const links = (c.rec.HostConfig.Links ?? []) as string[];
+    const kept = links.filter((l) => l.split(':')[1] !== full);
+    if (kept.length === links.length) throw notFound(`Could not find container for entity id ${full}`);
+    c.rec.HostConfig.Links = kept.length ? kept : null;
+    await this.save(c);
+  }
+
+  /** The container's network at start; container:<x> joins x's namespace (x must run). */
+  private async attachNetwork(c: Ctr): Promise<{ netnsPath?: string; settings: any; etc: any; links: { hosts: string[]; env: string[] } }> {
+    const mode = String(c.rec.HostConfig.NetworkMode ?? '');
+    const links = this.linkedEnv(c);
+    const got = { ...(await this.network.attach(this.networkRequest(c))), links };
+    if (!mode.startsWith('container:')) return got;
+    const other = this.find(mode.slice('container:'.length));
+    if (!other.rec.State.Running || !other.rec.State.Pid) throw conflict(`cannot join network of a non running container: ${other.rec.Id}`);
+    return { ...got, netnsPath: `/proc/${other.rec.State.Pid}/ns/net` };
+  }
+
+  /** POST /networks/{id}/connect: live for a running container, else recorded for its next start. */
+  async connectNetwork(idOrName: string, netRef: string, cfg: any): Promise<void> {
+    const c = this.find(idOrName);
+    await this.withLock(c, async () => {
+      const mode = String(c.rec.HostConfig.NetworkMode ?? '');
+      if (mode === 'host' || mode === 'none' || mode.startsWith('container:')) {
+        throw new BerthError('forbidden', mode === 'host' ? 'container cannot be disconnected from host network or connected to host network'
+          : `container sharing network namespace with another container or host cannot be connected to any other network`);
+      }
+      const { name, endpoint } = this.network.staticEndpointFor(netRef, cfg ?? {});
+      const nets = c.rec.NetworkSettings.Networks ?? {};
+      if (nets[name]) throw new BerthError('forbidden', `endpoint with name ${c.rec.Name.slice(1)} already exists in network ${name}`);
+      if (c.rec.State.Running) {
+        nets[name] = await this.network.connect(c.rec.Id, netRef, cfg ?? {}, { ...this.networkRequest(c), networks: { ...nets, [name]: endpoint } });
+      } else {
+        await this.dropPrestart(c); // its namespace was made for the old set of networks
+        nets[name] = endpoint;
+        this.network.emitMembership('connect', netRef, c.rec.Id);
+      }
+      c.rec.NetworkSettings.Networks = nets;
+      await this.save(c);
+    });
+  }
+
+  async disconnectNetwork(idOrName: string, netRef: string, _force: boolean): Promise<void> {
+    const c = this.find(idOrName);
+    await this.withLock(c, async () => {
+      const net = this.network.resolve(netRef);
+      const nets = c.rec.NetworkSettings.Networks ?? {};
+      if (!nets[net.Name]) throw new BerthError('forbidden', `container ${c.rec.Id} is not connected to network ${net.Name}`);
+      if (net.Name === 'host' || c.rec.HostConfig.NetworkMode === 'host') throw new BerthError('forbidden', 'container cannot be disconnected from host network or connected to host network');
+      if (c.rec.State.Running) await this.network.disconnect(c.rec.Id, net.Id);
+      else await this.dropPrestart(c);
+      delete nets[net.Name];
+      c.rec.NetworkSettings.Networks = nets;
+      await this.save(c);
+      this.network.emitMembership('disconnect', net.Id, c.rec.Id);
+    });
+  }
+
   // ---- restore / shutdown --------------------------------------------------------
   async restore(): Promise<void> {
     const { records, orphans } = await this.store.loadAll();
@@ -1006,6 +1152,7 @@ export class Containers implements ContainerService {
       await this.handleExit(c, persisted.trim() ? Number.parseInt(persisted.trim(), 10) : 255);
     }
     await this.scanExits();
+    await this.network.restore(new Set([...this.byId.values()].filter((c) => c.rec.State.Running).map((c) => c.rec.Id)));
   }
 
   async shutdown(): Promise<void> {
@@ -1033,8 +1180,9 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref?.());
 }
 
-export async function createContainerService(config: DaemonConfig, images: ImageService, events: EventBus, volumes: VolumeService): Promise<Containers> {
-  const svc = new Containers(config, images, events, volumes);
+export async function createContainerService(config: DaemonConfig, images: ImageService, events: EventBus, volumes: VolumeService,
+  network: NetworkService): Promise<Containers> {
+  const svc = new Containers(config, images, events, volumes, { network });
   await svc.init();
   return svc;
 }

@@ -41,7 +41,7 @@ const DOCKERD_ONLY_KEYS = new Set([
   'containerd', 'containerd-namespace', 'containerd-plugin-namespace', 'cpu-rt-period', 'cpu-rt-runtime', 'cri-containerd',
   'default-gateway', 'default-gateway-v6', 'default-ipc-mode', 'default-network-opts', 'default-runtime', 'default-shm-size',
   'exec-opts', 'features', 'firewall-backend', 'fixed-cidr', 'fixed-cidr-v6', 'host-gateway-ip', 'host-gateway-ips', 'icc',
-  'init', 'init-path', 'ip', 'ip-forward', 'ip-forward-no-drop', 'ip-masq', 'ip6tables', 'iptables', 'ipv6', 'log-format',
+  'init', 'init-path', 'ip', 'ip-forward-no-drop', 'ip-masq', 'ip6tables', 'iptables', 'ipv6', 'log-format',
   'max-download-attempts', 'metrics-addr', 'mtu', 'network-control-plane-mtu', 'network-diagnostic-port',
   'no-new-privileges', 'node-generic-resources', 'oom-score-adjust', 'pidfile', 'raw-logs', 'rootless', 'runtimes',
   'seccomp-profile', 'selinux-enabled', 'shutdown-timeout', 'storage-opts', 'swarm-default-advertise-addr',
@@ -288,6 +288,7 @@ const SETTERS: Record<string, Setter> = {
   'max-concurrent-downloads': (c, v, k) => { c.maxConcurrentDownloads = concurrency(k, v, 'downloads'); },
   'max-concurrent-uploads': (c, v, k) => { c.maxConcurrentUploads = concurrency(k, v, 'uploads'); },
   experimental: (c, v, k) => { c.experimental = bool(k, v); },
+  'ip-forward': (c, v, k) => { c.ipForward = bool(k, v); },
   'cgroup-parent': (c, v, k) => {
     const p = str(k, v);
     if (!p) throw new ConfigError(`"${k}" must not be empty`);
@@ -555,6 +556,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     .option('--max-concurrent-downloads <n>', 'layers fetched at once per pull (default 3)')
     .option('--max-concurrent-uploads <n>', 'layers pushed at once per push (default 5)')
     .option('--experimental', 'enable experimental features')
+    .option('--ip-forward <bool>', 'set net.ipv4.ip_forward when a bridge with outbound NAT is made (default true)')
     .option('--default-ulimit <name=soft[:hard]>', 'default ulimit of containers, repeatable', collect, [])
     .option('--live-restore', 'keep containers running while the daemon is down (always so in Berth)')
     .option('--http-proxy <url>', 'HTTP proxy for registry traffic')
@@ -591,6 +593,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
   set('max-concurrent-downloads', 'maxConcurrentDownloads', (v: string) => flagInt('max-concurrent-downloads', v));
   set('max-concurrent-uploads', 'maxConcurrentUploads', (v: string) => flagInt('max-concurrent-uploads', v));
   set('experimental', 'experimental');
+  set('ip-forward', 'ipForward', (v: string) => !['false', '0'].includes(String(v)));
   set('default-ulimits', 'defaultUlimit', ulimitFlags);
   set('live-restore', 'liveRestore');
   set('http-proxy', 'httpProxy');

@@ -14,6 +14,8 @@ import { ApiServer } from '../api/server';
 import { createImageService } from '../image/service';
 import { createContainerService } from '../container/service';
 import { createVolumeService } from '../volume/service';
+import { createNetworkService } from '../network/service';
+import { registerNetworkRoutes } from '../api/routes/networks';
 import { registerSystemRoutes } from '../api/routes/system';
 import { registerContainerRoutes } from '../api/routes/containers';
 import { registerImageRoutes } from '../api/routes/images';
@@ -42,13 +44,14 @@ export async function main(argv: string[]): Promise<void> {
   const events = new EventBus();
   const images = await createImageService(config, events);
   const volumes = await createVolumeService(config, events);
-  const containers = await createContainerService(config, images, events, volumes);
+  const network = await createNetworkService(config, events);
+  const containers = await createContainerService(config, images, events, volumes, network);
   removeStaleUploads(path.join(config.dataRoot, 'tmp')); // cp uploads cut short by a crash
   images.setUsageProbe((id) => containers.containersUsingImage(id));
   volumes.setUsageProbe((name) => containers.containersUsingVolume(name));
   const distribution = await createDistributionService(config, images);
   const builder = createBuildService(config, images, containers, distribution);
-  const services: Services = { config, events, images, containers, volumes, builder, distribution, startedAt: new Date() };
+  const services: Services = { config, events, images, containers, volumes, builder, distribution, network, startedAt: new Date() };
 
   const router = new Router();
   registerSystemRoutes(router, services);
@@ -59,6 +62,7 @@ export async function main(argv: string[]): Promise<void> {
   registerVolumeRoutes(router, services);
   registerBuildRoutes(router, services);
   registerImageWhyRoutes(router, services);
+  registerNetworkRoutes(router, services);
 
   await containers.restore();
 
@@ -85,6 +89,7 @@ export async function main(argv: string[]): Promise<void> {
     log(`received ${sig}, shutting down (containers keep running)`);
     await Promise.all(servers.map((s) => s.close()));
     await containers.shutdown();
+    await network.shutdown();
     for (const h of config.hosts) if (h.startsWith('unix://')) fs.rmSync(h.slice(7), { force: true });
     fs.rmSync(pidFile, { force: true });
     process.exit(0);

@@ -26,7 +26,7 @@ export interface DaemonConfig {
   runtime: string;
   /** Path of the conmon binary. */
   conmon: string;
-  /** Default network mode for containers that name none (`none` until bridges land). */
+  /** Default network mode for containers that name none: `bridge`, as Docker. */
   defaultNetwork: string;
   /** `cgroup-parent`: parent cgroup of every container that names none; tests use their own. */
   cgroupParent: string;
@@ -76,6 +76,8 @@ export interface DaemonConfig {
    * shown by info, never given to containers.
    */
   proxies: Proxies;
+  /** dockerd's --ip-forward / `ip-forward`: set net.ipv4.ip_forward when a bridge with outbound NAT is made. */
+  ipForward: boolean;
   /** What one client may hold (daemon.json `"api-limits"`; see parseApiLimits). */
   limits: ApiLimits;
 }
@@ -168,7 +170,7 @@ export function defaultConfig(): DaemonConfig {
     group: DEFAULT_SOCKET_GROUP,
     runtime: 'runc',
     conmon: 'conmon',
-    defaultNetwork: 'none',
+    defaultNetwork: 'bridge',
     cgroupParent: '/berth',
     defaultCgroupnsMode: 'private',
     debug: false,
@@ -190,6 +192,7 @@ export function defaultConfig(): DaemonConfig {
     liveRestore: false,
     proxies: { httpProxy: '', httpsProxy: '', noProxy: '' },
     limits: defaultApiLimits(),
+    ipForward: true,
   };
 }
 

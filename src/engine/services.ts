@@ -1,7 +1,7 @@
 /** The set of area services the composition root builds and hands to the API (one interface per area). */
 import type { DaemonConfig } from './config';
 import type { EventBus } from './events';
-import type { BuildService, ContainerService, DistributionService, ImageService, VolumeService } from './types';
+import type { BuildService, ContainerService, DistributionService, ImageService, NetworkService, VolumeService } from './types';
 
 /** Everything a route module may use. Built once by the composition root (daemon/main.ts). */
 export interface Services {
@@ -13,6 +13,7 @@ export interface Services {
   builder: BuildService;
   /** The registry client: pull, push, login, search. */
   distribution: DistributionService;
+  network: NetworkService;
   /** Wall-clock start of the daemon, for /info. */
   startedAt: Date;
 }

@@ -409,6 +409,11 @@ export interface ContainerService {
    * cp (archive) and export; commit reads the upper dir instead (image/commit.ts).
    */
   withRootfs<T>(idOrName: string, fn: (rootfsPath: string, container: ContainerInspect) => Promise<T>): Promise<T>;
+  /** POST /networks/{id}/connect and /disconnect: live for a running container, recorded otherwise. */
+  connectNetwork(idOrName: string, netRef: string, endpointConfig: any): Promise<void>;
+  disconnectNetwork(idOrName: string, netRef: string, force: boolean): Promise<void>;
+  /** Removes a legacy link `<parent>/<alias>` (DELETE /containers/{name}?link=1). */
+  removeLink(linkName: string): Promise<void>;
   /** Re-attaches to containers that kept running while berthd was down. */
   restore(): Promise<void>;
   /** Stops watchers; running containers keep running (conmon owns them). */
@@ -486,6 +491,57 @@ export interface DistributionService {
   login(auth: RegistryAuth): Promise<{ Status: string; IdentityToken: string }>;
   /** `docker search` against a registry's /v1/search. */
   search(term: string, limit: number, auth: RegistryAuth | undefined): Promise<Array<{ name: string; description: string; star_count: number; is_official: boolean; is_automated: boolean }>>;
+}
+
+/* --------------------------------------------------------------- networks */
+
+/** What a starting container asks of the network area. */
+export interface NetworkAttachRequest {
+  containerId: string;
+  /** Container name without the leading slash. */
+  name: string;
+  /** HostConfig.NetworkMode as stored: bridge, none, host, container:<id>, or a network name/id. */
+  mode: string;
+  /** NetworkSettings.Networks of the record (endpoint configs: aliases, IPAMConfig, MacAddress). */
+  networks: Record<string, any>;
+  portBindings: Record<string, Array<{ HostIp?: string; HostPort?: string }> | null> | null | undefined;
+  exposedPorts: Record<string, unknown> | null | undefined;
+  publishAll: boolean;
+}
+
+export interface NetworkAttachment {
+  /** Namespace the container joins (bridge and user networks); absent: runc makes one, or none for host. */
+  netnsPath?: string;
+  /** NetworkSettings for inspect. */
+  settings: any;
+  /** What /etc/hosts and /etc/resolv.conf need. */
+  etc: { ip?: string; hostGatewayIp?: string; nameservers?: string[] };
+}
+
+/** A container's validated network choice at create. */
+export interface NetworkUse { mode: string; networks: Record<string, any> }
+
+/** Networks (GET/POST/DELETE /networks) and the network side of containers. */
+export interface NetworkService {
+  list(filters: Record<string, string[]>): Promise<any[]>;
+  inspect(ref: string, opts?: { verbose?: boolean; scope?: string }): Promise<any>;
+  create(body: any): Promise<{ Id: string; Warning: string }>;
+  remove(ref: string): Promise<void>;
+  prune(filters: Record<string, string[]>): Promise<{ NetworksDeleted: string[] | null }>;
+  /** Validates a container's NetworkMode/EndpointsConfig at create. */
+  prepare(mode: string, endpointsConfig: Record<string, any> | null | undefined): NetworkUse;
+  /** An EndpointSettings without addresses for a network (stopped containers). */
+  staticEndpointFor(ref: string, cfg: any): { name: string; endpoint: any };
+  attach(req: NetworkAttachRequest): Promise<NetworkAttachment>;
+  detach(containerId: string): Promise<void>;
+  /** Live connect/disconnect of a running container; connect returns the new EndpointSettings. */
+  connect(containerId: string, netRef: string, cfg: any, req: NetworkAttachRequest): Promise<any>;
+  disconnect(containerId: string, netRef: string): Promise<void>;
+  emitMembership(action: 'connect' | 'disconnect', netRef: string, containerId: string): void;
+  resolve(ref: string): { Id: string; Name: string; Driver: string; Internal: boolean };
+  /** Keeps the sandboxes of running containers, removes everything else left on the host. */
+  restore(running: Set<string>): Promise<void>;
+  shutdown(): Promise<void>;
 }
 
 export type { Readable };

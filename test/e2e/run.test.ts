@@ -222,7 +222,7 @@ test('--network none has only loopback; --network host sees the host interfaces'
   const host = ok(await berth('run', '--rm', '--network', 'host', 'busybox', 'cat', '/proc/net/dev'));
   assert.deepEqual(ifaces(host.stdout), ifaces(fs.readFileSync('/proc/net/dev', 'utf8')));
   const dflt = ok(await berth('run', '--rm', 'busybox', 'cat', '/proc/net/dev'));
-  assert.deepEqual(ifaces(dflt.stdout), ['lo'], 'the default network is none');
+  assert.deepEqual(ifaces(dflt.stdout), ['eth0', 'lo'], 'the default network is the bridge');
 });
 
 test('-i passes stdin; -a start; create + start -a returns the exit code', async () => {

@@ -13,6 +13,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 
 /** Repository root (dist/test/helpers -> repo). */
 export const REPO_ROOT = process.env.BERTH_REPO_ROOT ?? path.resolve(__dirname, '..', '..', '..');
@@ -253,6 +254,8 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
   if (opts.inFile?.cgroupParent) fileConfig['cgroup-parent'] = cgroupParentOf(base);
   fs.writeFileSync(configFile, JSON.stringify(fileConfig));
   const cgroupsBefore = berthCgroups();
+  // scripts/test.sh's leak check looks for network objects carrying these tags.
+  if (process.env.BERTH_NET_TAGS) fs.appendFileSync(process.env.BERTH_NET_TAGS, `${networkTagOf(dataRoot)}\n`);
   const host = `unix://${socket}`;
   const env: Record<string, string> = { BERTH_HOST: host, DOCKER_HOST: host, DOCKER_CONFIG: dockerConfig };
 
@@ -268,7 +271,9 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
       ...(opts.inFile?.dataRootKey ? [] : ['--data-root', dataRoot]), '--exec-root', execRoot,
       '-H', host, '--config-file', configFile,
       // Own cgroup parent: the host's /berth (a real daemon's) is never touched, and cleanup removes ours whole.
-      ...(opts.inFile?.cgroupParent ? [] : ['--cgroup-parent', cgroupParentOf(base)]), ...(opts.args ?? [])], {
+      ...(opts.inFile?.cgroupParent ? [] : ['--cgroup-parent', cgroupParentOf(base)]),
+      // Never change the host's forwarding sysctl: tests only talk to 127.0.0.0/8 and container addresses.
+      '--ip-forward=false', ...(opts.args ?? [])], {
       // Registry traffic to anything but loopback goes to a dead proxy: a test that pulls a missing
       // image from Docker Hub fails at once instead of reaching the network (loopback is never proxied).
       env: { ...process.env, HTTP_PROXY: 'http://127.0.0.1:9', HTTPS_PROXY: 'http://127.0.0.1:9', NO_PROXY: '', ...opts.env },
@@ -500,8 +505,30 @@ export async function cleanupRoots(base: string, execRoot: string, dataRoot: str
       if (r.status !== 0) spawnSync('umount', ['-l', m], { timeout: 20_000 });
     }
   }
-  // 5. files; --one-file-system so nothing mounted from elsewhere is ever deleted through.
+  // 5. network objects named after this daemon's data root: veths, bridges, its nftables table.
+  removeNetworkObjects(dataRoot);
+  // 6. files; --one-file-system so nothing mounted from elsewhere is ever deleted through.
   spawnSync('rm', ['-rf', '--one-file-system', base], { timeout: 120_000 });
+}
+
+/** The tag berthd derives from its data root for host network object names (network/service.ts). */
+export function networkTagOf(dataRoot: string): string {
+  return createHash('sha256').update(path.resolve(dataRoot)).digest('hex').slice(0, 5);
+}
+
+/** Links (`b<tag>…` bridges, `v<tag>…` veths) and the `berth-<tag>` nftables table of one data root. */
+export function networkObjectsOf(dataRoot: string): { links: string[]; table: boolean } {
+  const tag = networkTagOf(dataRoot);
+  const links = entriesOf('/sys/class/net').map((e) => e.name).filter((n) => n.startsWith(`b${tag}`) || n.startsWith(`v${tag}`));
+  const tables = spawnSync('nft', ['list', 'tables', 'ip'], { encoding: 'utf8', timeout: 20_000 }).stdout ?? '';
+  return { links, table: tables.split('\n').some((l) => l.trim() === `table ip berth-${tag}`) };
+}
+
+function removeNetworkObjects(dataRoot: string): void {
+  const { links, table } = networkObjectsOf(dataRoot);
+  // veths first (a bridge with ports goes too, but this keeps the order obvious)
+  for (const l of links.sort((a, b) => (a[0] === 'v' ? -1 : 1) - (b[0] === 'v' ? -1 : 1))) spawnSync('ip', ['link', 'del', l], { timeout: 20_000 });
+  if (table) spawnSync('nft', ['delete', 'table', 'ip', `berth-${networkTagOf(dataRoot)}`], { timeout: 20_000 });
 }
 
 /**

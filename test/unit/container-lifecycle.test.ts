@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { Containers } from '../../src/container/service';
 import { defaultConfig, type DaemonConfig } from '../../src/engine/config';
 import { EventBus } from '../../src/engine/events';
-import type { ImageRecord, ImageService, MountSpec, VolumeService } from '../../src/engine/types';
+import type { ImageRecord, ImageService, MountSpec, NetworkService, VolumeService } from '../../src/engine/types';
 import { FakeMounts, FakeRuntime } from '../helpers/fake-runtime';
 
 const IMAGE: ImageRecord = {
@@ -58,6 +58,18 @@ function noVolumes(): VolumeService {
   };
 }
 
+/** Containers without networking (NetworkMode none): the network area is not what these tests are about. */
+function noNetwork(): NetworkService {
+  const unused = () => { throw new Error('no networks in these tests'); };
+  return {
+    list: async () => [], inspect: unused, create: unused, remove: unused, prune: async () => ({ NetworksDeleted: null }),
+    prepare: () => ({ mode: 'none', networks: { none: {} } }), staticEndpointFor: unused,
+    attach: async () => ({ settings: { Networks: {} }, etc: {} }), detach: async () => undefined,
+    connect: unused, disconnect: unused, emitMembership: () => undefined, resolve: unused,
+    restore: async () => undefined, shutdown: async () => undefined,
+  };
+}
+
 interface Harness { svc: Containers; runtime: FakeRuntime; mounts: FakeMounts; events: string[]; bus: EventBus; config: DaemonConfig; images: ImageService; dir: string }
 
 async function harness(dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-lc-')), runtime = new FakeRuntime()): Promise<Harness> {
@@ -67,7 +79,7 @@ async function harness(dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-lc-'))
   bus.on('event', (e: { Action: string }) => events.push(e.Action));
   const mounts = new FakeMounts();
   const images = fakeImages(dir);
-  const svc = new Containers(config, images, bus, noVolumes(), { runtime, mounts });
+  const svc = new Containers(config, images, bus, noVolumes(), { runtime, mounts, network: noNetwork() });
   await svc.init();
   return { svc, runtime, mounts, events, bus, config, images, dir };
 }

@@ -196,13 +196,18 @@ export function registerContainerRoutes(router: Router, services: Services): voi
   router.delete(`/containers/${REF}`, async (ctx) => {
     const name = ref(ctx);
     if (ctx.bool('link')) {
-      // Berth has no legacy links, so there is never a link to remove; same words as dockerd's rmLink.
-      const full = name.startsWith('/') ? name : `/${name}`;
-      const parent = full.slice(0, full.lastIndexOf('/'));
-      if (parent === '') throw new BerthError('conflict', 'Conflict, cannot remove the default link name of the container');
-      throw new BerthError('not-found', `Cannot get parent ${parent} for link name ${full}`);
+      await svc.removeLink(name);
+      ctx.send(204);
+      return;
     }
     await svc.remove(name, { force: ctx.bool('force'), volumes: ctx.bool('v') });
+    ctx.send(204);
+  });
+
+  // A legacy link's name is `<parent>/<alias>`.
+  router.delete('/containers/([^/]+)/([^/]+)', async (ctx) => {
+    if (!ctx.bool('link')) throw new BerthError('not-found', 'page not found');
+    await svc.removeLink(`${ctx.params[0]}/${ctx.params[1]}`);
     ctx.send(204);
   });
 

@@ -410,16 +410,6 @@ export function registerSystemRoutes(router: Router, services: Services): void {
     ctx.send(200, out);
   });
 
-  // Berth has no user-defined networks yet (docs/api.md), so
-  // this prune has nothing to remove and answer as dockerd does when nothing
-  // matches; this is what lets `docker system prune` run. Filters are still
-  // checked, so a typo is a 400 as with dockerd.
-  const emptyPrune = (allowed: string[], answer: Record<string, unknown>) => (ctx: Ctx) => {
-    for (const k of Object.keys(ctx.filters())) if (!allowed.includes(k)) throw invalidArgument(`invalid filter '${k}'`);
-    ctx.send(200, answer);
-  };
-  router.post('/networks/prune', emptyPrune(['until', 'label', 'label!'], { NetworksDeleted: null }));
-
   router.get('/events', (ctx) => {
     const filters = ctx.filters();
     for (const k of Object.keys(filters)) if (!EVENT_FILTERS.has(k)) throw invalidArgument(`invalid filter '${k}'`);

@@ -126,6 +126,17 @@ const builderPrune = pruneCommand('builder', 'Remove build cache', 'Remove all u
   some: 'WARNING! This will remove all dangling build cache.',
 }, pruneBuildCache);
 
+const networkPrune: CommandDef = {
+  spec: spec('network prune', 'network prune [OPTIONS]', 'Remove all unused networks', [filterFlag, forceFlag], { maxArgs: 0 }),
+  async run(ctx, p) {
+    if (!p.opts.force && !(await confirmed(ctx, 'WARNING! This will remove all custom networks not used by at least one container.'))) return 0;
+    const api = await ctx.api();
+    const r = await pruneNetworks(api, p.opts.filter);
+    ctx.out(r.output);
+    return 0;
+  },
+};
+
 const systemPrune: CommandDef = {
   spec: spec('system prune', 'system prune [OPTIONS]', 'Remove unused data', [
     { long: 'all', short: 'a', kind: 'bool', usage: 'Remove all unused images not just dangling ones' },
@@ -157,4 +168,4 @@ const systemPrune: CommandDef = {
   },
 };
 
-export const defs: Record<string, CommandDef> = { builderPrune, containerPrune, imagePrune, volumePrune, systemPrune };
+export const defs: Record<string, CommandDef> = { builderPrune, containerPrune, imagePrune, volumePrune, networkPrune, systemPrune };

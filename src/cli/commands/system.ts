@@ -10,7 +10,7 @@ import { printProgress } from './run';
 
 const spec = (path: string, usage: string, description: string, flags: FlagSpec[], extra: Partial<CommandSpec> = {}): CommandSpec => ({ path, usage, description, flags, ...extra });
 
-type Kind = 'container' | 'image' | 'volume';
+type Kind = 'container' | 'image' | 'volume' | 'network';
 
 /**
  * docker inspect: raw JSON objects re-indented (4 spaces) in one array, or a template per
@@ -18,7 +18,7 @@ type Kind = 'container' | 'image' | 'volume';
  */
 export async function inspectCmd(ctx: Ctx, names: string[], format: string, size: boolean, type?: string): Promise<number> {
   const api = await ctx.api();
-  const kinds: Kind[] = type === 'container' || type === 'image' || type === 'volume' ? [type] : ['container', 'image', 'volume'];
+  const kinds: Kind[] = type === 'container' || type === 'image' || type === 'volume' || type === 'network' ? [type] : ['container', 'image', 'volume', 'network'];
   if (type && !kinds.includes(type as Kind)) throw new CliError(`"${type}" is not a valid value for --type`, 1);
   const raws: string[] = [];
   const errors: string[] = [];
@@ -26,7 +26,8 @@ export async function inspectCmd(ctx: Ctx, names: string[], format: string, size
     let found: string | null = null;
     let lastErr: ApiError | null = null;
     for (const k of kinds) {
-      const path = k === 'container' ? `/containers/${name}/json` : k === 'image' ? `/images/${name}/json` : `/volumes/${encodeURIComponent(name)}`;
+      const path = k === 'container' ? `/containers/${name}/json` : k === 'image' ? `/images/${name}/json`
+        : k === 'network' ? `/networks/${encodeURIComponent(name)}` : `/volumes/${encodeURIComponent(name)}`;
       const r = await api.request('GET', path, { query: k === 'container' && size ? { size: 1 } : undefined, allowError: true });
       const text = await r.text();
       if (r.status === 200) {
@@ -34,7 +35,7 @@ export async function inspectCmd(ctx: Ctx, names: string[], format: string, size
         break;
       }
       // `volume inspect` reports the daemon's words ("get x: no such volume"), as docker does.
-      if (r.status !== 404 || type === 'volume') {
+      if (r.status !== 404 || type === 'volume' || type === 'network') {
         let msg = text;
         try {
           msg = JSON.parse(text).message;

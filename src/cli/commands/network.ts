@@ -1,0 +1,158 @@
+// Network commands: network create, ls, inspect, rm, connect, disconnect (network prune is in prune.ts).
+import { ApiClient, ApiError, CliError, filtersParam } from '../client';
+import type { CommandDef } from '../context';
+import { keyValueMap, type CommandSpec, type FlagSpec } from '../flags';
+import { renderRows } from '../format';
+import { inspectCmd } from './system';
+
+const spec = (path: string, usage: string, description: string, flags: FlagSpec[], extra: Partial<CommandSpec> = {}): CommandSpec => ({ path, usage, description, flags, ...extra });
+
+const create: CommandDef = {
+  spec: spec('network create', 'network create [OPTIONS] NETWORK', 'Create a network', [
+    { long: 'attachable', kind: 'bool', usage: 'Enable manual container attachment' },
+    { long: 'aux-address', kind: 'list', usage: 'Auxiliary IPv4 or IPv6 addresses used by Network driver' },
+    { long: 'driver', short: 'd', kind: 'string', def: 'bridge', usage: 'Driver to manage the Network' },
+    { long: 'gateway', kind: 'list', usage: 'IPv4 or IPv6 Gateway for the master subnet' },
+    { long: 'internal', kind: 'bool', usage: 'Restrict external access to the network' },
+    { long: 'ip-range', kind: 'list', usage: 'Allocate container ip from a sub-range' },
+    { long: 'ipam-driver', kind: 'string', def: 'default', usage: 'IP Address Management Driver' },
+    { long: 'ipam-opt', kind: 'list', usage: 'Set IPAM driver specific options' },
+    { long: 'ipv6', kind: 'bool', usage: 'Enable IPv6 networking' },
+    { long: 'label', kind: 'list', usage: 'Set metadata on a network' },
+    { long: 'opt', short: 'o', kind: 'list', usage: 'Set driver specific options' },
+    { long: 'subnet', kind: 'list', usage: 'Subnet in CIDR format that represents a network segment' },
+  ], { minArgs: 1, maxArgs: 1 }),
+  async run(ctx, p) {
+    const o = p.opts;
+    const subnets = o.subnet as string[];
+    const gateways = o.gateway as string[];
+    const ranges = o['ip-range'] as string[];
+    if (gateways.length > subnets.length || ranges.length > subnets.length) {
+      throw new CliError('Error: every ip-range or gateway must have a corresponding subnet', 1);
+    }
+    const config = subnets.map((s, i) => ({
+      Subnet: s, ...(ranges[i] ? { IPRange: ranges[i] } : {}), ...(gateways[i] ? { Gateway: gateways[i] } : {}),
+    }));
+    const api = await ctx.api();
+    const r = await api.json('POST', '/networks/create', {
+      body: {
+        Name: p.args[0], Driver: o.driver, Internal: !!o.internal, Attachable: !!o.attachable, EnableIPv6: !!o.ipv6,
+        IPAM: { Driver: o['ipam-driver'], Options: keyValueMap(o['ipam-opt']), Config: config },
+        Options: keyValueMap(o.opt), Labels: keyValueMap(o.label), CheckDuplicate: true,
+      },
+    });
+    ctx.out(`${r.Id}\n`);
+    return 0;
+  },
+};
+
+/** One `network ls` row (formatter.networkContext). */
+function networkRow(n: Record<string, any>, trunc: boolean): Record<string, unknown> {
+  const labels: Record<string, string> = n.Labels ?? {};
+  const row: Record<string, unknown> = {
+    CreatedAt: String(n.Created ?? ''),
+    Driver: String(n.Driver ?? ''),
+    ID: trunc ? String(n.Id).slice(0, 12) : String(n.Id),
+    IPv6: String(!!n.EnableIPv6),
+    Internal: String(!!n.Internal),
+    Labels: Object.keys(labels).map((k) => `${k}=${labels[k]}`).join(','),
+    Name: String(n.Name ?? ''),
+    Scope: String(n.Scope ?? ''),
+  };
+  Object.defineProperty(row, 'Label', { enumerable: false, value: (k: string) => labels[k] ?? '' });
+  return row;
+}
+
+const networkHeaders: Record<string, string> = {
+  ID: 'NETWORK ID', Name: 'NAME', Driver: 'DRIVER', Scope: 'SCOPE', IPv6: 'IPV6', Internal: 'INTERNAL', Labels: 'LABELS', Label: 'LABEL', CreatedAt: 'CREATED AT',
+};
+
+const ls: CommandDef = {
+  spec: spec('network ls', 'network ls [OPTIONS]', 'List networks', [
+    { long: 'filter', short: 'f', kind: 'list', valueName: 'filter', usage: "Provide filter values (e.g. 'driver=bridge')" },
+    { long: 'format', kind: 'string', usage: 'Format output using a custom template' },
+    { long: 'no-trunc', kind: 'bool', usage: 'Do not truncate the output' },
+    { long: 'quiet', short: 'q', kind: 'bool', usage: 'Only display network IDs' },
+  ], { maxArgs: 0, aliases: ['berth network ls', 'berth network list'] }),
+  async run(ctx, p) {
+    const o = p.opts;
+    const api = await ctx.api();
+    const nets = ((await api.get('/networks', { filters: filtersParam(o.filter) })) ?? []) as Array<Record<string, any>>;
+    nets.sort((a, b) => (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0));
+    let format: string = o.format;
+    if (o.quiet && !format) format = '{{.ID}}';
+    if (!format || format === 'table') format = 'table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}';
+    ctx.out(renderRows(format, nets.map((n) => networkRow(n, !o['no-trunc'])), networkHeaders));
+    return 0;
+  },
+};
+
+const inspect: CommandDef = {
+  spec: spec('network inspect', 'network inspect [OPTIONS] NETWORK [NETWORK...]', 'Display detailed information on one or more networks', [
+    { long: 'format', short: 'f', kind: 'string', usage: 'Format output using a custom template' },
+    { long: 'verbose', short: 'v', kind: 'bool', usage: 'Verbose output for diagnostics' },
+  ], { minArgs: 1 }),
+  run: (ctx, p) => inspectCmd(ctx, p.args, p.opts.format, false, 'network'),
+};
+
+const rm: CommandDef = {
+  spec: spec('network rm', 'network rm NETWORK [NETWORK...]', 'Remove one or more networks', [
+    { long: 'force', short: 'f', kind: 'bool', usage: 'Do not error if the network does not exist' },
+  ], { minArgs: 1, aliases: ['berth network rm', 'berth network remove'] }),
+  async run(ctx, p) {
+    const api = await ctx.api();
+    let failed = false;
+    for (const name of p.args) {
+      try {
+        const r = await api.request('DELETE', `/networks/${encodeURIComponent(name)}`, { allowError: true });
+        if (r.status === 404 && p.opts.force) { r.res.resume(); continue; }
+        if (r.status >= 400) throw await ApiClient.errorOf(r);
+        r.res.resume();
+        ctx.out(`${name}\n`);
+      } catch (e) {
+        if (!(e instanceof ApiError)) throw e;
+        ctx.err(`Error response from daemon: ${e.message}\n`);
+        failed = true;
+      }
+    }
+    return failed ? 1 : 0;
+  },
+};
+
+const connect: CommandDef = {
+  spec: spec('network connect', 'network connect [OPTIONS] NETWORK CONTAINER', 'Connect a container to a network', [
+    { long: 'alias', kind: 'list', usage: 'Add network-scoped alias for the container' },
+    { long: 'driver-opt', kind: 'list', usage: 'driver options for the network' },
+    { long: 'ip', kind: 'string', usage: 'IPv4 address (e.g., "172.30.100.104")' },
+    { long: 'link', kind: 'list', usage: 'Add link to another container' },
+  ], { minArgs: 2, maxArgs: 2 }),
+  async run(ctx, p) {
+    const o = p.opts;
+    const api = await ctx.api();
+    await api.json('POST', `/networks/${encodeURIComponent(p.args[0]!)}/connect`, {
+      body: {
+        Container: p.args[1],
+        EndpointConfig: {
+          ...(o.ip ? { IPAMConfig: { IPv4Address: o.ip } } : {}),
+          Aliases: (o.alias as string[]).length ? o.alias : null,
+          Links: (o.link as string[]).length ? o.link : null,
+          DriverOpts: keyValueMap(o['driver-opt']),
+        },
+      },
+    });
+    return 0;
+  },
+};
+
+const disconnect: CommandDef = {
+  spec: spec('network disconnect', 'network disconnect [OPTIONS] NETWORK CONTAINER', 'Disconnect a container from a network', [
+    { long: 'force', short: 'f', kind: 'bool', usage: 'Force the container to disconnect from a network' },
+  ], { minArgs: 2, maxArgs: 2 }),
+  async run(ctx, p) {
+    const api = await ctx.api();
+    await api.json('POST', `/networks/${encodeURIComponent(p.args[0]!)}/disconnect`, { body: { Container: p.args[1], Force: !!p.opts.force } });
+    return 0;
+  },
+};
+
+export const defs: Record<string, CommandDef> = { create, ls, inspect, rm, connect, disconnect };

@@ -1,0 +1,296 @@
+/**
+ * Networks as a user types them (berth and the real docker CLI on one berthd): the
+ * seed notes' three-tier app (host -> frontend by published port -> backend by name
+ * -> db by alias), the network commands and their errors, connect/disconnect of a
+ * running container, isolation, --internal, published ports (all -p forms, -P, port,
+ * ps) and their serving across kill -9 of berthd, the embedded DNS with forwarding,
+ * and that nothing is left on the host afterwards.
+ *
+ * Network rule: traffic only to 127.0.0.0/8 and to this daemon's container addresses;
+ * subnets are picked where no host route is; the DNS upstream is a fake server on
+ * 127.0.0.0/8 run by this test, never the host's resolver.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as dgram from 'node:dgram';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as dnsPacket from 'dns-packet';
+import { busyboxDaemonForFile, networkObjectsOf, ok, waitFor } from '../helpers/daemon';
+
+/** A 127.0.0.0/8 address for the fake upstream DNS server (port 53, as the daemon forwards there). */
+const upstreamIp = `127.88.${Math.floor(Math.random() * 250) + 1}.1`;
+const d = busyboxDaemonForFile({ config: { dns: [upstreamIp] } });
+const berth = (...args: string[]) => d.cli(args);
+const docker = (...args: string[]) => d.docker(args);
+
+let upstream: dgram.Socket;
+before(async () => {
+  upstream = dgram.createSocket('udp4');
+  upstream.on('message', (msg, rinfo) => {
+    const q = dnsPacket.decode(msg);
+    const answers = q.questions?.[0]?.name === 'upstream.example' && q.questions[0].type === 'A'
+      ? [{ type: 'A' as const, name: 'upstream.example', ttl: 60, data: '10.9.9.9' }] : [];
+    upstream.send(dnsPacket.encode({ id: q.id, type: 'response', flags: dnsPacket.RECURSION_AVAILABLE, questions: q.questions, answers }), rinfo.port, rinfo.address);
+  });
+  await new Promise<void>((r) => upstream.bind(53, upstreamIp, r));
+});
+after(() => upstream?.close());
+
+/** IPv4 routes of the host, to pick test subnets no route uses. */
+function routes(): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const line of fs.readFileSync('/proc/net/route', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 8) continue;
+    const le = (h: string) => Buffer.from(h, 'hex').readUInt32LE(0);
+    out.push([le(f[1]!), le(f[7]!)]);
+  }
+  return out;
+}
+
+const usedSubnets = new Set<string>();
+/** A free 10.x.y.0/24 (random, checked against the host's routes). */
+function freeSubnet(): { subnet: string; prefix: string } {
+  for (let i = 0; i < 1000; i++) {
+    const a = 200 + Math.floor(Math.random() * 50);
+    const b = Math.floor(Math.random() * 256);
+    const base = ((10 << 24) | (a << 16) | (b << 8)) >>> 0;
+    if (usedSubnets.has(`${a}.${b}`)) continue;
+    if (routes().some(([dest, mask]) => mask !== 0 && ((base & mask) >>> 0) === dest)) continue;
+    usedSubnets.add(`${a}.${b}`);
+    return { subnet: `10.${a}.${b}.0/24`, prefix: `10.${a}.${b}` };
+  }
+  throw new Error('no free test subnet');
+}
+
+/** A TCP port nothing listens on right now (the kernel's choice). */
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+function httpGet(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    // insecureHTTPParser: busybox httpd passes CGI headers on with bare LFs.
+    const req = http.get(url, { timeout: 5000, insecureHTTPParser: true }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { body += c; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${url}: timed out`)));
+    req.on('error', reject);
+  });
+}
+
+/** Waits until the published port answers (the server in the container starts after `run -d` returns). */
+const served = (url: string) => waitFor(`${url} to answer`, () => httpGet(url).then((r) => (r.status === 200 ? r : null), () => null))
+  .then((r) => r!);
+
+/** A shell line that writes a CGI script printing `body` (evaluated per request) under /w/cgi-bin. */
+const cgi = (file: string, body: string) =>
+  `mkdir -p /w/cgi-bin && { echo '#!/bin/sh'; echo 'echo Content-Type: text/plain'; echo 'echo'; echo '${body}'; } > /w/cgi-bin/${file} && chmod +x /w/cgi-bin/${file}`;
+
+test('the three-tier app through the docker CLI: host -> frontend (published) -> backend (name) -> db (alias)', async () => {
+  const { subnet } = freeSubnet();
+  ok(await docker('network', 'create', '--subnet', subnet, 'leafy-network'));
+  ok(await docker('run', '-d', '--name', 'leafy-db', '--network', 'leafy-network', '--network-alias', 'leafy-postgres', 'busybox',
+    'sh', '-c', 'mkdir -p /w && echo db-ok > /w/index.html && exec httpd -f -p 5432 -h /w'));
+  ok(await docker('run', '-d', '--name', 'backend', '--network', 'leafy-network', '-e', 'DB_URL=leafy-postgres', 'busybox',
+    'sh', '-c', `${cgi('q', 'echo backend-saw:$(wget -qO- http://leafy-postgres:5432/)')} && exec httpd -f -p 8080 -h /w`));
+  const port = await freePort();
+  ok(await docker('run', '-d', '--name', 'frontend', '--network', 'leafy-network', '-p', `127.0.0.1:${port}:80`, 'busybox',
+    'sh', '-c', `${cgi('f', 'echo frontend-saw:$(wget -qO- http://backend:8080/cgi-bin/q)')} && exec httpd -f -p 80 -h /w`));
+  const r = await served(`http://127.0.0.1:${port}/cgi-bin/f`);
+  assert.equal(r.body.trim(), 'frontend-saw:backend-saw:db-ok');
+
+  // What docker shows about it.
+  assert.equal(ok(await docker('port', 'frontend')).stdout, `80/tcp -> 127.0.0.1:${port}\n`);
+  assert.match(ok(await docker('ps', '--filter', 'name=frontend', '--format', '{{.Ports}}')).stdout, new RegExp(`^127\\.0\\.0\\.1:${port}->80/tcp\n$`));
+  const ins = JSON.parse(ok(await docker('inspect', 'backend')).stdout)[0];
+  assert.equal(ins.HostConfig.NetworkMode, 'leafy-network');
+  const ep = ins.NetworkSettings.Networks['leafy-network'];
+  assert.ok(ep.IPAddress.startsWith(subnet.slice(0, subnet.lastIndexOf('.'))), ep.IPAddress);
+  assert.equal(ep.Gateway, subnet.replace(/0\/24$/, '1'));
+  assert.equal(ep.IPPrefixLen, 24);
+  assert.match(ep.MacAddress, /^02:42:0a:/);
+  assert.deepEqual(ep.DNSNames, ['backend', ins.Id.slice(0, 12)]);
+  assert.equal(ins.NetworkSettings.IPAddress, '', 'top-level address fields are the default bridge\'s only');
+  const n = JSON.parse(ok(await docker('network', 'inspect', 'leafy-network')).stdout)[0];
+  const ids = ok(await docker('inspect', '-f', '{{.Id}}', 'leafy-db', 'backend', 'frontend')).stdout.split('\n').filter(Boolean);
+  assert.deepEqual(Object.keys(n.Containers).sort(), ids.sort());
+  assert.equal(n.Containers[ins.Id].IPv4Address, `${ep.IPAddress}/24`);
+
+  // The embedded DNS: names, aliases and short ids of this network; others forwarded to daemon.json `dns`.
+  const look = ok(await docker('run', '--rm', '--network', 'leafy-network', 'busybox', 'sh', '-c',
+    `cat /etc/resolv.conf; nslookup leafy-postgres; nslookup ${ins.Id.slice(0, 12)}; nslookup upstream.example`)).stdout;
+  assert.match(look, /^nameserver 127\.0\.0\.11$/m);
+  assert.match(look, new RegExp(`Name:\\s+${ins.Id.slice(0, 12)}\\nAddress: ${ep.IPAddress.replace(/\./g, '\\.')}`));
+  assert.match(look, /Name:\s+upstream\.example\nAddress: 10\.9\.9\.9/);
+
+  const busy = await docker('network', 'rm', 'leafy-network');
+  assert.equal(busy.code, 1);
+  assert.match(busy.stderr, /error while removing network: network leafy-network id [0-9a-f]{64} has active endpoints/);
+  ok(await docker('rm', '-f', 'frontend', 'backend', 'leafy-db'));
+  ok(await docker('network', 'rm', 'leafy-network'));
+  await assert.rejects(httpGet(`http://127.0.0.1:${port}/`), 'the port is not published any more');
+});
+
+test('network commands: ls shows the predefined networks; create/inspect/rm/prune with Docker\'s errors', async () => {
+  const ls = ok(await berth('network', 'ls')).stdout.split('\n');
+  assert.match(ls[0]!, /^NETWORK ID\s+NAME\s+DRIVER\s+SCOPE$/);
+  for (const [name, driver] of [['bridge', 'bridge'], ['host', 'host'], ['none', 'null']]) {
+    assert.ok(ls.some((l) => new RegExp(`^[0-9a-f]{12}\\s+${name}\\s+${driver}\\s+local$`).test(l)), `${name} in:\n${ls.join('\n')}`);
+  }
+  const { subnet, prefix } = freeSubnet();
+  const id = ok(await berth('network', 'create', '--subnet', subnet, '--gateway', `${prefix}.254`, '--ip-range', `${prefix}.128/25`,
+    '--label', 'team=a', '--internal', 'backend-net')).stdout.trim();
+  assert.match(id, /^[0-9a-f]{64}$/);
+  const n = JSON.parse(ok(await berth('network', 'inspect', 'backend-net')).stdout)[0];
+  assert.deepEqual(n.IPAM.Config, [{ Subnet: subnet, Gateway: `${prefix}.254`, IPRange: `${prefix}.128/25` }]);
+  assert.equal(n.Internal, true);
+  assert.deepEqual(n.Labels, { team: 'a' });
+  assert.equal(n.Driver, 'bridge');
+
+  // a container on it: address from the range, no default route (internal)
+  const out = ok(await berth('run', '--rm', '--network', 'backend-net', 'busybox', 'sh', '-c', 'ip -4 addr show eth0; ip route')).stdout;
+  const addr = /inet (\d+\.\d+\.\d+\.(\d+))\/24/.exec(out);
+  assert.ok(addr && Number(addr[2]) >= 128, out);
+  assert.doesNotMatch(out, /default/);
+  // --ip, --mac-address
+  const fixed = ok(await berth('run', '--rm', '--network', 'backend-net', '--ip', `${prefix}.200`, '--mac-address', '02:42:aa:bb:cc:dd',
+    'busybox', 'ip', 'addr', 'show', 'eth0')).stdout;
+  assert.match(fixed, new RegExp(`inet ${prefix.replace(/\./g, '\\.')}\\.200/24`));
+  assert.match(fixed, /link\/ether 02:42:aa:bb:cc:dd/);
+  const outside = await berth('run', '--rm', '--network', 'backend-net', '--ip', '10.1.2.3', 'busybox', 'true');
+  assert.equal(outside.code, 125);
+  assert.match(outside.stderr, /no configured subnet or ip-range contain the IP address 10\.1\.2\.3/);
+
+  const dup = await berth('network', 'create', 'backend-net');
+  assert.equal(dup.code, 1);
+  assert.match(dup.stderr, /network with name backend-net already exists/);
+  const overlap = await berth('network', 'create', '--subnet', subnet, 'other');
+  assert.match(overlap.stderr, /Pool overlaps with other one on this address space/);
+  const badGw = await berth('network', 'create', '--subnet', freeSubnet().subnet, '--gateway', '10.1.1.1', 'bad');
+  assert.match(badGw.stderr, /no matching subnet for gateway 10\.1\.1\.1/);
+  const badSubnet = await berth('network', 'create', '--subnet', '10.1.2/33', 'bad');
+  assert.match(badSubnet.stderr, /invalid CIDR address: 10\.1\.2\/33/);
+  const pre = await berth('network', 'rm', 'bridge');
+  assert.match(pre.stderr, /bridge is a pre-defined network and cannot be removed/);
+  const unknown = await berth('run', '--rm', '--network', 'nosuchnet', 'busybox', 'true');
+  assert.equal(unknown.code, 125);
+  assert.match(unknown.stderr, /network nosuchnet not found/);
+  assert.equal((await d.api('GET', '/networks/nosuchnet')).status, 404);
+
+  const filtered = ok(await berth('network', 'ls', '--filter', 'label=team=a', '--format', '{{.Name}}')).stdout;
+  assert.equal(filtered, 'backend-net\n');
+  ok(await berth('network', 'create', 'spare'));
+  const pruned = ok(await berth('network', 'prune', '-f', '--filter', 'label=team=a')).stdout;
+  assert.equal(pruned, 'Deleted Networks:\nbackend-net\n');
+  assert.equal(ok(await berth('network', 'rm', 'spare')).stdout, 'spare\n');
+});
+
+test('connect and disconnect a running container: interfaces appear and go; networks are isolated', async () => {
+  const a = freeSubnet();
+  const b = freeSubnet();
+  ok(await berth('network', 'create', '--subnet', a.subnet, 'net-a'));
+  ok(await berth('network', 'create', '--subnet', b.subnet, 'net-b'));
+  ok(await berth('run', '-d', '--name', 'on-b', '--network', 'net-b', 'busybox', 'sh', '-c', 'mkdir /w && echo on-b > /w/index.html && exec httpd -f -p 80 -h /w'));
+  ok(await berth('run', '-d', '--name', 'mover', '--network', 'net-a', 'busybox', 'sleep', '300'));
+  const ipB = ok(await berth('inspect', '-f', '{{(index .NetworkSettings.Networks "net-b").IPAddress}}', 'on-b')).stdout.trim();
+
+  // not connected: no route to net-b, no name
+  const isolated = await berth('exec', 'mover', 'wget', '-T', '2', '-qO-', `http://${ipB}/`);
+  assert.notEqual(isolated.code, 0);
+
+  ok(await berth('network', 'connect', '--alias', 'moved', 'net-b', 'mover'));
+  const addrs = ok(await berth('exec', 'mover', 'ip', '-4', 'addr')).stdout;
+  assert.match(addrs, new RegExp(`eth1.*\\n.*inet ${b.prefix.replace(/\./g, '\\.')}\\.\\d+/24`));
+  assert.equal(ok(await berth('exec', 'mover', 'wget', '-qO-', 'http://on-b/')).stdout, 'on-b\n');
+  const nets = JSON.parse(ok(await berth('inspect', '-f', '{{json .NetworkSettings.Networks}}', 'mover')).stdout);
+  assert.deepEqual(Object.keys(nets).sort(), ['net-a', 'net-b']);
+  assert.deepEqual(nets['net-b'].Aliases, ['moved']);
+  assert.match(ok(await berth('exec', 'on-b', 'nslookup', 'moved')).stdout, /Name:\s+moved/);
+
+  ok(await berth('network', 'disconnect', 'net-b', 'mover'));
+  assert.doesNotMatch(ok(await berth('exec', 'mover', 'ip', '-4', 'addr')).stdout, /eth1/);
+  const again = await berth('network', 'disconnect', 'net-b', 'mover');
+  assert.match(again.stderr, /is not connected to network net-b/);
+
+  // a stopped container: connected for its next start
+  ok(await berth('create', '--name', 'later', '--network', 'net-a', 'busybox', 'ip', '-4', 'addr'));
+  ok(await berth('network', 'connect', 'net-b', 'later'));
+  const started = ok(await berth('start', '-a', 'later')).stdout;
+  assert.match(started, /eth0[\s\S]*eth1/);
+
+  ok(await berth('rm', '-f', 'mover', 'on-b', 'later'));
+  ok(await berth('network', 'rm', 'net-a', 'net-b'));
+});
+
+test('published ports: every -p form, -P, port and ps; a clash is refused; served across kill -9 of berthd', async () => {
+  const p1 = await freePort();
+  const p2 = await freePort();
+  const web = 'mkdir -p /w && echo hello > /w/index.html && exec httpd -f -p 80 -h /w';
+  ok(await berth('run', '-d', '--name', 'web', '-p', `127.0.0.1:${p1}:80`, '-p', `${p2}:80/tcp`, '-p', '127.0.0.1::81', '--expose', '82',
+    'busybox', 'sh', '-c', web));
+  const ports = JSON.parse(ok(await berth('inspect', '-f', '{{json .NetworkSettings.Ports}}', 'web')).stdout);
+  assert.deepEqual(Object.keys(ports).sort(), ['80/tcp', '81/tcp', '82/tcp']);
+  assert.equal(ports['82/tcp'], null);
+  assert.equal(ports['81/tcp'][0].HostIp, '127.0.0.1');
+  assert.ok(Number(ports['81/tcp'][0].HostPort) > 1024);
+  assert.equal((await served(`http://127.0.0.1:${p1}/`)).body, 'hello\n');
+  assert.equal((await httpGet(`http://127.0.0.1:${p2}/`)).body, 'hello\n', 'a 0.0.0.0 port answers on loopback too');
+  const portOut = ok(await berth('port', 'web', '80')).stdout.split('\n').filter(Boolean).sort();
+  assert.deepEqual(portOut, [`0.0.0.0:${p2}`, `127.0.0.1:${p1}`].sort());
+
+  // the default bridge: an address, the gateway as host-gateway
+  const ins = JSON.parse(ok(await berth('inspect', 'web')).stdout)[0];
+  assert.equal(ins.HostConfig.NetworkMode, 'bridge');
+  assert.match(ins.NetworkSettings.IPAddress, /^\d+\.\d+\.\d+\.\d+$/);
+  assert.equal(ins.NetworkSettings.Networks.bridge.IPAddress, ins.NetworkSettings.IPAddress);
+  const hosts = ok(await berth('run', '--rm', '--add-host', 'host.docker.internal:host-gateway', 'busybox', 'sh', '-c',
+    'cat /etc/hosts; ping -c1 -W2 host.docker.internal >/dev/null && echo reached')).stdout;
+  assert.match(hosts, new RegExp(`^${ins.NetworkSettings.Gateway.replace(/\./g, '\\.')}\\thost\\.docker\\.internal$`, 'm'));
+  assert.match(hosts, /^reached$/m);
+
+  // -P publishes the exposed ports
+  ok(await berth('run', '-d', '--name', 'webp', '--expose', '80', '-P', 'busybox', 'sh', '-c', web));
+  const pp = ok(await berth('port', 'webp', '80/tcp')).stdout.trim();
+  assert.match(pp, /^0\.0\.0\.0:\d+$/);
+  assert.equal((await served(`http://127.0.0.1:${pp.split(':')[1]}/`)).body, 'hello\n');
+
+  // clash
+  const clash = await berth('run', '-d', '--name', 'web2', '-p', `127.0.0.1:${p1}:80`, 'busybox', 'true');
+  assert.equal(clash.code, 125);
+  assert.match(clash.stderr, new RegExp(`driver failed programming external connectivity on endpoint web2 \\([0-9a-f]+\\): Bind for 127\\.0\\.0\\.1:${p1} failed: port is already allocated`));
+  ok(await berth('rm', 'web2'));
+  const bad = await berth('run', '--rm', '-p', '80:http', 'busybox', 'true');
+  assert.notEqual(bad.code, 0);
+
+  // the kernel forwards: the port answers while berthd is dead and after it restarts
+  await d.kill9();
+  assert.equal((await httpGet(`http://127.0.0.1:${p1}/`)).body, 'hello\n');
+  await d.restart();
+  assert.equal((await httpGet(`http://127.0.0.1:${p1}/`)).body, 'hello\n');
+  const row = ok(await berth('ps', '--format', '{{.Names}} {{.Ports}}')).stdout.split('\n').find((l) => l.startsWith('web '));
+  assert.match(row ?? '', new RegExp(`127\\.0\\.0\\.1:${p1}->80/tcp`));
+
+  ok(await berth('rm', '-f', 'web', 'webp'));
+  await assert.rejects(httpGet(`http://127.0.0.1:${p1}/`));
+});
+
+test('nothing is left on the host: no veth, namespace or port rule once the containers are gone', async () => {
+  ok(await berth('run', '--rm', 'busybox', 'true'));
+  // A graceful stop waits for the cleanups that follow removals.
+  await d.restart();
+  const left = networkObjectsOf(d.dataRoot);
+  assert.deepEqual(left.links.filter((l) => l.startsWith('v')), [], 'no veth left');
+  assert.deepEqual(fs.readdirSync(`${d.execRoot}/netns`), [], 'no namespace file left');
+  assert.deepEqual(fs.readdirSync(`${d.execRoot}/net`).filter((f) => f.endsWith('.json')), [], 'no sandbox record left');
+  assert.ok(left.links.some((l) => l.startsWith('b')), 'the bridges stay, as docker0 does');
+});
