@@ -84,7 +84,8 @@ test('create config merge (Docker rules)', () => {
 test('host config validation', () => {
   const defaults = { network: 'none', cgroupnsMode: 'private' };
   assert.equal(validateHostConfig({ NetworkMode: 'default' }, defaults).NetworkMode, 'none');
-  assert.throws(() => validateHostConfig({ NetworkMode: 'bridge2' }, defaults), /network bridge2 not found/);
+  // Which networks exist is the network area's question (NetworkService.prepare): the mode is kept as given.
+  assert.equal(validateHostConfig({ NetworkMode: 'bridge2' }, defaults).NetworkMode, 'bridge2');
   assert.throws(() => validateHostConfig({ RestartPolicy: { Name: 'x' } }, defaults), /invalid restart policy/);
   assert.throws(() => validateHostConfig({ AutoRemove: true, RestartPolicy: { Name: 'always' } }, defaults), /Conflicting options: --restart and --rm/);
   assert.throws(() => validateHostConfig({ Memory: 1024 }, defaults), /Minimum memory limit/);
