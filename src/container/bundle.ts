@@ -37,7 +37,10 @@ export async function writeEtcFiles(rec: ContainerRecord, net: NetworkAttachment
   const hc = rec.HostConfig;
   const etc = buildEtcFiles({
     hostname: cfg.Hostname, domainname: cfg.Domainname, networkMode: hc.NetworkMode,
-    extraHosts: [...(hc.ExtraHosts ?? []), ...extraHosts], dns: hc.Dns, dnsSearch: hc.DnsSearch, dnsOptions: hc.DnsOptions,
+    extraHosts: [...(hc.ExtraHosts ?? []), ...extraHosts],
+    // The daemon's dns/dns-search/dns-opts stand in for what the container does not name, as dockerd's.
+    dns: hc.Dns?.length ? hc.Dns : net.defaults?.dns, dnsSearch: hc.DnsSearch?.length ? hc.DnsSearch : net.defaults?.dnsSearch,
+    dnsOptions: hc.DnsOptions?.length ? hc.DnsOptions : net.defaults?.dnsOptions,
     ip: net.ip, hostGatewayIp: net.hostGatewayIp, embeddedDns: net.nameservers,
   });
   // Regenerated at every start and not yet mounted anywhere: plain writes (no fsync) keep start fast.

@@ -515,7 +515,11 @@ export interface NetworkAttachment {
   /** NetworkSettings for inspect. */
   settings: any;
   /** What /etc/hosts and /etc/resolv.conf need. */
-  etc: { ip?: string; hostGatewayIp?: string; nameservers?: string[] };
+  etc: {
+    ip?: string; hostGatewayIp?: string; nameservers?: string[];
+    /** daemon.json `dns`, `dns-search`, `dns-opts`: what a container that names none gets. */
+    defaults?: { dns: string[]; dnsSearch: string[]; dnsOptions: string[] };
+  };
 }
 
 /** A container's validated network choice at create. */

@@ -398,7 +398,7 @@ export class Networks implements NetworkService {
   async attach(req: NetworkAttachRequest): Promise<NetworkAttachment> {
     const mode = req.mode;
     if (mode === 'none' || mode === 'host' || mode.startsWith('container:')) {
-      return { settings: settingsOf(undefined, req, [], this), etc: {} };
+      return { settings: settingsOf(undefined, req, [], this), etc: { defaults: this.dnsDefaults() } };
     }
     const sb: SandboxRecord = {
       containerId: req.containerId, name: req.name, netns: path.join(this.netnsDir, req.containerId.slice(0, 12)), endpoints: [], ports: [],
@@ -472,8 +472,13 @@ export class Networks implements NetworkService {
         ip: first?.ip,
         hostGatewayIp: firstNet?.rec.IPAM.Config[0]?.Gateway,
         nameservers: userNet ? ['127.0.0.11'] : undefined,
+        defaults: this.dnsDefaults(),
       },
     };
+  }
+
+  private dnsDefaults(): { dns: string[]; dnsSearch: string[]; dnsOptions: string[] } {
+    return { dns: this.config.dns ?? [], dnsSearch: this.config.dnsSearch ?? [], dnsOptions: this.config.dnsOptions ?? [] };
   }
 
   /**
