@@ -508,10 +508,10 @@ export class Networks implements NetworkService {
     this.sandboxes.delete(sb.containerId);
     this.dns.forget(sb);
     this.ports.release(sb.containerId);
-    for (const ep of sb.endpoints) {
-      deleteLink(ep.hostVeth);
-      this.nets.get(ep.networkId)?.pool?.release(ep.ip);
-    }
+    for (const ep of sb.endpoints) this.nets.get(ep.networkId)?.pool?.release(ep.ip);
+    // No RTM_DELLINK here: deleting a veth blocks the caller 10-60 ms (the kernel waits for an RCU grace
+    // period) and this runs on the event loop. Once the namespace's last reference (its bind mount; its
+    // processes are gone) is dropped, the kernel destroys the veth pair itself, in its own worker.
     await removeNetns(sb.netns);
     if (sb.ports.length) await this.syncFirewall().catch(() => undefined);
     await this.store.deleteSandbox(sb.containerId);
