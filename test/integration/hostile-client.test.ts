@@ -21,7 +21,7 @@ let ctr = '';        // stopped container with a volume at /data and a bind moun
 const SECRET = 'host secret that no client may read\n';
 
 before(async () => {
-  d = await startDaemon({ config: { 'api-limits': { 'header-timeout': 2, 'json-body-bytes': 1 << 20, 'stream-stall-timeout': 3 } } });
+  d = await startDaemon({ config: { 'api-limits': { 'header-timeout': 2, 'json-body-bytes': 1 << 20, 'upload-body-bytes': 4 << 20, 'stream-stall-timeout': 3 } } });
   await bootstrapBusybox(d);
   hostDir = path.join(d.base, 'host-only');
   bindDir = path.join(d.base, 'bind');
@@ -437,4 +437,24 @@ test('values that parse but cannot work are refused at create, not at start', as
   for (const q of ['h=-1&w=80', 'h=24&w=999999999', 'h=x&w=1']) {
     await refused(await d.api('POST', `/containers/${ctr}/resize?${q}`), `resize ${q}`, 400);
   }
+});
+
+test('uploads over upload-body-bytes are refused with a 413 and leave no spool', async () => {
+  const big = await tarOf([{ header: { name: 'big', size: 5 << 20, mode: 0o644 }, body: 'z'.repeat(5 << 20) }]);
+  const routes: Array<[string, string]> = [
+    ['PUT', `/containers/${ctr}/archive?path=/tmp`],
+    ['POST', '/images/load'],
+    ['POST', '/images/create?fromSrc=-&repo=toolarge'],
+  ];
+  for (const [method, p] of routes) {
+    const r = await d.api(method, p, big, { 'Content-Type': 'application/x-tar' }).catch((e) => ({ status: 0, raw: Buffer.from(String(e)), body: undefined, headers: {} }) as ApiResult);
+    const text = r.raw.toString();
+    // A streamed answer (load, import) may carry the refusal in-band once its headers went out.
+    assert.ok(r.status === 413 || /larger than 4194304 bytes/.test(text) || r.status === 0, `${method} ${p}: ${r.status} ${text.slice(0, 300)}`);
+    await alive(`${method} ${p} over the upload limit`);
+  }
+  assert.equal((await d.api('GET', '/images/toolarge/json')).status, 404);
+  assert.equal((await d.api('HEAD', `/containers/${ctr}/archive?path=/tmp/big`)).status, 404);
+  await settled(() => spoolFiles().length === 0, `spool files (${spoolFiles().join(', ')})`);
+  await settled(() => deletedOpenFiles().length === 0, 'deleted-but-open spool files');
 });

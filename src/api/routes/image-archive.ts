@@ -13,7 +13,18 @@ import { importImage } from '../../image/import';
 import { setFromSrcHandler } from './images';
 import { JsonStream, detachedBody } from '../jsonstream';
 import { stallGuard } from '../../common/tarout';
+import { uploadGuard } from '../../common/upload';
+import type { Readable } from 'node:stream';
 import { registerContainerArchiveRoutes } from './container-archive';
+
+/** An upload bounded by the daemon's size limit and free-disk reserve (daemon.json "api-limits"). */
+function guardedUpload(body: Readable, services: Services): Readable {
+  const { dataRoot, limits } = services.config;
+  const guard = uploadGuard(dataRoot, { maxBytes: limits.uploadBodyBytes, minFreeBytes: limits.minFreeDiskBytes }, 'the import');
+  body.on('error', (err) => guard.destroy(err));
+  guard.on('error', () => body.destroy());
+  return body.pipe(guard);
+}
 
 /** `changes` query values: repeated parameters, each one instruction. */
 function changesFromQuery(q: URLSearchParams): string[] {
@@ -67,7 +78,7 @@ export function registerImageArchiveRoutes(router: Router, services: Services): 
     };
     const out = new JsonStream(ctx);
     await out.run(async (progress) => {
-      const record = await importImage(images, opts, () => detachedBody(ctx.req), progress);
+      const record = await importImage(images, opts, () => guardedUpload(detachedBody(ctx.req), services), progress);
       progress({ status: record.id });
     });
   });
