@@ -32,6 +32,8 @@ export interface ConfigSource {
   runtime?: string;
   conmon?: string;
   env: NodeJS.ProcessEnv;
+  /** --validate: check the configuration and exit (dockerd's flag). */
+  validate?: boolean;
 }
 
 /** Keys dockerd knows that Berth does not implement: refused by name rather than silently ignored. */
@@ -562,6 +564,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     .option('--http-proxy <url>', 'HTTP proxy for registry traffic')
     .option('--https-proxy <url>', 'HTTPS proxy for registry traffic')
     .option('--no-proxy <hosts>', 'hosts reached without a proxy (comma list)')
+    .option('--validate', 'validate the daemon configuration and exit')
     .allowExcessArguments(false);
   program.parse(argv);
   const o = program.opts();
@@ -611,6 +614,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     runtime: o.runtime,
     conmon: o.conmon,
     env,
+    validate: Boolean(o.validate),
   };
 }
 

@@ -34,6 +34,10 @@ export async function main(argv: string[]): Promise<void> {
   process.env.UV_THREADPOOL_SIZE ??= '16';
   const source = parseFlags(argv);
   const config = loadConfig(source);
+  if (source.validate) {
+    process.stdout.write('configuration OK\n');
+    return;
+  }
   config.runtime = resolveBinary(config.runtime);
   config.conmon = resolveBinary(config.conmon);
   const logger = createLogger(config);

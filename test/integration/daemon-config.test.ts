@@ -175,6 +175,14 @@ test('bad configurations: one line, exit 1, nothing touched', async () => {
       assert.deepEqual(fs.readdirSync(dir), ['daemon.json'], `${c.file}: berthd left files`);
     }
     assert.deepEqual(fs.readdirSync(ovl), [], 'nothing made on the overlayfs');
+    // dockerd --validate: the check alone
+    const good = fs.mkdtempSync(path.join(base, 'good-'));
+    fs.writeFileSync(path.join(good, 'daemon.json'), '{"labels": ["a=b"], "dns": ["10.66.0.53"]}');
+    const v = await run(process.execPath, [BERTHD_BIN, '--validate', '--config-file', path.join(good, 'daemon.json'),
+      '--data-root', path.join(good, 'd'), '--exec-root', path.join(good, 'x')]);
+    assert.equal(v.code, 0, v.stderr);
+    assert.equal(v.stdout, 'configuration OK\n');
+    assert.deepEqual(fs.readdirSync(good), ['daemon.json']);
   } finally {
     spawnSync('umount', [ovl]);
     spawnSync('rm', ['-rf', '--one-file-system', base]);
