@@ -362,6 +362,7 @@ const WRONG_TYPES: Record<string, Array<[string, unknown]>> = {
   commit: [['Cmd', 5], ['Env', 'x'], ['Labels', [1]], ['ExposedPorts', 5]],
   exec: [['Cmd', 'ls'], ['Cmd', [1]], ['Env', { A: 1 }], ['Tty', 'yes'], ['User', 0], ['Privileged', 'no'], ['ConsoleSize', ['a']], ['WorkingDir', 1]],
   volume: [['Name', 5], ['Driver', []], ['DriverOpts', { a: 1 }], ['Labels', 'x']],
+  network: [['Name', 5], ['Driver', 1], ['Internal', 'yes'], ['IPAM', 'x'], ['IPAM', { Config: [{ Subnet: 10 }] }], ['Options', { a: 1 }], ['Labels', [1]]],
 };
 
 test('wrong JSON types in every body with a schema: 400 naming the field, nothing created', async () => {
@@ -371,7 +372,8 @@ test('wrong JSON types in every body with a schema: 400 naming the field, nothin
   let n = 0;
   for (const [kind, cases] of Object.entries(WRONG_TYPES)) {
     for (const [field, value] of cases) {
-      const base: Record<string, unknown> = kind === 'create' ? { Image: 'busybox', Cmd: ['true'] } : kind === 'exec' ? { Cmd: ['true'], AttachStdout: true } : {};
+      const base: Record<string, unknown> = kind === 'create' ? { Image: 'busybox', Cmd: ['true'] } : kind === 'exec' ? { Cmd: ['true'], AttachStdout: true }
+        : kind === 'network' ? { Name: 'wrongtypenet' } : {};
       const body = { ...base, [field]: value };
       const [method, p] = ({
         create: ['POST', `/containers/create?name=wrongtype${n++}`],
@@ -379,6 +381,7 @@ test('wrong JSON types in every body with a schema: 400 naming the field, nothin
         commit: ['POST', `/commit?container=${ctr}&repo=wrongtype`],
         exec: ['POST', `/containers/${ctr}/exec`],
         volume: ['POST', '/volumes/create'],
+        network: ['POST', '/networks/create'],
       } as Record<string, [string, string]>)[kind];
       const r = await d.api(method, p, body);
       const what = `${kind} ${field}=${JSON.stringify(value)}`;
@@ -390,6 +393,7 @@ test('wrong JSON types in every body with a schema: 400 naming the field, nothin
   assert.equal((await d.api('GET', '/containers/json?all=1')).body.length, before, 'a container was created');
   assert.equal((await d.api('GET', '/volumes')).body.Volumes.length, volsBefore, 'a volume was created');
   assert.equal((await d.api('GET', '/images/wrongtype/json')).status, 404, 'an image was committed');
+  assert.equal((await d.api('GET', '/networks/wrongtypenet')).status, 404, 'a network was created');
   const m = await d.api('POST', '/containers/create', { Image: 'busybox', Env: [1] });
   assert.equal(m.body.message, 'json: cannot unmarshal number into Go struct field ContainerConfig.Env of type string');
 });

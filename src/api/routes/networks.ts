@@ -17,7 +17,7 @@ export function registerNetworkRoutes(router: Router, services: Services): void 
     const body = await ctx.json<any>({});
     if (!body || typeof body !== 'object') throw invalidArgument('invalid network create request');
     ctx.send(201, await networks.create(body));
-  });
+  }, { body: 'NetworkCreate' });
 
   router.post('/networks/prune', async (ctx) => {
     ctx.send(200, await networks.prune(ctx.filters()));
@@ -28,14 +28,14 @@ export function registerNetworkRoutes(router: Router, services: Services): void 
     if (!body?.Container) throw invalidArgument('no container specified');
     await services.containers.connectNetwork(String(body.Container), ctx.params[0]!, body.EndpointConfig ?? {});
     ctx.send(200);
-  });
+  }, { body: 'NetworkConnect' });
 
   router.post('/networks/([^/]+)/disconnect', async (ctx) => {
     const body = await ctx.json<any>({});
     if (!body?.Container) throw invalidArgument('no container specified');
     await services.containers.disconnectNetwork(String(body.Container), ctx.params[0]!, !!body.Force);
     ctx.send(200);
-  });
+  }, { body: 'NetworkDisconnect' });
 
   router.get('/networks/([^/]+)', async (ctx) => {
     ctx.send(200, await networks.inspect(ctx.params[0]!, { verbose: ctx.bool('verbose'), scope: ctx.query.get('scope') ?? undefined }));
