@@ -80,10 +80,15 @@ export function pump(h: Hijacked, o: PumpOptions): Promise<PumpResult> {
       else resolve(res ?? 'eof');
     };
     let detachTyped = false;
-    const escape = new EscapeFilter(o.stdin && o.tty !== undefined ? detachKeyBytes(o.detachKeys || DEFAULT_DETACH_KEYS) : [], () => (detachTyped = true));
+    // As the docker CLI: detach keys exist only with a TTY; piped stdin is data, every byte of it.
+    const escape = new EscapeFilter(o.stdin && o.tty ? detachKeyBytes(o.detachKeys || DEFAULT_DETACH_KEYS) : [], () => (detachTyped = true));
     const onIn = (d: Buffer): void => {
       const out = escape.push(d);
-      if (!finished && out.length) sock.write(out);
+      if (!finished && out.length && !sock.write(out)) {
+        // The daemon reads slower than stdin arrives (a big file): wait instead of buffering it all.
+        stdin.pause();
+        sock.once('drain', () => { if (!finished) stdin.resume(); });
+      }
       if (detachTyped) finish('detached');
     };
     const onInEnd = (): void => {

@@ -12,6 +12,18 @@ import { DetachKeyMatcher } from './detachkeys';
 import { SeqpacketClient } from '../runtime/seqpacket';
 type Seq = SeqpacketClient;
 
+/**
+ * Largest stdin packet sent to conmon: it reads each attach packet into one 32 KiB buffer
+ * and the kernel drops whatever of a SOCK_SEQPACKET packet does not fit (a 64 KiB client
+ * chunk lost half its bytes). 8 KiB fits every conmon version's buffer.
+ */
+const STDIN_PACKET_MAX = 8192;
+/**
+ * Stdin bytes held for the container (before it runs, or while it reads slower than the
+ * client sends) above which the client is paused; it resumes below half of it.
+ */
+const STDIN_HIGH_WATER = 1 << 20;
+
 export interface BridgeOptions {
   tty: boolean;
   stdin: boolean;
@@ -27,7 +39,13 @@ export interface BridgeOptions {
 
 export class AttachBridge {
   private seq: Seq | undefined;
+  /** Stdin received before the attach socket was connected. */
   private stdinBuf: Buffer[] = [];
+  /** Stdin bytes received and not yet taken by the kernel (buffered here or queued in the socket). */
+  private stdinPending = 0;
+  private clientPaused = false;
+  /** The session ended while stdin was still queued: close the attach socket once it is sent. */
+  private closeWhenFlushed = false;
   private clientEof = false;
   private finished = false;
   /** The client got its EOF (or left): nothing more may be written to it. */
@@ -43,7 +61,7 @@ export class AttachBridge {
       if (!o.stdin || this.clientClosed) return;
       let detached = false;
       if (escape) ({ forward: d, detached } = escape.feed(d));
-      if (d.length) { if (this.seq) this.seqWrite(d); else this.stdinBuf.push(d); }
+      if (d.length) this.sendStdin(d);
       if (detached) {
         // Like dockerd: the escape sequence ends this client's session only.
         this.detach();
@@ -77,7 +95,9 @@ export class AttachBridge {
         seq.on('close', () => this.finish());
         seq.once('connect', () => {
           this.seq = seq;
-          for (const b of this.stdinBuf.splice(0)) this.seqWrite(b);
+          const buffered = this.stdinBuf.splice(0);
+          for (const b of buffered) this.stdinPending -= b.length;
+          for (const b of buffered) this.sendStdin(b);
           if (this.o.stdin && this.o.closeStdinOnEof && this.clientEof) this.seqEnd();
           resolve();
         });
@@ -89,10 +109,41 @@ export class AttachBridge {
     });
   }
 
-  // The native socket throws synchronously once conmon has gone away; that only means the session is over.
-  private seqWrite(b: Buffer): void {
-    if (this.finished || !this.seq) return;
-    try { this.seq.write(b); } catch { this.finish(); }
+  /** Passes client bytes on as the container's stdin, in packets conmon reads whole; pauses a client that runs ahead. */
+  private sendStdin(d: Buffer): void {
+    if (!this.seq) {
+      this.stdinBuf.push(d);
+      this.stdinQueued(d.length);
+      return;
+    }
+    if (this.finished) return;
+    for (let off = 0; off < d.length; off += STDIN_PACKET_MAX) {
+      const pkt = d.subarray(off, off + STDIN_PACKET_MAX);
+      this.stdinQueued(pkt.length);
+      // The native socket throws synchronously once conmon has gone away; that only means the session is over.
+      try { this.seq.write(pkt, () => this.stdinSent(pkt.length)); } catch { this.finish(); return; }
+    }
+  }
+
+  private stdinQueued(n: number): void {
+    this.stdinPending += n;
+    if (!this.clientPaused && this.stdinPending > STDIN_HIGH_WATER) {
+      this.clientPaused = true;
+      this.client.pause();
+    }
+  }
+
+  private stdinSent(n: number): void {
+    this.stdinPending -= n;
+    if (this.clientPaused && this.stdinPending <= STDIN_HIGH_WATER / 2) {
+      this.clientPaused = false;
+      if (!this.clientClosed) this.client.resume();
+    }
+    if (this.closeWhenFlushed && this.stdinPending === 0) this.closeSeq();
+  }
+
+  private closeSeq(): void {
+    try { this.seq?.destroy(); } catch { /* already closed */ }
   }
 
   private seqEnd(): void {
@@ -112,7 +163,7 @@ export class AttachBridge {
   finish(): void {
     if (this.finished) return;
     this.finished = true;
-    try { this.seq?.destroy(); } catch { /* already closed */ }
+    this.closeSeq();
     void Promise.resolve(this.o.holdEnd?.()).catch(() => undefined).then(() => {
       this.clientClosed = true;
       if (!this.client.destroyed) this.client.end();
@@ -120,12 +171,16 @@ export class AttachBridge {
     });
   }
 
-  /** The client is gone: drop our end of the attach socket only. */
+  /**
+   * The client is gone (or detached): drop our end of the attach socket only, once the
+   * stdin it sent has reached conmon (a client may send and close at once).
+   */
   private detach(): void {
     this.clientClosed = true;
     if (this.finished) return;
     this.finished = true;
-    try { this.seq?.destroy(); } catch { /* already closed */ }
+    if (this.seq && this.stdinPending > 0) this.closeWhenFlushed = true;
+    else this.closeSeq();
     this.resolveDone();
   }
 

@@ -930,7 +930,8 @@ export class Containers implements ContainerService {
       stdout: opts.stdout,
       stderr: opts.stderr,
       closeStdinOnEof: !!cfg.StdinOnce,
-      detachKeys: parseDetachKeys(opts.detachKeys),
+      // As dockerd: the escape sequence is looked for only on a TTY; piped stdin is data.
+      detachKeys: cfg.Tty ? parseDetachKeys(opts.detachKeys) : undefined,
     });
     if (opts.logs) {
       const ac = new AbortController();

@@ -70,9 +70,13 @@ export class SeqpacketClient extends EventEmitter {
     this.wrap.connect(path); // throws synchronously when nothing listens there
   }
 
-  write(buf: Buffer): void {
+  /**
+   * Sends one packet. `flushed` runs once the kernel took it (it may wait in a queue
+   * here while the peer's receive buffer is full); it never runs if the socket closes first.
+   */
+  write(buf: Buffer, flushed?: () => void): void {
     if (this.closed || this.shuttingDown || buf.length === 0) return;
-    this.guard(() => this.wrap.write(buf, 0, buf.length));
+    this.guard(() => this.wrap.write(buf, 0, buf.length, flushed));
   }
 
   /** Half-close: the peer reads EOF after everything written so far. */

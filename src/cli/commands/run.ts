@@ -709,7 +709,8 @@ async function runCmd(ctx: Ctx, p: Parsed, isRun: boolean): Promise<number> {
   const detach = isRun ? Boolean(o.detach) : true;
   let built: BuiltCreate;
   try {
-    built = buildCreate(o, p.args, detach, p.changed);
+    // `create` sets the attach flags (and StdinOnce) as a foreground run would, as docker's does.
+    built = buildCreate(o, p.args, isRun && detach, p.changed);
   } catch (e) {
     throw runFail(cmdName, (e as Error).message);
   }
