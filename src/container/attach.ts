@@ -25,13 +25,14 @@ const STDIN_PACKET_MAX = 8192;
 const STDIN_HIGH_WATER = 1 << 20;
 
 export interface BridgeOptions {
+  /** Output goes to the client raw (a TTY session); otherwise in stdcopy frames. */
   tty: boolean;
   stdin: boolean;
   stdout: boolean;
   stderr: boolean;
   /** Close the container's stdin when the client half-closes (StdinOnce, exec). */
   closeStdinOnEof: boolean;
-  /** Escape sequence that ends the session without touching the container (attach only). */
+  /** Escape sequence that ends the session without touching the container (TTY sessions only). */
   detachKeys?: number[];
   /** Delays the client's EOF until this resolves (exec: until the exit code is known). */
   holdEnd?: () => Promise<unknown>;
@@ -48,6 +49,8 @@ export class AttachBridge {
   private closeWhenFlushed = false;
   private clientEof = false;
   private finished = false;
+  /** The client typed the detach keys. */
+  detachedByKeys = false;
   /** The client got its EOF (or left): nothing more may be written to it. */
   private clientClosed = false;
   private resolveDone!: () => void;
@@ -63,9 +66,10 @@ export class AttachBridge {
       if (escape) ({ forward: d, detached } = escape.feed(d));
       if (d.length) this.sendStdin(d);
       if (detached) {
-        // Like dockerd: the escape sequence ends this client's session only.
+        // Like dockerd: the escape sequence ends this client's session only, and closes its connection.
+        this.detachedByKeys = true;
         this.detach();
-        if (!this.client.destroyed) this.client.end();
+        if (!this.client.destroyed) this.client.end(() => this.client.destroy());
       }
     });
     client.on('end', () => {

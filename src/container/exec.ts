@@ -7,7 +7,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import { conflict, notFound } from '../common/errors';
+import { conflict, internal, notFound } from '../common/errors';
 import { encodeFrame } from '../common/stdcopy';
 import { runcMessage } from '../runtime/runc';
 import { TaskStartError, type TaskRuntime } from '../runtime/task';
@@ -15,6 +15,7 @@ import { hostBoundingCapabilities } from '../runtime/caps';
 import { resolveUser } from '../runtime/user';
 import { AttachBridge } from './attach';
 import { mergeEnv } from './createconfig';
+import { parseDetachKeys } from './detachkeys';
 import type { ContainerRecord } from './store';
 
 /** What exec needs of the container service (narrow, so exec.ts does not import service.ts). */
@@ -42,19 +43,48 @@ interface ExecRec {
   body: any;
   started: boolean;
   dir?: string;
+  /** Resolves once the process runs, or its start failed (a resize waits for it, as dockerd's does). */
+  running: Promise<void>;
+  markRunning: () => void;
 }
+
+/** ExecConfig's fields, as dockerd decodes them. */
+const EXEC_CONFIG_FIELDS = ['User', 'Privileged', 'Tty', 'ConsoleSize', 'AttachStdin', 'AttachStderr', 'AttachStdout',
+  'DetachKeys', 'Env', 'WorkingDir', 'Cmd'];
+
+/**
+ * A JSON body with its keys named as Go's decoder matches them: an exact name, else one
+ * that differs only in case (docker-py sends `detachKeys`).
+ */
+function goFieldNames(body: Record<string, unknown>, fields: string[]): Record<string, any> {
+  const out: Record<string, unknown> = {};
+  const byLower = new Map(fields.map((f) => [f.toLowerCase(), f]));
+  for (const [k, v] of Object.entries(body ?? {})) {
+    const name = fields.includes(k) ? k : byLower.get(k.toLowerCase()) ?? k;
+    if (!(name in out) || name === k) out[name] = v;
+  }
+  return out;
+}
+
+/** How long a resize waits for its exec to start (dockerd's figure). */
+const RESIZE_WAIT_MS = 10_000;
 
 export class ExecManager {
   private readonly execs = new Map<string, ExecRec>();
 
   constructor(private readonly svc: ExecHost) {}
 
-  async create(rec: ContainerRecord, body: any): Promise<{ Id: string }> {
+  async create(rec: ContainerRecord, given: any): Promise<{ Id: string }> {
+    const body = goFieldNames(given, EXEC_CONFIG_FIELDS);
     if (!rec.State.Running) throw conflict(`Container ${rec.Id} is not running`);
     if (rec.State.Paused) throw conflict(`Container ${rec.Id} is paused, unpause the container before exec`);
     const cmd: string[] = Array.isArray(body?.Cmd) ? body.Cmd.map(String) : typeof body?.Cmd === 'string' ? [body.Cmd] : [];
     if (cmd.length === 0) throw conflict('No exec command specified');
+    // Checked now, as dockerd does, so that a bad sequence is a 400 at create.
+    if (body.DetachKeys) parseDetachKeys(String(body.DetachKeys));
     const id = randomBytes(32).toString('hex');
+    let markRunning!: () => void;
+    const running = new Promise<void>((r) => { markRunning = r; });
     this.execs.set(id, {
       ID: id,
       ContainerID: rec.Id,
@@ -69,6 +99,8 @@ export class ExecManager {
       ProcessConfig: { entrypoint: cmd[0], arguments: cmd.slice(1), tty: !!body.Tty, user: body.User ?? '', privileged: !!body.Privileged },
       body,
       started: false,
+      running,
+      markRunning,
     });
     this.svc.emit(rec, `exec_create: ${cmd.join(' ')}`, { execID: id });
     return { Id: id };
@@ -82,12 +114,23 @@ export class ExecManager {
 
   async inspect(id: string): Promise<any> {
     const e = this.find(id);
-    const { body: _b, started: _s, dir: _d, ...pub } = e;
+    const { body: _b, started: _s, dir: _d, running: _r, markRunning: _m, ...pub } = e;
     return { ...pub, ProcessConfig: { ...e.ProcessConfig, arguments: [...e.ProcessConfig.arguments] } };
   }
 
+  /**
+   * Resizes the exec's TTY. The docker CLI sends its first resize right after the start
+   * request, usually before the process exists: like dockerd, wait for it to run (10 s at most).
+   */
   async resize(id: string, height: number, width: number): Promise<void> {
     const e = this.find(id);
+    let timer: NodeJS.Timeout | undefined;
+    const started = await Promise.race([
+      e.running.then(() => true),
+      new Promise<boolean>((r) => { timer = setTimeout(() => r(false), RESIZE_WAIT_MS); }),
+    ]);
+    clearTimeout(timer);
+    if (!started) throw internal('timeout waiting for exec session ready');
     if (!e.Running || !e.dir) throw conflict(`Exec ${id} is not running`);
     await this.svc.runtime.resize(e.dir, height, width);
   }
@@ -131,9 +174,21 @@ export class ExecManager {
     if (!rec.State.Running) throw conflict(`Container ${rec.Id} is not running`);
     if (rec.State.Paused) throw conflict(`Container ${rec.Id} is paused, unpause the container before exec`);
     e.started = true;
+    try {
+      await this.run(e, rec, body, socket);
+    } finally {
+      e.markRunning();
+    }
+  }
+
+  private async run(e: ExecRec, rec: ContainerRecord, body: { Detach?: boolean; Tty?: boolean }, socket: Duplex | undefined): Promise<void> {
+    const id = e.ID;
     const startSize = (body as { ConsoleSize?: number[] }).ConsoleSize;
     if (Array.isArray(startSize) && startSize[0] > 0) e.body.ConsoleSize = startSize;
     const tty = e.ProcessConfig.tty;
+    // The start request's Tty, not the exec's, decides the framing (dockerd's rule): a TTY exec
+    // started with Tty=false (docker-py's default) gets its output in stdout frames.
+    const raw = !!body.Tty;
     const bundle = this.svc.bundleDir(rec.Id);
     const dir = path.join(this.svc.config.execRoot, 'x', id.slice(0, 12));
     e.dir = dir;
@@ -143,7 +198,8 @@ export class ExecManager {
     const exitKnownP = new Promise<void>((r) => { exitKnown = r; });
     const bridge = socket && !body.Detach
       ? new AttachBridge(socket, {
-        tty, stdin: e.OpenStdin, stdout: e.OpenStdout, stderr: e.OpenStderr, closeStdinOnEof: true,
+        tty: raw, stdin: e.OpenStdin, stdout: e.OpenStdout, stderr: e.OpenStderr, closeStdinOnEof: true,
+        detachKeys: tty ? parseDetachKeys(e.DetachKeys || undefined) : undefined,
         holdEnd: () => Promise.race([exitKnownP, new Promise((r) => setTimeout(r, 2000))]),
       })
       : undefined;
@@ -162,7 +218,7 @@ export class ExecManager {
         : `exec failed: ${(err as Error).message}`;
       if (bridge) {
         // Docker reports a failed exec start inside the hijacked stream, as stdout.
-        bridge.writeRaw(tty ? Buffer.from(text + '\r\n') : encodeFrame(1, text + '\n'));
+        bridge.writeRaw(raw ? Buffer.from(text + '\r\n') : encodeFrame(1, text + '\n'));
         exitKnown();
         bridge.finish();
         await cleanupDir();
@@ -173,6 +229,7 @@ export class ExecManager {
       throw conflict(text);
     }
     e.Running = true;
+    e.markRunning();
     this.svc.emit(rec, `exec_start: ${[e.ProcessConfig.entrypoint, ...e.ProcessConfig.arguments].join(' ')}`, { execID: id });
     const finished = session.exited().then(async (code) => {
       e.ExitCode = code;
@@ -189,6 +246,7 @@ export class ExecManager {
     });
     if (!bridge) return;
     await bridge.done;
-    await finished;
+    // Detached by the escape keys: the process runs on without this client.
+    if (!bridge.detachedByKeys) await finished;
   }
 }
