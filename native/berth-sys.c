@@ -12,7 +12,9 @@
  *   runc are spawned on every container start and exit. Plus pipe2(2) and a
  *   non-blocking waitpid(2) so that JS can wire up and reap those children.
  *
- * Errors reject/throw an Error with `code` (e.g. "EBUSY"), `errno` and `syscall`.
+ * Errors reject/throw an Error with `code` (e.g. "EBUSY"), `errno` and `syscall`. Every
+ * error path copies errno into a local right after the failing call: anything called
+ * later (close, free, N-API) may overwrite it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -166,11 +168,14 @@ static napi_value js_sealed_copy(napi_env env, napi_callback_info info) {
   struct stat st;
   if ((in = open(src, O_RDONLY | O_CLOEXEC)) < 0) { err = errno; failed = "open"; goto done; }
   if (fstat(in, &st) < 0) { err = errno; failed = "fstat"; goto done; }
+  /* Only a regular file can be copied (sendfile would fail with a puzzling EINVAL on a directory). */
+  if (!S_ISREG(st.st_mode)) { err = S_ISDIR(st.st_mode) ? EISDIR : EACCES; failed = "open"; goto done; }
   if ((out = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING)) < 0) { err = errno; failed = "memfd_create"; goto done; }
   for (off_t left = st.st_size; left > 0;) {
     ssize_t n = sendfile(out, in, NULL, (size_t)left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) { err = n < 0 ? errno : EIO; failed = "sendfile"; goto done; }
+    int e = n < 0 ? errno : 0;
+    if (e == EINTR) continue;
+    if (n <= 0) { err = n < 0 ? e : EIO; failed = "sendfile"; goto done; }
     left -= n;
   }
   if (fchmod(out, 0555) < 0) { err = errno; failed = "fchmod"; goto done; }
@@ -223,7 +228,8 @@ static napi_value js_pipe(napi_env env, napi_callback_info info) {
   (void)info;
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) < 0) {
-    napi_throw(env, errno_error(env, errno, "pipe2", NULL));
+    int err = errno; /* before any other call can overwrite it */
+    napi_throw(env, errno_error(env, err, "pipe2", NULL));
     return NULL;
   }
   napi_value arr, r, w;
@@ -321,15 +327,18 @@ static napi_value js_reap(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "reap(pid)");
     return NULL;
   }
-  int status;
+  int status, err = 0;
   pid_t r;
-  do r = waitpid(pid, &status, WNOHANG); while (r < 0 && errno == EINTR);
+  do {
+    r = waitpid(pid, &status, WNOHANG);
+    err = r < 0 ? errno : 0; /* before any other call can overwrite it */
+  } while (r < 0 && err == EINTR);
   if (r == 0) {
     CHECK(napi_get_null(env, &result));
     return result;
   }
   if (r < 0) {
-    napi_throw(env, errno_error(env, errno, "waitpid", NULL));
+    napi_throw(env, errno_error(env, err, "waitpid", NULL));
     return NULL;
   }
   napi_value code, sig;

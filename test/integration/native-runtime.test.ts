@@ -99,7 +99,15 @@ test('sealedCopy: an executable copy that nobody can write to', () => {
       fs.closeSync(rw);
     }
     assert.match(fs.readlinkSync(copy.path), /^\/memfd:busybox/);
-    assert.throws(() => sealedCopy('/nonexistent', 'x'), { code: 'ENOENT' });
+    // A path that surely does not exist: /nonexistent is nobody's and _apt's home in Debian's
+    // passwd, and tools running as them create it (a directory there gave sendfile's EINVAL).
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'bt-sealed-'));
+    try {
+      assert.throws(() => sealedCopy(path.join(scratch, 'absent'), 'x'), { code: 'ENOENT', syscall: 'open' });
+      assert.throws(() => sealedCopy(scratch, 'x'), { code: 'EISDIR' });
+    } finally {
+      fs.rmSync(scratch, { recursive: true, force: true });
+    }
   } finally {
     fs.closeSync(copy.fd);
   }
