@@ -30,7 +30,10 @@ export interface BridgeOptions {
   stdin: boolean;
   stdout: boolean;
   stderr: boolean;
-  /** Close the container's stdin when the client half-closes (StdinOnce, exec). */
+  /**
+   * The end of the client's stdin closes the process's stdin (StdinOnce without a TTY, and
+   * non-TTY execs); otherwise it ends the session and the process runs on (dockerd's rule).
+   */
   closeStdinOnEof: boolean;
   /** Escape sequence that ends the session without touching the container (TTY sessions only). */
   detachKeys?: number[];
@@ -49,8 +52,11 @@ export class AttachBridge {
   private closeWhenFlushed = false;
   private clientEof = false;
   private finished = false;
-  /** The client typed the detach keys. */
-  detachedByKeys = false;
+  /**
+   * The client ended the session (detach keys, or the end of a stdin that does not close the
+   * process's stdin): the process runs on without it.
+   */
+  endedByClient = false;
   /** The client got its EOF (or left): nothing more may be written to it. */
   private clientClosed = false;
   private resolveDone!: () => void;
@@ -67,14 +73,21 @@ export class AttachBridge {
       if (d.length) this.sendStdin(d);
       if (detached) {
         // Like dockerd: the escape sequence ends this client's session only, and closes its connection.
-        this.detachedByKeys = true;
+        this.endedByClient = true;
         this.detach();
         if (!this.client.destroyed) this.client.end(() => this.client.destroy());
       }
     });
     client.on('end', () => {
       this.clientEof = true;
-      if (o.stdin && o.closeStdinOnEof && this.seq) this.seqEnd();
+      if (!o.stdin || this.finished) return;
+      if (o.closeStdinOnEof) {
+        if (this.seq) this.seqEnd();
+        return;
+      }
+      this.endedByClient = true;
+      this.detach();
+      if (!this.client.destroyed) this.client.end();
     });
     // A client that goes away detaches; the container keeps running.
     client.on('error', () => this.detach());

@@ -198,7 +198,7 @@ export class ExecManager {
     const exitKnownP = new Promise<void>((r) => { exitKnown = r; });
     const bridge = socket && !body.Detach
       ? new AttachBridge(socket, {
-        tty: raw, stdin: e.OpenStdin, stdout: e.OpenStdout, stderr: e.OpenStderr, closeStdinOnEof: true,
+        tty: raw, stdin: e.OpenStdin, stdout: e.OpenStdout, stderr: e.OpenStderr, closeStdinOnEof: !tty,
         detachKeys: tty ? parseDetachKeys(e.DetachKeys || undefined) : undefined,
         holdEnd: () => Promise.race([exitKnownP, new Promise((r) => setTimeout(r, 2000))]),
       })
@@ -246,7 +246,7 @@ export class ExecManager {
     });
     if (!bridge) return;
     await bridge.done;
-    // Detached by the escape keys: the process runs on without this client.
-    if (!bridge.detachedByKeys) await finished;
+    // The client ended the session (detach keys, end of a TTY's stdin): the process runs on without it.
+    if (!bridge.endedByClient) await finished;
   }
 }

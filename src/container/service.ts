@@ -626,6 +626,13 @@ export class Containers implements ContainerService {
     return work;
   }
 
+  /** Resolves once the container is not running (now, or after its next exit or removal). */
+  private async stopped(c: Ctr): Promise<void> {
+    if (c.starting) await c.starting;
+    if (!c.rec.State.Running) return;
+    await new Promise<void>((r) => { c.exitWaiters.push(r); c.removedWaiters.push(r); });
+  }
+
   /** Resolves after the next exit has been fully applied. */
   private nextExit(c: Ctr): Promise<void> {
     return new Promise((r) => c.exitWaiters.push(r));
@@ -929,9 +936,12 @@ export class Containers implements ContainerService {
       stdin: opts.stdin && !!cfg.OpenStdin,
       stdout: opts.stdout,
       stderr: opts.stderr,
-      closeStdinOnEof: !!cfg.StdinOnce,
+      closeStdinOnEof: !!cfg.StdinOnce && !cfg.Tty,
       // As dockerd: the escape sequence is looked for only on a TTY; piped stdin is data.
       detachKeys: cfg.Tty ? parseDetachKeys(opts.detachKeys) : undefined,
+      // As dockerd: a StdinOnce session (the process ends when its stdin does) answers EOF once
+      // the container has stopped, so that the client's next inspect sees it exited.
+      holdEnd: opts.stream && cfg.StdinOnce && !cfg.Tty ? () => Promise.race([this.stopped(c), sleep(10_000)]) : undefined,
     });
     if (opts.logs) {
       const ac = new AbortController();

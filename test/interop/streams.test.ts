@@ -218,8 +218,8 @@ describe('exec resize', () => {
     assert.match(await s.head, /^HTTP\/1\.1 101/);
     const r = await resized;
     assert.equal(r.status, 200, r.raw.toString());
-    // Only now does the shell ask for the size.
-    s.sock.end('go\n');
+    // Only now does the shell ask for the size (not half-closed: on a TTY that would end the session, as in dockerd).
+    s.sock.write('go\n');
     assert.match((await s.output).toString(), /33 77\r\n$/);
   });
 
