@@ -7,6 +7,10 @@
  *   binary into a sealed memfd on every container start and exec (CVE-2019-5736)
  *   unless it already runs from one; handing runc such a copy skips that work.
  *
+ * - FIONREAD on a pipe: how many bytes its reader has not read yet (conmon 2.1's
+ *   control FIFO applies the first message of a read to every line in it, so berthd
+ *   writes the next message only once conmon has read the previous one).
+ *
  * - posix_spawn(3) (vfork semantics): libuv forks, which copies the page tables of
  *   the whole daemon and blocks its event loop for milliseconds per child; conmon and
  *   runc are spawned on every container start and exit. Plus pipe2(2) and a
@@ -25,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/sendfile.h>
 #include <signal.h>
@@ -350,6 +355,26 @@ static napi_value js_reap(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* unreadBytes(fd) -> bytes in the pipe (either end) that its reader has not read. */
+static napi_value js_unread_bytes(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  int32_t fd;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
+    napi_throw_type_error(env, NULL, "unreadBytes(fd)");
+    return NULL;
+  }
+  int n = 0;
+  if (ioctl(fd, FIONREAD, &n) < 0) {
+    int err = errno; /* before any other call can overwrite it */
+    napi_throw(env, errno_error(env, err, "ioctl(FIONREAD)", NULL));
+    return NULL;
+  }
+  CHECK(napi_create_int32(env, n, &result));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "mount", NULL, js_mount, NULL, NULL, NULL, napi_default, NULL },
@@ -358,6 +383,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "pipe", NULL, js_pipe, NULL, NULL, NULL, napi_default, NULL },
     { "spawn", NULL, js_spawn, NULL, NULL, NULL, napi_default, NULL },
     { "reap", NULL, js_reap, NULL, NULL, NULL, napi_default, NULL },
+    { "unreadBytes", NULL, js_unread_bytes, NULL, NULL, NULL, napi_default, NULL },
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

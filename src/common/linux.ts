@@ -14,6 +14,7 @@ interface BerthSys {
   pipe(): [number, number];
   spawn(file: string, argv: string[], envp: string[], fds: number[], newSession: boolean): number;
   reap(pid: number): { code: number; signal: number } | null;
+  unreadBytes(fd: number): number;
 }
 
 export const MNT_DETACH = 2;
@@ -52,6 +53,11 @@ export function umount2(target: string, flags: number): Promise<void> {
 export function sealedCopy(file: string, name: string): { fd: number; path: string } {
   const fd = load().sealedCopy(file, name);
   return { fd, path: `/proc/${process.pid}/fd/${fd}` };
+}
+
+/** Bytes in a pipe or FIFO (either end's descriptor) that its reader has not read yet. */
+export function unreadBytes(fd: number): number {
+  return load().unreadBytes(fd);
 }
 
 /** A child's descriptor: /dev/null, a pipe it reads ('in') or one it writes ('out'). */

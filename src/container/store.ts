@@ -6,6 +6,7 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { readJsonIfExists, writeJsonAtomic, type AtomicWriteOptions } from '../common/atomic';
+import { KeyedMutex } from '../common/mutex';
 
 /** berthd's private per-container state (never shown by inspect). */
 export interface BerthPrivate {
@@ -55,8 +56,15 @@ export class ContainerStore {
   dir(id: string): string { return path.join(this.root, id); }
   file(id: string): string { return path.join(this.root, id, 'config.v2.json'); }
 
+  /** Writes of one record, one at a time: two overlapping writes could otherwise be renamed out of order. */
+  private readonly writes = new KeyedMutex();
+
+  /**
+   * Saves the record as it is when its turn comes (not when asked), so the file always ends
+   * with the newest state however the fsyncs of overlapping saves are timed.
+   */
   async save(rec: ContainerRecord, opts: AtomicWriteOptions = {}): Promise<void> {
-    await writeJsonAtomic(this.file(rec.Id), rec, opts);
+    await this.writes.run(rec.Id, () => writeJsonAtomic(this.file(rec.Id), rec, opts));
   }
 
   /** Every record, plus the ids of directories without one (half-created). */

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { conflict } from '../common/errors';
-import { spawnChild, type SpawnedChild, type StdioSlot } from '../common/linux';
+import { spawnChild, unreadBytes, type SpawnedChild, type StdioSlot } from '../common/linux';
 import { KeyedMutex } from '../common/mutex';
 import { TaskStartError, type ExecSession } from './task';
 
@@ -207,35 +207,40 @@ export function conmonExec(o: ExecConmonOptions): ExecSession {
   };
 }
 
-/** The last ctl write queued per FIFO: resizes reach conmon in the order they were asked for. */
+/**
+ * Control-FIFO writes, one at a time per FIFO, each waiting until conmon has read it:
+ * conmon 2.1 parses the first message of a read for every line in that read, so two
+ * messages read together apply the first twice (a resize burst could end at its
+ * half-way size) and a reopen-log could be taken for a resize.
+ */
 const ctlQueues = new KeyedMutex();
+
+/** How long a ctl write waits for conmon to read it before the next may follow. */
+const CTL_READ_WAIT_MS = 2000;
 
 /** Writes a resize message to conmon's ctl FIFO (non-blocking: no reader -> error). */
 export function writeCtl(fifo: string, height: number, width: number): Promise<void> {
-  return ctlQueues.run(fifo, () => writeCtlNow(fifo, height, width));
+  return ctlQueues.run(fifo, () => writeCtlMessage(fifo, `1 ${Math.max(0, Math.floor(height))} ${Math.max(0, Math.floor(width))}\n`, 'resize'));
 }
 
 /** Asks conmon to reopen its log (ctl message 2: it makes a fresh file at the log path). */
 export function writeCtlReopenLog(fifo: string): Promise<void> {
-  return ctlQueues.run(fifo, async () => {
-    const fh = await fsp.open(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
-    try {
-      await fh.write('2 0 0\n');
-    } finally {
-      await fh.close();
-    }
-  });
+  return ctlQueues.run(fifo, () => writeCtlMessage(fifo, '2 0 0\n', 'reopen the log'));
 }
 
-async function writeCtlNow(fifo: string, height: number, width: number): Promise<void> {
+async function writeCtlMessage(fifo: string, message: string, what: string): Promise<void> {
   let fh: fsp.FileHandle;
   try {
     fh = await fsp.open(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
   } catch (err) {
-    throw conflict(`cannot resize: ${(err as Error).message}`);
+    throw conflict(`cannot ${what}: ${(err as Error).message}`);
   }
   try {
-    await fh.write(`1 ${Math.max(0, Math.floor(height))} ${Math.max(0, Math.floor(width))}\n`);
+    await fh.write(message);
+    // Bounded: a conmon that hangs delays the next message, never blocks it for good.
+    for (const deadline = Date.now() + CTL_READ_WAIT_MS; unreadBytes(fh.fd) > 0 && Date.now() < deadline;) {
+      await new Promise((r) => setTimeout(r, 2));
+    }
   } finally {
     await fh.close();
   }
