@@ -8,9 +8,11 @@
  * Every object a container gets is named in its sandbox record before it is made
  * (store.ts); teardown, a failed start and start-up after a crash remove exactly those.
  */
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
+import { writeFileAtomicSync } from '../common/atomic';
 import { BerthError, conflict, invalidArgument, notFound } from '../common/errors';
 import { labelMatches } from '../common/labels';
 import type { DaemonConfig } from '../engine/config';
@@ -49,7 +51,7 @@ export class Networks implements NetworkService {
   private lock: Promise<unknown> = Promise.resolve();
 
   constructor(readonly config: DaemonConfig, readonly events: EventBus) {
-    this.tag = createHash('sha256').update(path.resolve(config.dataRoot)).digest('hex').slice(0, 5);
+    this.tag = hostObjectTag(config.dataRoot);
     this.store = new NetworkStore(config.dataRoot, config.execRoot);
     this.netnsDir = path.join(config.execRoot, 'netns');
     this.firewall = new Firewall(`berth-${this.tag}`, `b${this.tag}`, this.store.sandboxDir);
@@ -666,3 +668,19 @@ export async function createNetworkService(config: DaemonConfig, events: EventBu
   return svc;
 }
 
+/**
+ * The tag in the names of host objects (bridges, veths, the nftables table): made once from the
+ * data root's path and kept inside it, so a data root that is moved (the notes' `graph` recipe)
+ * still finds, reuses and cleans up what it made instead of leaving a stale table behind.
+ */
+function hostObjectTag(dataRoot: string): string {
+  const file = path.join(dataRoot, 'networks', 'host-tag');
+  try {
+    const kept = fs.readFileSync(file, 'utf8').trim();
+    if (/^[0-9a-f]{5}$/.test(kept)) return kept;
+  } catch { /* first start of this data root */ }
+  const tag = createHash('sha256').update(path.resolve(dataRoot)).digest('hex').slice(0, 5);
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  writeFileAtomicSync(file, `${tag}\n`);
+  return tag;
+}

@@ -118,6 +118,14 @@ test('daemon.json keys are in force: info (API, berth, docker CLI), container ul
     assert.match(dockerEnv, /^HTTP_PROXY=http:\/\/client-proxy\.test:3128$/m, 'the docker CLI does the same');
     const mine = ok(await d.cli(['run', '--rm', '-e', 'HTTP_PROXY=mine', 'busybox', 'env'])).stdout;
     assert.match(mine, /^HTTP_PROXY=mine$/m);
+    // ... and build args of `build` (HTTP_PROXY is one of Docker's predefined args); --build-arg wins.
+    const ctxDir = fs.mkdtempSync(path.join(d.base, 'proxyctx-'));
+    fs.writeFileSync(path.join(ctxDir, 'Dockerfile'), 'FROM busybox\nRUN echo "p=$HTTP_PROXY" > /p\n');
+    ok(await d.cli(['build', '-q', '-t', 'proxied', ctxDir]));
+    assert.equal(ok(await d.cli(['run', '--rm', 'proxied', 'cat', '/p'])).stdout, 'p=http://client-proxy.test:3128\n');
+    // (--no-cache: predefined proxy args are left out of the cache key, as dockerd leaves them)
+    ok(await d.cli(['build', '-q', '--no-cache', '--build-arg', 'HTTP_PROXY=mine', '-t', 'proxied', ctxDir]));
+    assert.equal(ok(await d.cli(['run', '--rm', 'proxied', 'cat', '/p'])).stdout, 'p=mine\n');
   } finally {
     fs.rmSync(path.join(d.env.DOCKER_CONFIG, 'config.json'), { force: true });
   }

@@ -11,6 +11,7 @@ import { keyValueMap, type CommandSpec, type FlagSpec } from '../flags';
 import { forEachLine } from '../jsonlines';
 import { humanSize } from '../units';
 import { IgnoreMatcher, readDockerignore } from '../../build/dockerignore';
+import { clientProxyVars } from '../proxyenv';
 
 const spec = (p: string, usage: string, description: string, flags: FlagSpec[], extra: Partial<CommandSpec> = {}): CommandSpec => ({ path: p, usage, description, flags, ...extra });
 
@@ -138,6 +139,8 @@ const build: CommandDef = {
       else buildArgs[a] = process.env[a] ?? null; // `--build-arg NAME` takes the value from the environment
     }
     const api = await ctx.api();
+    // The client config's proxies become build args the user did not set (as the docker CLI).
+    for (const [k, v] of Object.entries(clientProxyVars(api.host))) if (!(k in buildArgs)) buildArgs[k] = v;
     const quiet = Boolean(o.quiet);
     const r = await api.request('POST', '/build', {
       query: {
