@@ -5,9 +5,14 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
+// berthd's file is also a bash script: its second line, a no-op string plus a
+// comment to Node, re-runs the file under node with argv[0] "berthd" so that
+// `pidof berthd` and `kill -HUP $(pidof berthd)` find the daemon, as they find
+// dockerd (env(1) here cannot set argv[0]).
+const daemonLauncher = '#!/bin/bash\n\':\' //; exec -a berthd node "$0" "$@"';
 const targets = [
-  { entry: 'src/cli/main.ts', out: 'bin/berth' },
-  { entry: 'src/daemon/main.ts', out: 'bin/berthd' },
+  { entry: 'src/cli/main.ts', out: 'bin/berth', banner: '#!/usr/bin/env node' },
+  { entry: 'src/daemon/main.ts', out: 'bin/berthd', banner: daemonLauncher },
 ];
 for (const t of targets) {
   esbuild.buildSync({
@@ -19,7 +24,7 @@ for (const t of targets) {
     format: 'cjs',
     // The native SOCK_SEQPACKET addon is loaded from node_modules at run time.
     external: ['node-unix-socket-linux-x64-gnu'],
-    banner: { js: '#!/usr/bin/env node' },
+    banner: { js: t.banner },
     sourcemap: false,
     logLevel: 'warning',
   });

@@ -81,7 +81,8 @@ async function startDaemon(sock: string): Promise<void> {
     logFile = path.join(execRoot, 'berthd.log');
     fd = fs.openSync(logFile, 'a');
   }
-  const child = spawn(process.execPath, [entry], { detached: true, stdio: ['ignore', fd, fd] });
+  // argv0 "berthd": `pidof berthd` finds it, as when started from bin/berthd.
+  const child = spawn(process.execPath, [entry], { argv0: 'berthd', detached: true, stdio: ['ignore', fd, fd] });
   child.unref();
   fs.closeSync(fd);
   let exited = false;

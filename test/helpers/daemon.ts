@@ -173,6 +173,8 @@ export interface StartOptions {
    * both): the data root under `dataRootKey` ('graph' is its old name), the cgroup parent.
    */
   inFile?: { dataRootKey?: 'data-root' | 'graph'; cgroupParent?: boolean };
+  /** Start bin/berthd as a user does (its bash launcher execs node with argv[0] "berthd"), not `node bin/berthd`. */
+  launcher?: boolean;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -267,7 +269,7 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
   const spawnDaemon = async () => {
     fs.rmSync(socket, { force: true });
     expectingExit = false;
-    const c = spawn(process.execPath, [BERTHD_BIN,
+    const c = spawn(opts.launcher ? BERTHD_BIN : process.execPath, [...(opts.launcher ? [] : [BERTHD_BIN]),
       ...(opts.inFile?.dataRootKey ? [] : ['--data-root', dataRoot]), '--exec-root', execRoot,
       '-H', host, '--config-file', configFile,
       // Own cgroup parent: the host's /berth (a real daemon's) is never touched, and cleanup removes ours whole.

@@ -198,7 +198,7 @@ test('bad configurations: one line, exit 1, nothing touched', async () => {
 });
 
 test('SIGHUP reloads what dockerd reloads, logs the changes, and keeps the old settings on a bad file', async () => {
-  const d = await startDaemon({ config: { 'log-level': 'warn', labels: ['stage=one'], 'max-concurrent-downloads': 3 } });
+  const d = await startDaemon({ launcher: true, config: { 'log-level': 'warn', labels: ['stage=one'], 'max-concurrent-downloads': 3 } });
   after(() => d.stop());
   assert.doesNotMatch(d.log(), /level=info/, 'log-level warn hides info lines');
   fs.writeFileSync(d.configFile, JSON.stringify({
@@ -209,7 +209,11 @@ test('SIGHUP reloads what dockerd reloads, logs the changes, and keeps the old s
   await reload.ready;
   const pid = Number(fs.readFileSync(path.join(d.execRoot, 'berthd.pid'), 'utf8'));
   assert.equal(pid, d.pid);
-  process.kill(pid, 'SIGHUP');
+  // As the notes do it: `kill -HUP $(pidof berthd)` — the launcher names the process berthd. Other
+  // berthds may run on this host, so only ours is signalled, but it must be among pidof's answers.
+  const pidof = spawnSync('pidof', ['berthd'], { encoding: 'utf8' });
+  assert.ok(pidof.stdout.trim().split(/\s+/).map(Number).includes(pid), `pidof berthd (${pidof.stdout.trim()}) lists ${pid}`);
+  assert.equal(spawnSync('kill', ['-HUP', String(pid)]).status, 0);
   const ev = await reload.event;
   assert.equal(ev.Actor.Attributes.debug, 'true');
   const info = (await d.api('GET', '/info')).body;
