@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { ApiClient, CliError, DEFAULT_HOST, parseHost } from './client';
+import { ApiClient, CliError, ConnectError, DEFAULT_HOST, parseHost } from './client';
 import type { CommandSpec, Parsed } from './flags';
 
 export const PROG = 'berth';
@@ -39,20 +39,26 @@ async function connect(hostFlag: string | undefined): Promise<ApiClient> {
   const c = new ApiClient(host);
   if (!explicit) {
     const sock = parseHost(host).socketPath!;
-    if (!(await canConnect(sock))) await startDaemon(sock);
+    const state = await probeSocket(sock);
+    // A socket we may not use (not in the berth group) is an error, as docker's; starting a second
+    // daemon would not help, and only root can start one.
+    if (state === 'denied' || (state === 'absent' && process.getuid?.() !== 0)) throw new ConnectError(host, state === 'denied');
+    if (state === 'absent') await startDaemon(sock);
   }
   await c.negotiate();
   return c;
 }
 
-function canConnect(sock: string): Promise<boolean> {
+type SocketState = 'ok' | 'absent' | 'denied';
+
+function probeSocket(sock: string): Promise<SocketState> {
   return new Promise((resolve) => {
     const s = net.createConnection(sock);
     s.once('connect', () => {
       s.destroy();
-      resolve(true);
+      resolve('ok');
     });
-    s.once('error', () => resolve(false));
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'EACCES' || e.code === 'EPERM' ? 'denied' : 'absent'));
   });
 }
 
@@ -89,7 +95,7 @@ async function startDaemon(sock: string): Promise<void> {
   child.once('exit', () => (exited = true));
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline) {
-    if (await canConnect(sock)) return;
+    if ((await probeSocket(sock)) === 'ok') return;
     if (exited) break;
     await new Promise((r) => setTimeout(r, 50));
   }
