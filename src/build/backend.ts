@@ -19,7 +19,7 @@ import type {
   BuildBackend, BuildCacheEntry, BuildStepLayer, ContainerService, DistributionService, ImageRecord, ImageService, LayerInput, OciImageConfig,
   ProgressSink, RegistryAuth, RunStepOptions,
 } from '../engine/types';
-import { mountSpec, unmount } from '../container/mounts';
+import { mountSpec, unmount } from '../store/mount';
 import { mountpointOnlyDirs, scanUpperDir, upperDirToLayerTar } from '../store/changes';
 
 interface StepLayer extends BuildStepLayer {

@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { mount, runChild, sealedCopy, spawnChild } from '../../src/common/linux';
-import { unmount } from '../../src/container/mounts';
+import { unmount } from '../../src/store/mount';
 import { Runc, runtimeExecPath } from '../../src/runtime/runc';
 import { buildOciSpec, writeOciConfig } from '../../src/runtime/spec';
 import { busyboxRootfsDir } from '../helpers/rootfs';
