@@ -27,18 +27,8 @@ const MAX_OUTPUT = 4096;
 /** How long starting the probe's exec may take before the probe counts as failed (dockerd's 30 s). */
 const EXEC_START_LIMIT_MS = 30_000;
 
-/** Config.Healthcheck (durations in nanoseconds). */
-export interface HealthConfig {
-  Test?: string[];
-  Interval?: number;
-  Timeout?: number;
-  StartPeriod?: number;
-  StartInterval?: number;
-  Retries?: number;
-}
-
-export interface HealthResult { Start: string; End: string; ExitCode: number; Output: string }
-export interface HealthState { Status: 'starting' | 'healthy' | 'unhealthy'; FailingStreak: number; Log: HealthResult[] }
+import type { HealthConfig, HealthResult, HealthState } from '../engine/types';
+export type { HealthConfig, HealthResult, HealthState };
 
 const DURATIONS = ['Interval', 'Timeout', 'StartPeriod', 'StartInterval'] as const;
 

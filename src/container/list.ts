@@ -27,7 +27,7 @@ export function summary(rec: ContainerRecord): any {
 }
 
 /** NetworkSettings.Ports as ContainerSummary.Ports: one entry per binding, exposed-only ports without host side. */
-function portSummary(ports: Record<string, Array<{ HostIp: string; HostPort: string }> | null> | undefined): any[] {
+function portSummary(ports: Record<string, Array<{ HostIp: string; HostPort: string }> | null> | null | undefined): any[] {
   const out: any[] = [];
   for (const [key, bindings] of Object.entries(ports ?? {})) {
     const [port, type = 'tcp'] = key.split('/');

@@ -11,7 +11,8 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { invalidArgument } from '../common/errors';
 
-export interface LogConfig { Type: string; Config: Record<string, string> }
+import type { LogConfig } from '../engine/types';
+export type { LogConfig };
 
 export const DEFAULT_LOG_DRIVER = 'json-file';
 const DRIVERS = new Set(['json-file', 'local', 'none']);

@@ -184,7 +184,7 @@ export class Containers implements ContainerService {
   }
 
   emit(c: Ctr | ContainerRecord, action: string, extra: Record<string, string> = {}): void {
-    const ctr = 'rec' in c ? c : this.byId.get(c.Id);
+    const ctr = 'Berth' in c ? this.byId.get(c.Id) : c;
     if (!ctr) return;
     this.events.emitEvent('container', action, ctr.rec.Id, this.attrs(ctr, extra));
   }
@@ -760,7 +760,7 @@ export class Containers implements ContainerService {
         throw cannot(`Conflicting options: CPU ${b.CpuQuota ? 'Quota' : 'Period'} cannot be updated as NanoCPUs has already been set`);
       }
       if (b.Memory) {
-        if (hc.MemorySwap > 0 && b.Memory > hc.MemorySwap && !b.MemorySwap) {
+        if (hc.MemorySwap !== undefined && hc.MemorySwap > 0 && b.Memory > hc.MemorySwap && !b.MemorySwap) {
           throw cannot('Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time');
         }
         hc.Memory = b.Memory;

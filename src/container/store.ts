@@ -7,6 +7,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { readJsonIfExists, writeJsonAtomic, type AtomicWriteOptions } from '../common/atomic';
 import { KeyedMutex } from '../common/mutex';
+import type { ContainerInspect } from '../engine/types';
 
 /** berthd's private per-container state (never shown by inspect). */
 export interface BerthPrivate {
@@ -20,30 +21,8 @@ export interface BerthPrivate {
   volumeCopyUp?: string[];
 }
 
-export interface ContainerRecord {
-  Id: string;
-  Created: string;
-  Path: string;
-  Args: string[];
-  State: any;
-  Image: string;
-  ResolvConfPath: string;
-  HostnamePath: string;
-  HostsPath: string;
-  LogPath: string;
-  Name: string;
-  RestartCount: number;
-  Driver: string;
-  Platform: string;
-  MountLabel: string;
-  ProcessLabel: string;
-  AppArmorProfile: string;
-  ExecIDs: string[] | null;
-  HostConfig: any;
-  GraphDriver: any;
-  Mounts: any[];
-  Config: any;
-  NetworkSettings: any;
+/** The record is the inspect shape (one definition, in engine/types.ts) plus berthd's private section. */
+export interface ContainerRecord extends ContainerInspect {
   Berth: BerthPrivate;
 }
 

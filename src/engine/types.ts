@@ -221,7 +221,7 @@ export interface ContainerConfig {
   StdinOnce?: boolean;
   Env?: string[] | null;
   Cmd?: string[] | null;
-  Healthcheck?: unknown;
+  Healthcheck?: HealthConfig | null;
   Image?: string;
   Volumes?: Record<string, object> | null;
   WorkingDir?: string;
@@ -236,6 +236,25 @@ export interface ContainerConfig {
 
 export interface RestartPolicy { Name?: string; MaximumRetryCount?: number }
 
+/** Config.Healthcheck (durations in nanoseconds). */
+export interface HealthConfig {
+  Test?: string[];
+  Interval?: number;
+  Timeout?: number;
+  StartPeriod?: number;
+  StartInterval?: number;
+  Retries?: number;
+}
+
+export interface HealthResult { Start: string; End: string; ExitCode: number; Output: string }
+export interface HealthState { Status: 'starting' | 'healthy' | 'unhealthy'; FailingStreak: number; Log: HealthResult[] }
+
+/** HostConfig.LogConfig (the driver and its options). */
+export interface LogConfig { Type: string; Config: Record<string, string> }
+
+/** One host side of a published port (HostConfig.PortBindings, NetworkSettings.Ports). */
+export interface PortBinding { HostIp?: string; HostPort?: string }
+
 /** HostConfig as create/update/inspect carry it. */
 export interface HostConfig {
   Binds?: string[] | null;
@@ -246,6 +265,17 @@ export interface HostConfig {
   Mounts?: unknown[] | null;
   Privileged?: boolean;
   Init?: boolean | null;
+  ExtraHosts?: string[] | null;
+  Dns?: string[] | null;
+  DnsSearch?: string[] | null;
+  DnsOptions?: string[] | null;
+  GroupAdd?: string[] | null;
+  ConsoleSize?: number[] | null;
+  LogConfig?: LogConfig;
+  PortBindings?: Record<string, PortBinding[] | null> | null;
+  PublishAllPorts?: boolean;
+  Memory?: number;
+  MemorySwap?: number;
   [k: string]: unknown;
 }
 
@@ -272,7 +302,7 @@ export interface ContainerState {
   Error: string;
   StartedAt: string;
   FinishedAt: string;
-  Health?: unknown;
+  Health?: HealthState;
   [k: string]: unknown;
 }
 
@@ -304,11 +334,21 @@ export interface ContainerInspect {
   RestartCount: number;
   Driver: string;
   Platform: string;
+  MountLabel: string;
+  ProcessLabel: string;
+  AppArmorProfile: string;
   ExecIDs: string[] | null;
-  HostConfig: HostConfig;
+  /** Create always sets the network mode. */
+  HostConfig: HostConfig & { NetworkMode: string };
+  GraphDriver: { Name: string; Data: Record<string, string> | null };
   Mounts: MountPoint[];
-  Config: ContainerConfig;
-  NetworkSettings: Record<string, unknown>;
+  /** Inspect always shows these Config fields (create fills them in). */
+  Config: ContainerConfig & { Hostname: string; Domainname: string; Image: string };
+  NetworkSettings: {
+    Networks?: Record<string, { IPAddress?: string; [k: string]: unknown }>;
+    Ports?: Record<string, Array<{ HostIp: string; HostPort: string }> | null> | null;
+    [k: string]: unknown;
+  };
   SizeRw?: number;
   SizeRootFs?: number;
   [k: string]: unknown;
