@@ -187,6 +187,19 @@ export function validateHostConfig(hc: any, defaults: { network: string; cgroupn
 }
 
 /**
+ * The endpoint configs a create asks for, with the container-wide `Config.MacAddress` (API < 1.44,
+ * deprecated later) given to the endpoint of the primary network unless that endpoint names its own,
+ * as dockerd migrates it.
+ */
+export function endpointsWithContainerMac(networkMode: string, endpoints: Record<string, any> | null | undefined, mac: unknown): Record<string, any> | null | undefined {
+  if (typeof mac !== 'string' || mac === '') return endpoints;
+  const all = { ...(endpoints ?? {}) };
+  const key = [networkMode, 'default'].find((k) => k && all[k]) ?? (networkMode || 'default');
+  if (!all[key]?.MacAddress) all[key] = { ...all[key], MacAddress: mac };
+  return all;
+}
+
+/**
  * NetworkSettings of a container that is not running: its networks without addresses
  * (the network area fills them in at start).
  */

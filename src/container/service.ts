@@ -30,7 +30,7 @@ import { runcMessage } from '../runtime/runc';
 import { ConmonRunc } from '../runtime/conmon-runc';
 import { TaskStartError, type TaskRuntime } from '../runtime/task';
 import { AttachBridge } from './attach';
-import { mergeConfig, networkSettings, validateHostConfig, checkCreateValues } from './createconfig';
+import { mergeConfig, networkSettings, validateHostConfig, checkCreateValues, endpointsWithContainerMac } from './createconfig';
 import { ExecManager } from './exec';
 import { statusText, ZERO_TIME, nowRfc3339 } from './format';
 import { streamLogs } from './logs';
@@ -209,7 +209,7 @@ export class Containers implements ContainerService {
     const image = await this.images.resolve(String(body.Image));
     let id: string;
     do { id = randomBytes(32).toString('hex'); } while (this.byId.has(id) || /^\d+$/.test(id.slice(0, 12)));
-    const netUse = this.network.prepare(hostConfig.NetworkMode, body.NetworkingConfig?.EndpointsConfig);
+    const netUse = this.network.prepare(hostConfig.NetworkMode, endpointsWithContainerMac(hostConfig.NetworkMode, body.NetworkingConfig?.EndpointsConfig, body.MacAddress));
     hostConfig.NetworkMode = netUse.mode.startsWith('container:') ? `container:${this.find(netUse.mode.slice(10)).rec.Id}` : netUse.mode;
     if (hostConfig.Links?.length && !['bridge', 'host', 'none'].includes(netUse.mode) && !netUse.mode.startsWith('container:')) {
       // On a user-defined network a link is an alias the linking container resolves (as dockerd converts them).
@@ -713,7 +713,11 @@ export class Containers implements ContainerService {
     await this.withLock(c, async () => {
       if (!c.rec.State.Running) throw conflict(`Container ${c.rec.Id} is not running`);
       if (c.rec.State.Paused) throw conflict(`Container ${c.rec.Id} is already paused`);
-      await this.runtime.pause(c.rec.Id).catch((err) => { throw internal(`Cannot pause container ${c.rec.Id}: ${(err as Error).message}`); });
+      await this.runtime.pause(c.rec.Id).catch((err) => {
+        // The process ended before its exit was handled (a short-lived container): not running, as dockerd says.
+        if (/not running|stopped/.test((err as Error).message)) throw conflict(`Container ${c.rec.Id} is not running`);
+        throw internal(`Cannot pause container ${c.rec.Id}: ${(err as Error).message}`);
+      });
       c.rec.State.Paused = true;
       c.rec.State.Status = 'paused';
       this.health.stopped(c.rec);

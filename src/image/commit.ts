@@ -3,7 +3,7 @@
  * exactly one new layer on top of its image's layers. The container is
  * paused meanwhile (unless pause=false) so the layer is consistent.
  */
-import { invalidArgument } from '../common/errors';
+import { invalidArgument, isKind } from '../common/errors';
 import { parseRepoAndTag, referenceString } from '../common/reference';
 import type { Services } from '../engine/services';
 import type { ImageRunConfig, OciImageConfig } from '../engine/types';
@@ -80,10 +80,10 @@ export async function commitContainer(services: Services, opts: CommitOptions): 
   const parentDiffs = parentConfig.rootfs?.diff_ids ?? [];
 
   const mustPause = opts.pause && ctr.State?.Running && !ctr.State?.Paused;
-  // The container may exit between inspect and pause: then there is nothing to pause (dockerd checks under its lock).
-  const paused = mustPause && await containers.pause(id).then(() => true, async (err) => {
-    if ((await containers.inspect(id)).State?.Running) throw err;
-    return false;
+  // The container may exit between inspect and pause (pause then says it is not running): nothing to pause.
+  const paused = mustPause && await containers.pause(id).then(() => true, (err) => {
+    if (isKind(err, 'conflict')) return false;
+    throw err;
   });
   try {
     const upper = images.containerUpperDir(id);

@@ -271,3 +271,19 @@ test('crash: kill -9 berthd; running container survives, exit while down is appl
   await rmf(a);
   await rmf(b);
 });
+
+test('Config.MacAddress (API 1.41) is the default bridge endpoint\'s MAC, inside the container and in inspect', async () => {
+  const mac = '02:42:ac:11:00:0a';
+  const r = await d.api('POST', '/v1.41/containers/create', { Image: 'busybox', Cmd: ['cat', '/sys/class/net/eth0/address'], MacAddress: mac });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  const id = r.body.Id;
+  try {
+    assert.equal((await d.api('POST', `/containers/${id}/start`)).status, 204);
+    assert.equal((await d.api('POST', `/containers/${id}/wait`)).body.StatusCode, 0);
+    const logs = await d.api('GET', `/containers/${id}/logs?stdout=1`);
+    assert.equal(decodeAll(logs.raw).map((f) => f.data.toString()).join(''), `${mac}\n`);
+    assert.equal((await d.api('GET', `/containers/${id}/json`)).body.NetworkSettings.Networks.bridge.MacAddress, mac);
+  } finally {
+    await d.api('DELETE', `/containers/${id}?force=1`);
+  }
+});

@@ -100,3 +100,16 @@ test('cp in and out: files, directories, symlinks, ownership, stat errors', asyn
   assert.ok(!fs.existsSync('/etc/f.txt') || fs.readFileSync('/etc/f.txt', 'utf8') !== 'hello\n');
   ok(await docker('rm', '-f', 'web'));
 });
+
+test('commit?pause=true of a container whose process has just ended commits it (nothing to pause), as dockerd', async () => {
+  // The exit can land between the state check and the pause: that must not be a 500.
+  for (let i = 0; i < 8; i++) {
+    const id = ok(await docker('run', '-d', 'busybox', 'touch', '/made')).stdout.trim();
+    const r = await d.api('POST', `/commit?container=${id}&pause=true`);
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    const img = (await d.api('GET', `/images/${r.body.Id}/json`)).body;
+    assert.equal(img.Parent, JSON.parse(ok(await docker('image', 'inspect', 'busybox')).stdout)[0].Id);
+    await d.api('DELETE', `/containers/${id}?force=1`);
+    await d.api('DELETE', `/images/${r.body.Id}`);
+  }
+});
