@@ -26,10 +26,13 @@ if ! getent group berth >/dev/null; then
 fi
 mkdir -p /etc/berth   # daemon.json lives here (read by default when present)
 
-# The service unit; used when systemd runs, berthd is started directly otherwise (containers, CI).
+# The service and socket units (as docker.service and docker.socket); used when systemd runs,
+# berthd is started directly otherwise (containers, CI).
 mkdir -p /etc/systemd/system
-sed "s|@ROOT@|$ROOT|g" "$ROOT/scripts/berth.service.in" > /etc/systemd/system/berth.service.tmp
-mv /etc/systemd/system/berth.service.tmp /etc/systemd/system/berth.service
+for unit in berth.service berth.socket; do
+  sed "s|@ROOT@|$ROOT|g" "$ROOT/scripts/$unit.in" > "/etc/systemd/system/$unit.tmp"
+  mv "/etc/systemd/system/$unit.tmp" "/etc/systemd/system/$unit"
+done
 SYSTEMD_RUNNING=0
 [ -d /run/systemd/system ] && SYSTEMD_RUNNING=1
 
@@ -56,9 +59,9 @@ wait_for_daemon() {
 if ping_daemon; then
   echo "==> berthd already running on $SOCK"
 elif [ "$SYSTEMD_RUNNING" = 1 ]; then
-  echo "==> systemctl enable --now berth"
+  echo "==> systemctl enable --now berth.socket berth.service"
   systemctl daemon-reload
-  systemctl enable --now berth.service
+  systemctl enable --now berth.socket berth.service
   if ! wait_for_daemon; then
     echo "scripts/setup.sh: berth.service did not start; journalctl -u berth:" >&2
     journalctl -u berth.service -n 20 --no-pager >&2 || true

@@ -58,6 +58,14 @@ export class ApiServer {
     fs.chmodSync(socketPath, mode);
   }
 
+  /** A socket inherited already listening (systemd socket activation). */
+  async listenFd(fd: number): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ fd }, () => { this.server.off('error', reject); resolve(); });
+    });
+  }
+
   async listenTcp(host: string, port: number): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);

@@ -221,7 +221,9 @@ function validateHost(h: string): string {
     if (u.pathname !== '/' && u.pathname !== '') throw new ConfigError(`invalid bind address (${h}): should not contain a path element`);
     return h;
   }
-  throw new ConfigError(`invalid bind address (${h}): berthd listens on unix:///path or tcp://host:port`);
+  // fd:// (every socket systemd passed) or fd://N: socket activation by berth.socket.
+  if (/^fd:\/\/(\d+)?$/.test(h)) return h;
+  throw new ConfigError(`invalid bind address (${h}): berthd listens on unix:///path, tcp://host:port or fd://`);
 }
 
 function ulimitsOf(key: string, v: Raw): Ulimit[] {

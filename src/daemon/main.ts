@@ -8,6 +8,7 @@ import { resolveBinary } from '../engine/binaries';
 import type { DaemonConfig } from '../engine/config';
 import { ConfigError, applyReload, loadConfig, lookupGroup, needsRestart, parseFlags, reloadableDiff, type ConfigSource } from './daemon-config';
 import { createLogger } from './logger';
+import { fdsForHost, takeActivatedFds } from './socket-activation';
 import { EventBus } from '../engine/events';
 import { Router } from '../api/router';
 import { ApiServer } from '../api/server';
@@ -34,6 +35,9 @@ export async function main(argv: string[]): Promise<void> {
   process.env.UV_THREADPOOL_SIZE ??= '16';
   const source = parseFlags(argv);
   const config = loadConfig(source);
+  // Sockets from systemd (fd:// hosts) are checked before anything is touched, like the rest of the config.
+  const activated = takeActivatedFds();
+  const fdsOfHost = new Map(config.hosts.filter((h) => h.startsWith('fd://')).map((h) => [h, fdsForHost(h, activated)]));
   if (source.validate) {
     process.stdout.write('configuration OK\n');
     return;
@@ -71,8 +75,17 @@ export async function main(argv: string[]): Promise<void> {
   await containers.restore();
 
   const servers: ApiServer[] = [];
+  const newServer = () => new ApiServer(router, logger.error, (method, url) => logger.debug(`Calling ${method} ${url}`), config.limits);
   for (const host of config.hosts) {
-    const server = new ApiServer(router, logger.error, (method, url) => logger.debug(`Calling ${method} ${url}`), config.limits);
+    if (host.startsWith('fd://')) {
+      for (const fd of fdsOfHost.get(host)!) {
+        const server = newServer();
+        await server.listenFd(fd);
+        servers.push(server);
+      }
+      continue;
+    }
+    const server = newServer();
     if (host.startsWith('unix://')) {
       await server.listenUnix(host.slice(7));
       // root:GROUP 0660, as dockerd's socket with its docker group: members use the API without sudo.

@@ -175,7 +175,23 @@ export interface StartOptions {
   inFile?: { dataRootKey?: 'data-root' | 'graph'; cgroupParent?: boolean };
   /** Start bin/berthd as a user does (its bash launcher execs node with argv[0] "berthd"), not `node bin/berthd`. */
   launcher?: boolean;
+  /** As systemd's berth.socket: the socket is bound before berthd runs and passed as fd 3 (`-H fd://`). */
+  socketActivation?: boolean;
 }
+
+/**
+ * Binds and listens on a unix socket, then execs the command with it as fd 3 and LISTEN_FDS/LISTEN_PID
+ * set, exactly as systemd starts a socket-activated service (exec keeps the pid, so LISTEN_PID holds).
+ */
+const SOCKET_ACTIVATOR = `
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o660); s.listen(128)
+if s.fileno() != 3: os.dup2(s.fileno(), 3)
+os.set_inheritable(3, True)
+os.environ['LISTEN_FDS'] = '1'; os.environ['LISTEN_PID'] = str(os.getpid())
+os.execvp(sys.argv[2], sys.argv[2:])
+`;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -269,9 +285,11 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
   const spawnDaemon = async () => {
     fs.rmSync(socket, { force: true });
     expectingExit = false;
-    const c = spawn(opts.launcher ? BERTHD_BIN : process.execPath, [...(opts.launcher ? [] : [BERTHD_BIN]),
+    const berthd = opts.launcher ? [BERTHD_BIN] : [process.execPath, BERTHD_BIN];
+    const [cmd, ...pre] = opts.socketActivation ? ['python3', '-c', SOCKET_ACTIVATOR, socket, ...berthd] : berthd;
+    const c = spawn(cmd!, [...pre,
       ...(opts.inFile?.dataRootKey ? [] : ['--data-root', dataRoot]), '--exec-root', execRoot,
-      '-H', host, '--config-file', configFile,
+      '-H', opts.socketActivation ? 'fd://' : host, '--config-file', configFile,
       // Own cgroup parent: the host's /berth (a real daemon's) is never touched, and cleanup removes ours whole.
       ...(opts.inFile?.cgroupParent ? [] : ['--cgroup-parent', cgroupParentOf(base)]),
       // Never change the host's forwarding sysctl: tests only talk to 127.0.0.0/8 and container addresses.

@@ -165,6 +165,7 @@ test('bad configurations: one line, exit 1, nothing touched', async () => {
       { file: '{"max-concurrent-downloads": "3"}', want: /invalid type for "max-concurrent-downloads": expected an integer, got a string \("3"\)$/ },
       { file: '{"storage-driver": "devicemapper"}', want: /storage-driver "devicemapper" is not supported/ },
       { file: '{"group": "bt-no-such-group"}', want: /group bt-no-such-group not found$/ },
+      { file: '{}', flags: ['-H', 'fd://'], want: /no sockets found via socket activation: make sure the service was started by systemd$/ },
       { file: JSON.stringify({ 'data-root': `${ovl}/store` }), flags: ['--no-data-root'], want: /data-root .* is on overlayfs, which overlay2 cannot use/ },
     ];
     for (const c of cases) {
@@ -232,6 +233,18 @@ test('SIGHUP reloads what dockerd reloads, logs the changes, and keeps the old s
   const after2 = (await d.api('GET', '/info')).body;
   assert.equal(after2.Debug, true);
   assert.deepEqual(after2.Labels, ['stage=two']);
+});
+
+test('socket activation as berth.socket does it: -H fd:// serves the socket berthd was given, and the CLIs use it', async () => {
+  const d = await startDaemon({ socketActivation: true });
+  after(() => d.stop());
+  assert.match(d.log(), /berthd listening on fd:\/\//);
+  assert.equal((await d.api('GET', '/_ping')).status, 200);
+  const v = ok(await d.docker(['version', '--format', '{{.Server.Version}}']), 'docker version');
+  assert.notEqual(v.stdout.trim(), '');
+  ok(await run(process.execPath, [BERTH_BIN, 'ps'], { env: { ...process.env, ...d.env } }), 'berth ps');
+  // The socket is systemd's: berthd neither replaced nor chmod-ed it.
+  assert.equal(fs.statSync(d.socket).mode & 0o777, 0o660);
 });
 
 test('the socket belongs to the configured group: a member uses it without root, a non-member is refused', async () => {
