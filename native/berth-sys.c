@@ -16,6 +16,11 @@
  *   runc are spawned on every container start and exit. Plus pipe2(2) and a
  *   non-blocking waitpid(2) so that JS can wire up and reap those children.
  *
+ * - openat2(2) and readlinkat(2): the scoped resolver (src/common/scopedpath.ts) walks a
+ *   container's filesystem one descriptor at a time, so a name the container swaps for a
+ *   symlink meanwhile is never followed out of its scope (RESOLVE_IN_ROOT, RESOLVE_BENEATH,
+ *   RESOLVE_NO_SYMLINKS, RESOLVE_NO_MAGICLINKS enforced by the kernel).
+ *
  * Errors reject/throw an Error with `code` (e.g. "EBUSY"), `errno` and `syscall`. Every
  * error path copies errno into a local right after the failing call: anything called
  * later (close, free, N-API) may overwrite it.
@@ -35,6 +40,8 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <linux/openat2.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -375,6 +382,69 @@ static napi_value js_unread_bytes(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* ---- openat2 / readlinkat ---------------------------------------------------- */
+
+/* openat2(dirfd, path, flags, mode, resolve) -> fd. Synchronous: a few dentry lookups, no I/O wait. */
+static napi_value js_openat2(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5], result;
+  int32_t dirfd, flags, mode;
+  double resolve;
+  char *p = NULL;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5 || napi_get_value_int32(env, argv[0], &dirfd) != napi_ok || string_arg(env, argv[1], &p) || !p ||
+      napi_get_value_int32(env, argv[2], &flags) != napi_ok || napi_get_value_int32(env, argv[3], &mode) != napi_ok ||
+      napi_get_value_double(env, argv[4], &resolve) != napi_ok) {
+    free(p);
+    napi_throw_type_error(env, NULL, "openat2(dirfd, path, flags, mode, resolve)");
+    return NULL;
+  }
+  struct open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = (unsigned long long)(unsigned int)flags | O_CLOEXEC;
+  how.mode = (flags & (O_CREAT | O_TMPFILE)) ? (unsigned long long)mode : 0;
+  how.resolve = (unsigned long long)resolve;
+  long fd;
+  int err = 0;
+  do {
+    fd = syscall(SYS_openat2, dirfd, p, &how, sizeof how);
+    err = fd < 0 ? errno : 0; /* before any other call can overwrite it */
+  } while (fd < 0 && (err == EINTR || err == EAGAIN));
+  if (fd < 0) {
+    napi_throw(env, errno_error(env, err, "openat2", p));
+    free(p);
+    return NULL;
+  }
+  free(p);
+  CHECK(napi_create_int32(env, (int32_t)fd, &result));
+  return result;
+}
+
+/* readlinkat(dirfd, path) -> target; path "" reads the symlink an O_PATH descriptor refers to. */
+static napi_value js_readlinkat(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  int32_t dirfd;
+  char *p = NULL;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &dirfd) != napi_ok || string_arg(env, argv[1], &p) || !p) {
+    free(p);
+    napi_throw_type_error(env, NULL, "readlinkat(dirfd, path)");
+    return NULL;
+  }
+  char buf[4097];
+  ssize_t n = readlinkat(dirfd, p, buf, sizeof buf - 1);
+  int err = n < 0 ? errno : 0; /* before any other call can overwrite it */
+  if (n < 0) {
+    napi_throw(env, errno_error(env, err, "readlinkat", p));
+    free(p);
+    return NULL;
+  }
+  free(p);
+  CHECK(napi_create_string_utf8(env, buf, (size_t)n, &result));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "mount", NULL, js_mount, NULL, NULL, NULL, napi_default, NULL },
@@ -384,6 +454,8 @@ static napi_value init(napi_env env, napi_value exports) {
     { "spawn", NULL, js_spawn, NULL, NULL, NULL, napi_default, NULL },
     { "reap", NULL, js_reap, NULL, NULL, NULL, napi_default, NULL },
     { "unreadBytes", NULL, js_unread_bytes, NULL, NULL, NULL, napi_default, NULL },
+    { "openat2", NULL, js_openat2, NULL, NULL, NULL, napi_default, NULL },
+    { "readlinkat", NULL, js_readlinkat, NULL, NULL, NULL, napi_default, NULL },
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

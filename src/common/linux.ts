@@ -15,6 +15,8 @@ interface BerthSys {
   spawn(file: string, argv: string[], envp: string[], fds: number[], newSession: boolean): number;
   reap(pid: number): { code: number; signal: number } | null;
   unreadBytes(fd: number): number;
+  openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number;
+  readlinkat(dirfd: number, path: string): string;
 }
 
 export const MNT_DETACH = 2;
@@ -58,6 +60,27 @@ export function sealedCopy(file: string, name: string): { fd: number; path: stri
 /** Bytes in a pipe or FIFO (either end's descriptor) that its reader has not read yet. */
 export function unreadBytes(fd: number): number {
   return load().unreadBytes(fd);
+}
+
+/** openat2(2)'s `resolve` flags (linux/openat2.h). */
+export const RESOLVE_NO_XDEV = 0x01;
+export const RESOLVE_NO_MAGICLINKS = 0x02;
+export const RESOLVE_NO_SYMLINKS = 0x04;
+export const RESOLVE_BENEATH = 0x08;
+export const RESOLVE_IN_ROOT = 0x10;
+/** O_PATH (not in Node's fs.constants). */
+export const O_PATH = 0o10000000;
+/** dirfd meaning the current directory. */
+export const AT_FDCWD = -100;
+
+/** openat2(2), synchronous (close-on-exec always); throws an Error with `code` such as "ENOENT". */
+export function openat2(dirfd: number, file: string, flags: number, mode: number, resolve: number): number {
+  return load().openat2(dirfd, file, flags, mode, resolve);
+}
+
+/** readlinkat(2); `file` "" reads the symlink an O_PATH descriptor refers to. */
+export function readlinkat(dirfd: number, file: string): string {
+  return load().readlinkat(dirfd, file);
 }
 
 /** A child's descriptor: /dev/null, a pipe it reads ('in') or one it writes ('out'). */

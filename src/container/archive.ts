@@ -22,7 +22,8 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
 import { invalidArgument, notFound, BerthError } from '../common/errors';
-import { readFileInRoot, resolveInScope, scopeOf, type FsScope, type ScopeMount } from '../common/scopedpath';
+import { fdPath, openFileAt, openNameAt, readFileInRoot, removeAt, scopeOf, ScopeWalker, type FsScope, type ScopedFd, type ScopeMount } from '../common/scopedpath';
+import { readlinkat } from '../common/linux';
 import { spoolUpload } from '../common/upload';
 import { addEntry, addStreamEntry, writeTar } from '../common/tarout';
 import type { Services } from '../engine/services';
@@ -43,14 +44,30 @@ function scopeOfContainer(root: string, ctr: any): FsScope {
   return scopeOf(root, mounts);
 }
 
-interface Resolved { host: string; absPath: string }
+/** Docker's ResolvePath: the path as asked (trailing `/` or `/.` kept) and the same without them. */
+interface Asked { absPath: string; trimmed: string }
 
-/** Docker's ResolvePath: the directory part is resolved in scope, the base name is kept. */
-function resolvePath(scope: FsScope, p: string): Resolved {
+function askedPath(p: string): Asked {
   const absPath = preserveTrailing(path.posix.join('/', p), p);
-  const trimmed = absPath.replace(/\/+$/, '') || '/';
-  if (trimmed === '/') return { host: scope.root, absPath };
-  return { host: resolveInScope(scope, trimmed, { followFinal: false }).host, absPath };
+  return { absPath, trimmed: absPath.replace(/\/+$/, '') || '/' };
+}
+
+/** Runs `fn` with a walker over the container's view, closed afterwards. */
+async function withWalker<T>(scope: FsScope, fn: (w: ScopeWalker) => Promise<T>): Promise<T> {
+  const w = new ScopeWalker(scope);
+  try { return await fn(w); } finally { w.close(); }
+}
+
+const isMissing = (err: unknown) => ['ENOENT', 'ENOTDIR'].includes((err as NodeJS.ErrnoException).code ?? '');
+
+/** The asked path's object, its final symlink kept (Docker resolves the directory part only). */
+function openAsked(w: ScopeWalker, a: Asked, ctrName: string): ScopedFd {
+  try {
+    return w.open(a.trimmed, { followFinal: false });
+  } catch (err) {
+    if (isMissing(err)) throw notFound(`Could not find the file ${a.absPath} in container ${ctrName}`);
+    throw err;
+  }
 }
 
 function preserveTrailing(cleaned: string, original: string): string {
@@ -88,29 +105,27 @@ function goTime(ns: bigint): string {
 
 export interface PathStat { name: string; size: number; mode: number; mtime: string; linkTarget: string }
 
-async function statPath(scope: FsScope, r: Resolved, ctrName: string): Promise<PathStat> {
-  let lst: fs.BigIntStats;
-  try {
-    lst = await fsp.lstat(r.host, { bigint: true });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') {
-      throw notFound(`Could not find the file ${r.absPath} in container ${ctrName}`);
-    }
-    throw err;
+function statOf(w: ScopeWalker, a: Asked, obj: ScopedFd): PathStat {
+  const lst = fs.fstatSync(obj.fd, { bigint: true });
+  let linkTarget = '';
+  if (lst.isSymbolicLink()) {
+    const t = w.open(a.trimmed, { allowMissing: true });
+    if (t.fd >= 0) fs.closeSync(t.fd);
+    linkTarget = t.path;
   }
-  const linkTarget = lst.isSymbolicLink() ? resolveInScope(scope, r.absPath).path : '';
-  const name = path.posix.basename(r.absPath.replace(/\/+$/, '')) || '/';
-  return { name: r.absPath.endsWith('/.') ? '.' : name, size: Number(lst.size), mode: goFileMode(Number(lst.mode)), mtime: goTime(lst.mtimeNs), linkTarget };
+  const name = path.posix.basename(a.absPath.replace(/\/+$/, '')) || '/';
+  return { name: a.absPath.endsWith('/.') ? '.' : name, size: Number(lst.size), mode: goFileMode(Number(lst.mode)), mtime: goTime(lst.mtimeNs), linkTarget };
 }
 
 /* ---------------------------------------------------- operations */
 
 /** Stat of `p` inside the container (HEAD /containers/{id}/archive). */
 export async function statContainerPath(services: Services, idOrName: string, p: string): Promise<PathStat> {
-  return services.containers.withRootfs(idOrName, async (root, ctr) => {
-    const scope = scopeOfContainer(root, ctr);
-    return statPath(scope, resolvePath(scope, p), idOrName);
-  });
+  return services.containers.withRootfs(idOrName, async (root, ctr) => withWalker(scopeOfContainer(root, ctr), async (w) => {
+    const a = askedPath(p);
+    const obj = openAsked(w, a, idOrName);
+    try { return statOf(w, a, obj); } finally { fs.closeSync(obj.fd); }
+  }));
 }
 
 /**
@@ -120,27 +135,45 @@ export async function statContainerPath(services: Services, idOrName: string, p:
  * of the container is read any more.
  */
 export async function archiveContainerPath(services: Services, idOrName: string, p: string, open: (stat: PathStat) => Writable): Promise<void> {
-  await services.containers.withRootfs(idOrName, async (root, ctr) => {
-    const scope = scopeOfContainer(root, ctr);
-    const r = resolvePath(scope, p);
-    const stat = await statPath(scope, r, idOrName);
-    const topName = r.absPath.endsWith('/.') ? '.' : (path.posix.basename(r.absPath.replace(/\/+$/, '')) || '.');
-    const out = open(stat);
-    await writeTar(out, async (pack, stopped) => {
-      await packTree(pack, r.host, topName, await fsp.lstat(r.host), new Map(), stopped);
-    });
-  });
+  await services.containers.withRootfs(idOrName, async (root, ctr) => withWalker(scopeOfContainer(root, ctr), async (w) => {
+    const a = askedPath(p);
+    const obj = openAsked(w, a, idOrName);
+    try {
+      const stat = statOf(w, a, obj);
+      const topName = a.absPath.endsWith('/.') ? '.' : (path.posix.basename(a.trimmed) || '.');
+      const out = open(stat);
+      await writeTar(out, async (pack, stopped) => {
+        await packTree(pack, obj.fd, topName, fs.fstatSync(obj.fd), new Map(), stopped);
+      });
+    } finally {
+      fs.closeSync(obj.fd);
+    }
+  }));
 }
 
-/** Adds `host` as `name` and, for a directory, everything below it (sorted, never across symlinks). */
-async function packTree(pack: tar.Pack, host: string, name: string, st: fs.Stats, links: Map<string, string>, stopped: () => boolean): Promise<void> {
+/**
+ * Adds the object `fd` holds as `name` and, for a directory, everything below
+ * it (sorted). Each child is opened by name inside the directory already held,
+ * never following a symlink, so a container swapping names meanwhile cannot
+ * lead the walk out of its filesystem.
+ */
+async function packTree(pack: tar.Pack, fd: number, name: string, st: fs.Stats, links: Map<string, string>, stopped: () => boolean): Promise<void> {
   if (stopped()) return;
-  await packEntry(pack, host, name, st, links);
+  await packEntry(pack, fd, name, st, links);
   if (!st.isDirectory()) return;
-  for (const n of (await fsp.readdir(host)).sort()) {
+  await packChildren(pack, fd, `${name}/`, links, stopped);
+}
+
+async function packChildren(pack: tar.Pack, dirFd: number, prefix: string, links: Map<string, string>, stopped: () => boolean): Promise<void> {
+  for (const n of (await fsp.readdir(fdPath(dirFd))).sort()) {
     if (stopped()) return;
-    const child = path.join(host, n);
-    await packTree(pack, child, `${name}/${n}`, await fsp.lstat(child), links, stopped);
+    let child: number;
+    try { child = openNameAt(dirFd, n); } catch (err) { if (isMissing(err)) continue; throw err; } // removed meanwhile
+    try {
+      await packTree(pack, child, prefix + n, fs.fstatSync(child), links, stopped);
+    } finally {
+      fs.closeSync(child);
+    }
   }
 }
 
@@ -150,33 +183,28 @@ async function packTree(pack: tar.Pack, host: string, name: string, st: fs.Stats
  * written to the sink `open` returns once the container's rootfs is at hand.
  */
 export async function exportContainerFs(services: Services, idOrName: string, open: () => Writable): Promise<void> {
-  await services.containers.withRootfs(idOrName, async (root) => {
+  await services.containers.withRootfs(idOrName, async (root) => withWalker(scopeOf(root), async (w) => {
     const out = open();
     await writeTar(out, async (pack, stopped) => {
-      const links = new Map<string, string>();
-      for (const n of (await fsp.readdir(root)).sort()) {
-        if (stopped()) return;
-        const child = path.join(root, n);
-        await packTree(pack, child, n, await fsp.lstat(child), links, stopped);
-      }
+      await packChildren(pack, w.root, '', new Map(), stopped);
     });
-  });
+  }));
 }
 
-/** Adds one filesystem object to a tar, hard links within the archive kept. */
-async function packEntry(pack: tar.Pack, host: string, name: string, st: fs.Stats, links: Map<string, string>): Promise<void> {
+/** Adds the object `fd` (O_PATH) holds to a tar, hard links within the archive kept. */
+async function packEntry(pack: tar.Pack, fd: number, name: string, st: fs.Stats, links: Map<string, string>): Promise<void> {
   const h = { name, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
   if (st.isDirectory()) return addEntry(pack, { ...h, name: name + '/', type: 'directory' });
-  if (st.isSymbolicLink()) return addEntry(pack, { ...h, type: 'symlink', linkname: await fsp.readlink(host) });
+  if (st.isSymbolicLink()) return addEntry(pack, { ...h, type: 'symlink', linkname: readlinkat(fd, '') });
   if (st.isFile()) {
     const key = `${st.dev}:${st.ino}`;
     if (st.nlink > 1 && links.has(key)) return addEntry(pack, { ...h, type: 'link', linkname: links.get(key), size: 0 });
     if (st.nlink > 1) links.set(key, name);
-    // O_NOFOLLOW: a file swapped for a symlink since the lstat is not followed.
-    const fh = await fsp.open(host, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    // Reopened through the descriptor: the very file just stat'ed, whatever its name is now.
+    const fh = await fsp.open(fdPath(fd), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     try {
-      if (st.size <= 1 << 20) return await addEntry(pack, { ...h, type: 'file', size: st.size }, await fh.readFile());
-      await addStreamEntry(pack, { ...h, type: 'file', size: st.size }, fh.createReadStream({ autoClose: false }));
+      if (st.size <= 1 << 20) return await addEntry(pack, { ...h, type: 'file', size: st.size }, await readExactly(fh, st.size));
+      await addStreamEntry(pack, { ...h, type: 'file', size: st.size }, fh.createReadStream({ autoClose: false, end: st.size - 1 }));
     } finally {
       await fh.close();
     }
@@ -187,6 +215,18 @@ async function packEntry(pack: tar.Pack, host: string, name: string, st: fs.Stat
   }
   if (st.isFIFO()) return addEntry(pack, { ...h, type: 'fifo' });
   // sockets: skipped, as Docker's archiver does
+}
+
+/** `size` bytes of the file (zero-padded if the container shrank it meanwhile: the header already said `size`). */
+async function readExactly(fh: fsp.FileHandle, size: number): Promise<Buffer> {
+  const buf = Buffer.alloc(size);
+  let off = 0;
+  while (off < size) {
+    const { bytesRead } = await fh.read(buf, off, size - off, off);
+    if (bytesRead === 0) break;
+    off += bytesRead;
+  }
+  return buf;
 }
 
 /* ------------------------------------------------ extracting a tar in */
@@ -217,20 +257,15 @@ export async function extractToContainer(services: Services, idOrName: string, p
     await services.containers.withRootfs(idOrName, async (root, ctr) => {
       const scope = scopeOfContainer(root, ctr);
       const absDest = path.posix.join('/', p);
-      const dest = resolveInScope(scope, absDest);
-      let st: fs.Stats;
-      try { st = await fsp.stat(dest.host); } catch {
-        throw notFound(`Could not find the file ${absDest} in container ${idOrName}`);
-      }
-      if (!st.isDirectory()) throw invalidArgument('extraction point is not a directory');
       const owner = opts.copyUIDGID ? await containerUser(root, ctr?.Config?.User ?? '') : { uid: 0, gid: 0 };
       try {
-        await extractInScope(fs.createReadStream(spool.path), scope, dest.path, { noOverwriteDirNonDir: opts.noOverwriteDirNonDir, owner });
+        await extractInScope(fs.createReadStream(spool.path), scope, absDest, { noOverwriteDirNonDir: opts.noOverwriteDirNonDir, owner },
+          () => notFound(`Could not find the file ${absDest} in container ${idOrName}`));
       } catch (err) {
         if (err instanceof BerthError) throw err;
         const e = err as NodeJS.ErrnoException;
         if (/Invalid tar header|Unexpected end of data/.test(e.message)) throw invalidArgument(`invalid tar archive: ${e.message}`);
-        if (e.code && ARCHIVE_CAUSED.has(e.code)) throw invalidArgument(`cannot extract archive: ${e.code}: ${e.message.split(root).join('')}`);
+        if (e.code && ARCHIVE_CAUSED.has(e.code)) throw invalidArgument(`cannot extract archive: ${e.code}: ${e.message.split(root).join('').replace(/\/proc\/self\/fd\/\d+\/?/g, '')}`);
         throw err;
       }
     });
@@ -247,11 +282,31 @@ export interface ScopedExtractOptions {
 /**
  * Extracts a (possibly compressed) tar into the directory `destPath` of a
  * container's view. Every member's parent, and every hard link's target, is
- * resolved in the scope, so no symlink — in the archive or already in the
- * container, its volumes or its bind mounts — leads outside what the
- * container sees. Device nodes are refused.
+ * resolved in the scope to a descriptor (common/scopedpath.ts ScopeWalker) and
+ * the member is made by name inside that directory without following it, its
+ * owner, mode and times set on the object itself: no symlink — in the archive,
+ * already in the container, its volumes or its bind mounts, or swapped in by
+ * the container's processes during the copy — leads outside what the container
+ * sees. Device nodes are refused. `missingDest` is thrown when `destPath` is
+ * not there.
  */
-export async function extractInScope(input: Readable, scope: FsScope, destPath: string, opts: ScopedExtractOptions): Promise<void> {
+export async function extractInScope(input: Readable, scope: FsScope, destPath: string, opts: ScopedExtractOptions, missingDest?: () => Error): Promise<void> {
+  await withWalker(scope, async (w) => {
+    let dest: ScopedFd;
+    try { dest = w.open(destPath); } catch (err) {
+      if (isMissing(err)) throw missingDest?.() ?? notFound(`Could not find the file ${destPath}`);
+      throw err;
+    }
+    try {
+      if (!fs.fstatSync(dest.fd).isDirectory()) throw invalidArgument('extraction point is not a directory');
+    } finally {
+      fs.closeSync(dest.fd);
+    }
+    await extractWith(w, input, dest.path, opts);
+  });
+}
+
+async function extractWith(w: ScopeWalker, input: Readable, destPath: string, opts: ScopedExtractOptions): Promise<void> {
   const { stream } = await decompressed(input);
   const extract = tar.extract();
   const dirTimes: Array<{ p: string; mtime: Date }> = [];
@@ -266,66 +321,116 @@ export async function extractInScope(input: Readable, scope: FsScope, destPath: 
     if (h.type === 'character-device' || h.type === 'block-device') {
       throw invalidArgument(`invalid archive entry ${JSON.stringify(h.name)}: device nodes cannot be copied into a container`);
     }
-    // Parent resolved in scope: a symlink can never lead outside the container's view.
-    const parent = resolveInScope(scope, path.posix.join(destPath, path.posix.dirname(rel)));
-    const target = path.join(parent.host, path.posix.basename(rel));
-    const shown = path.posix.join(parent.path, path.posix.basename(rel));
-    await fsp.mkdir(parent.host, { recursive: true });
+    // Parent resolved in scope to a held directory: a symlink can never lead outside the container's view.
+    const { dir, name } = w.openParent(path.posix.join(destPath, rel), { createDirs: true });
+    try {
+      await extractMember(h, body, dir, name);
+    } finally {
+      fs.closeSync(dir.fd);
+    }
+  };
+  const extractMember = async (h: tar.Header, body: Readable, dir: ScopedFd, name: string) => {
+    const at = fdPath(dir.fd, name); // `name` inside the held directory, looked up once per call
+    const shown = path.posix.join(dir.path, name);
     let existing: fs.Stats | undefined;
-    try { existing = await fsp.lstat(target); } catch { existing = undefined; }
+    try { existing = await fsp.lstat(at); } catch { existing = undefined; }
     const isDir = h.type === 'directory';
     if (existing && opts.noOverwriteDirNonDir) {
       if (existing.isDirectory() && !isDir) throw invalidArgument(`cannot overwrite directory "${shown}" with non-directory "${h.name}"`);
       if (!existing.isDirectory() && isDir) throw invalidArgument(`cannot overwrite non-directory "${shown}" with directory "${h.name}"`);
     }
-    if (existing && !(existing.isDirectory() && isDir)) await fsp.rm(target, { recursive: true, force: true });
+    if (existing && !(existing.isDirectory() && isDir)) removeAt(dir.fd, name);
     const mode = h.mode & 0o7777;
+    const mtime = h.mtime ?? new Date();
     switch (h.type) {
       case 'directory':
-        if (!existing || !existing.isDirectory()) await fsp.mkdir(target);
-        await fsp.chmod(target, mode);
-        await fsp.lchown(target, owner.uid, owner.gid);
-        dirTimes.push({ p: target, mtime: h.mtime ?? new Date() });
+        if (!existing || !existing.isDirectory()) await fsp.mkdir(at);
+        setAttrs(dir.fd, name, owner, mode);
+        dirTimes.push({ p: shown, mtime });
         body.resume();
         return;
       case 'file':
       case 'contiguous-file': {
-        // wx = O_CREAT|O_EXCL: never follows a symlink put there meanwhile.
-        await pipeline(body, fs.createWriteStream(target, { flags: 'wx', mode }));
-        await fsp.chmod(target, mode);
-        break;
+        // O_CREAT|O_EXCL|O_NOFOLLOW in the held directory; owner, mode and times set through the open file.
+        const fd = openFileAt(dir.fd, name, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
+        try {
+          await pipeline(body, fs.createWriteStream('', { fd, autoClose: false }));
+          fs.fchownSync(fd, owner.uid, owner.gid);
+          fs.fchmodSync(fd, mode); // after chown, which clears set-id bits
+          fs.futimesSync(fd, mtime, mtime);
+        } finally {
+          fs.closeSync(fd);
+        }
+        return;
       }
       case 'symlink':
         body.resume();
-        await fsp.symlink(h.linkname ?? '', target);
-        break;
+        await fsp.symlink(h.linkname ?? '', at);
+        await fsp.lchown(at, owner.uid, owner.gid);
+        await fsp.lutimes(at, mtime, mtime).catch(() => undefined);
+        return;
       case 'link': {
         body.resume();
         const linkRel = checkEntryPath(h.linkname ?? '', 'archive');
         // The link's own target is resolved in scope too (a member symlink to `/` then a hard link through it stays inside).
-        const src = resolveInScope(scope, path.posix.join(destPath, linkRel), { followFinal: false });
-        const srcSt = await fsp.lstat(src.host).catch(() => undefined);
-        if (!srcSt) throw invalidArgument(`invalid archive entry ${JSON.stringify(h.name)}: hard link target ${JSON.stringify(h.linkname)} does not exist`);
-        if (srcSt.isDirectory()) throw invalidArgument(`invalid archive entry ${JSON.stringify(h.name)}: hard link to a directory`);
-        await fsp.link(src.host, target);
-        break;
+        let src: { dir: ScopedFd; name: string };
+        try { src = w.openParent(path.posix.join(destPath, linkRel)); } catch (err) {
+          if (isMissing(err)) throw invalidArgument(`invalid archive entry ${JSON.stringify(h.name)}: hard link target ${JSON.stringify(h.linkname)} does not exist`);
+          throw err;
+        }
+        try {
+          const srcSt = await fsp.lstat(fdPath(src.dir.fd, src.name)).catch(() => undefined);
+          if (!srcSt) throw invalidArgument(`invalid archive entry ${JSON.stringify(h.name)}: hard link target ${JSON.stringify(h.linkname)} does not exist`);
+          if (srcSt.isDirectory()) throw invalidArgument(`invalid archive entry ${JSON.stringify(h.name)}: hard link to a directory`);
+          await fsp.link(fdPath(src.dir.fd, src.name), at); // link(2) never follows the source's final symlink
+        } finally {
+          fs.closeSync(src.dir.fd);
+        }
+        setAttrs(dir.fd, name, owner, undefined, mtime);
+        return;
       }
       case 'fifo':
         body.resume();
-        await makeSpecialFile(target, h);
-        await fsp.chmod(target, mode);
-        break;
+        await makeSpecialFile(at, h);
+        setAttrs(dir.fd, name, owner, mode, mtime);
+        return;
       default:
         body.resume();
         return;
     }
-    await fsp.lchown(target, owner.uid, owner.gid);
-    if (h.type !== 'symlink') await fsp.utimes(target, h.mtime ?? new Date(), h.mtime ?? new Date());
-    else await fsp.lutimes(target, h.mtime ?? new Date(), h.mtime ?? new Date()).catch(() => undefined);
   };
   await pipeline(stream, extract as unknown as Writable);
-  // Directory times last: creating entries inside changed them.
-  for (const d of dirTimes.reverse()) await fsp.utimes(d.p, d.mtime, d.mtime).catch(() => undefined);
+  // Directory times last: creating entries inside changed them. Each is found again in scope.
+  for (const d of dirTimes.reverse()) {
+    let obj: ScopedFd;
+    try { obj = w.open(d.p, { followFinal: false }); } catch { continue; }
+    try { setAttrs(obj.fd, undefined, undefined, undefined, d.mtime); } finally { fs.closeSync(obj.fd); }
+  }
+}
+
+/**
+ * Owner, then mode (chown clears set-id bits), then times of `name` in the
+ * directory `dirFd` (or of the object `dirFd` itself when `name` is undefined),
+ * set on the object through an O_PATH descriptor: never through a symlink. A
+ * symlink itself only gets its owner and times.
+ */
+function setAttrs(dirFd: number, name: string | undefined, owner?: { uid: number; gid: number }, mode?: number, mtime?: Date): void {
+  const fd = name === undefined ? dirFd : openNameAt(dirFd, name);
+  try {
+    if (fs.fstatSync(fd).isSymbolicLink()) {
+      if (name === undefined) return;
+      const at = fdPath(dirFd, name);
+      if (owner) fs.lchownSync(at, owner.uid, owner.gid);
+      if (mtime) fs.lutimesSync(at, mtime, mtime);
+      return;
+    }
+    const obj = fdPath(fd); // the magic link leads to the object the descriptor holds
+    if (owner) fs.chownSync(obj, owner.uid, owner.gid);
+    if (mode !== undefined) fs.chmodSync(obj, mode);
+    if (mtime) fs.utimesSync(obj, mtime, mtime);
+  } finally {
+    if (fd !== dirFd) fs.closeSync(fd);
+  }
 }
 
 /** The container's Config.User as uid/gid, looked up in the container's /etc/passwd and /etc/group. */
