@@ -291,6 +291,7 @@ export interface ScopedExtractOptions {
  * not there.
  */
 export async function extractInScope(input: Readable, scope: FsScope, destPath: string, opts: ScopedExtractOptions, missingDest?: () => Error): Promise<void> {
+  // The input is closed however this ends (a refused destination never reads it; its descriptor must not stay open).
   await withWalker(scope, async (w) => {
     let dest: ScopedFd;
     try { dest = w.open(destPath); } catch (err) {
@@ -303,7 +304,7 @@ export async function extractInScope(input: Readable, scope: FsScope, destPath: 
       fs.closeSync(dest.fd);
     }
     await extractWith(w, input, dest.path, opts);
-  });
+  }).finally(() => input.destroy());
 }
 
 async function extractWith(w: ScopeWalker, input: Readable, destPath: string, opts: ScopedExtractOptions): Promise<void> {
