@@ -1,6 +1,6 @@
 /**
  * The BuildBackend over the engine's image and container services: RUN steps
- * are real containers (runc, network none until bridges exist); COPY writes
+ * are real containers (runc, on the build's network: default bridge, host, none or a user network); COPY writes
  * into a fresh overlay snapshot mounted on the host; a step's layer is its
  * overlay upper dir, captured as commit captures one. The cache index is a
  * small JSON file under <data-root>/builder (survives restarts).
@@ -70,7 +70,7 @@ export class EngineBuildBackend implements BuildBackend {
       AttachStderr: true,
       Labels: {},
       HostConfig: {
-        NetworkMode: 'none',
+        NetworkMode: opts.network,
         Binds: opts.binds.map((b) => `${b.source}:${b.target}${b.readonly ? ':ro' : ''}`),
         ExtraHosts: opts.extraHosts,
       },

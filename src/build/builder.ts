@@ -444,7 +444,7 @@ export class Builder implements BuildService {
     const flags = flagsOf(n);
     const network = flags.get('network');
     if (network !== undefined && network !== 'none' && network !== 'default') {
-      throw lineError(`RUN --network=${String(network)} is not supported: RUN steps use the none network`, n.startLine);
+      throw lineError(`RUN --network=${String(network)} is not supported: RUN steps use the build's network (--network) or none`, n.startLine);
     }
     let cmd: string[];
     if (n.heredocs.length && !n.json) {
@@ -470,6 +470,7 @@ export class Builder implements BuildService {
       let containerId = '';
       const { layer, exitCode } = await run.backend.runStep({
         imageId: st.imageId, cmd, env, user: st.config.User ?? '', workdir: st.config.WorkingDir ?? '', binds, extraHosts: run.req.extraHosts,
+        network: network === 'none' ? 'none' : run.req.networkMode || 'default',
         onStart: (id) => { containerId = id; this.say(run, ` ---> Running in ${short(id)}\n`); },
         onOutput: (data, stream) => {
           if (run.req.quiet) return;

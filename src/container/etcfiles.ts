@@ -152,7 +152,9 @@ export function resolvConfContent(o: ResolvConfOptions): string {
     const options = o.dnsOptions?.length ? o.dnsOptions : optionsOf(filtered);
     let out = o.embeddedDns.map((d) => `nameserver ${d}\n`).join('');
     if (search.length > 0 && search.join(' ').trim() !== '.') out += `search ${search.join(' ')}\n`;
-    out += `options ${[...options.filter((x) => !x.startsWith('ndots:')), 'ndots:0'].join(' ')}\n`;
+    // Docker keeps an ndots the user (or the host's file) set; otherwise ndots:0, so container names resolve first.
+    const ndotsSet = options.some((x) => /^ndots:\d+$/.test(x));
+    out += `options ${(ndotsSet ? [...options] : [...options, 'ndots:0']).join(' ')}\n`;
     return out;
   }
   const custom = (o.dns?.length ?? 0) + (o.dnsSearch?.length ?? 0) + (o.dnsOptions?.length ?? 0) > 0;

@@ -1005,6 +1005,7 @@ export class Containers implements ContainerService {
     return {
       containerId: rec.Id, name: rec.Name.slice(1), mode: rec.HostConfig.NetworkMode, networks: rec.NetworkSettings?.Networks ?? {},
       portBindings: rec.HostConfig.PortBindings, exposedPorts: rec.Config.ExposedPorts, publishAll: !!rec.HostConfig.PublishAllPorts,
+      dns: rec.HostConfig.Dns,
     };
   }
 

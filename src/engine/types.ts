@@ -547,6 +547,8 @@ export interface NetworkAttachRequest {
   portBindings: Record<string, Array<{ HostIp?: string; HostPort?: string }> | null> | null | undefined;
   exposedPorts: Record<string, unknown> | null | undefined;
   publishAll: boolean;
+  /** HostConfig.Dns: on user networks, where the embedded DNS forwards names it does not know. */
+  dns?: string[] | null;
 }
 
 export interface NetworkAttachment {
@@ -605,6 +607,8 @@ export interface RunStepOptions {
   /** Host directories to bind into the step (RUN --mount=type=cache|bind); never part of the layer. */
   binds: Array<{ source: string; target: string; readonly: boolean }>;
   extraHosts: string[];
+  /** The step container's HostConfig.NetworkMode: `default` (the default bridge, as the classic builder), host, none or a network. */
+  network: string;
   onStart: (containerId: string) => void;
   onOutput: (data: Buffer, stream: 'stdout' | 'stderr') => void;
 }
@@ -669,7 +673,7 @@ export interface BuildRequest {
   quiet: boolean;
   labels: Record<string, string>;
   squash: boolean;
-  /** Accepted for the protocol: RUN steps use the none network (intermediate containers are always removed: rm/forcerm). */
+  /** `networkmode`: the RUN steps' network ('' / default: the default bridge; host, none, a user network). Intermediate containers are always removed (rm/forcerm). */
   networkMode: string;
   platform: string;
   /** `host:ip` entries for the RUN steps' /etc/hosts. */

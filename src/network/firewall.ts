@@ -58,6 +58,10 @@ export class Firewall {
       '    type nat hook postrouting priority srcnat; policy accept;',
       // Published ports reached from the host's loopback: the container can not answer 127.0.0.1.
       ...bridges.map((b) => `    oifname "${b.bridge}" ip saddr 127.0.0.0/8 masquerade`),
+      // Hairpin: a container reaching a published port of its own network through the host's address or the
+      // gateway is DNATed back out of the same bridge (bridged at L2 when br_netfilter is loaded, hence no
+      // iifname here); the reply must come back through the host, as Docker's.
+      ...bridges.map((b) => `    oifname "${b.bridge}" ip saddr ${b.subnet} ct status dnat masquerade`),
       ...bridges.filter((b) => !b.internal).map((b) => `    ip saddr ${b.subnet} oifname != "${b.bridge}" masquerade`),
       '  }',
       '  chain forward {',

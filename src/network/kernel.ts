@@ -63,6 +63,14 @@ export function plugVeth(o: { hostVeth: string; ifName: string; netns: string; b
   }
 }
 
+/**
+ * Lets the bridge send a frame back out of the port it came in on: a container reaching its own
+ * published port through the host is DNATed to itself, and with br_netfilter that is bridged at L2.
+ */
+export function setHairpin(hostVeth: string): void {
+  writeSysctl(`/sys/class/net/${hostVeth}/brport/hairpin_mode`, '1');
+}
+
 /** Removes a link by name; false when there was none. */
 export function deleteLink(name: string): boolean {
   return sys().linkDelete(name);

@@ -22,10 +22,10 @@ import { Firewall, type PortRule } from './firewall';
 import {
   AddressPool, cidrString, contains, ipToInt, intToIp, macForIp, overlaps, parseCidr, pickSubnet, poolCandidates, type Cidr,
 } from './ipam';
-import { createBridge, createNetns, deleteLink, hostLinks, plugVeth, removeNetns, writeSysctl } from './kernel';
+import { createBridge, createNetns, deleteLink, hostLinks, plugVeth, removeNetns, setHairpin, writeSysctl } from './kernel';
 import { PortHolder, portRequests, portsView } from './ports';
 import { NetworkStore, type EndpointRecord, type NetworkRecord, type SandboxRecord } from './store';
-import { EmbeddedDns } from './dns';
+import { addressBytes, EmbeddedDns, type DnsRecord } from './dns';
 
 const PREDEFINED = ['bridge', 'host', 'none'];
 const LIST_FILTERS = new Set(['dangling', 'driver', 'id', 'label', 'name', 'scope', 'type']);
@@ -101,6 +101,7 @@ export class Networks implements NetworkService {
     for (const sb of await this.store.loadSandboxes()) {
       if (running.has(sb.containerId)) {
         this.sandboxes.set(sb.containerId, sb);
+        this.dns.changed();
         for (const ep of sb.endpoints) this.nets.get(ep.networkId)?.pool?.reserve(ep.ip);
         await this.ports.rehold(sb.containerId, sb.ports);
         this.dns.serve(sb);
@@ -404,6 +405,7 @@ export class Networks implements NetworkService {
     }
     const sb: SandboxRecord = {
       containerId: req.containerId, name: req.name, netns: path.join(this.netnsDir, req.containerId.slice(0, 12)), endpoints: [], ports: [],
+      dns: req.dns?.length ? [...req.dns] : undefined,
     };
     return this.serial(async () => {
       const names = Object.keys(req.networks);
@@ -429,8 +431,10 @@ export class Networks implements NetworkService {
         if (reqs.length) {
           sb.ports = await this.ports.hold(req.containerId, req.name, sb.endpoints[0]!.endpointId, reqs);
           await this.store.saveSandbox(sb);
+          if (sb.ports.length) setHairpin(sb.endpoints[0]!.hostVeth);
         }
         this.sandboxes.set(req.containerId, sb);
+        this.dns.changed();
         if (sb.ports.length) await this.syncFirewall();
         if (nets.some((n) => n.rec.Name !== 'bridge')) this.dns.serve(sb);
         for (const n of nets) this.events.emitEvent('network', 'connect', n.rec.Id, { container: req.containerId, name: n.rec.Name, type: n.rec.Driver });
@@ -496,6 +500,7 @@ export class Networks implements NetworkService {
     if (!sb) return Promise.resolve();
     this.sandboxes.delete(containerId);
     this.dns.forget(sb);
+    this.dns.changed();
     this.ports.release(containerId);
     for (const ep of sb.endpoints) {
       const n = this.nets.get(ep.networkId);
@@ -509,6 +514,7 @@ export class Networks implements NetworkService {
   private async teardown(sb: SandboxRecord): Promise<void> {
     this.sandboxes.delete(sb.containerId);
     this.dns.forget(sb);
+    this.dns.changed();
     this.ports.release(sb.containerId);
     for (const ep of sb.endpoints) this.nets.get(ep.networkId)?.pool?.release(ep.ip);
     // No RTM_DELLINK here: deleting a veth blocks the caller 10-60 ms (the kernel waits for an RCU grace
@@ -543,6 +549,7 @@ export class Networks implements NetworkService {
         await this.store.saveSandbox(sb).catch(() => undefined);
         throw err;
       }
+      this.dns.changed();
       if (n.rec.Name !== 'bridge') this.dns.serve(sb);
       this.events.emitEvent('network', 'connect', n.rec.Id, { container: containerId, name: n.rec.Name, type: n.rec.Driver });
       return settingsOf(sb, req, sb.ports, this).Networks[n.rec.Name];
@@ -559,6 +566,7 @@ export class Networks implements NetworkService {
       deleteLink(ep.hostVeth);
       n.pool?.release(ep.ip);
       sb.endpoints = sb.endpoints.filter((e) => e !== ep);
+      this.dns.changed();
       await this.store.saveSandbox(sb);
       this.dns.serve(sb);
     });
@@ -583,31 +591,36 @@ export class Networks implements NetworkService {
   netPrefix(id: string): number { return this.nets.get(id)?.subnet?.prefix ?? 0; }
   netGateway(id: string): string { return this.nets.get(id)?.rec.IPAM.Config[0]?.Gateway ?? ''; }
 
-  /** What the embedded DNS answers inside one namespace: names on the networks it shares. */
-  private resolverView(netns: string): Map<string, string> {
-    const names = new Map<string, string>();
-    const self = [...this.sandboxes.values()].find((s) => s.netns === netns);
+  /**
+   * What the embedded DNS answers inside one namespace: names on the networks it shares
+   * (built once per membership change: EmbeddedDns keeps it until changed()).
+   */
+  private resolverView(netns: string): Map<string, DnsRecord> {
+    const names = new Map<string, DnsRecord>();
+    let self: SandboxRecord | undefined;
+    for (const s of this.sandboxes.values()) if (s.netns === netns) self = s;
     if (!self) return names;
     const mine = new Set(self.endpoints.map((e) => e.networkId).filter((id) => this.nets.get(id)?.rec.Name !== 'bridge'));
+    const add = (name: string, ep: EndpointRecord) => {
+      const key = name.toLowerCase();
+      if (!names.has(key)) names.set(key, { v4: addressBytes(ep.ip), v6: ep.ip6 ? addressBytes(ep.ip6) : undefined });
+    };
     // Links on user networks are aliases the linking container alone resolves: `target[:alias]`.
     for (const ep of self.endpoints) {
       if (!mine.has(ep.networkId)) continue;
       for (const link of ep.links ?? []) {
         const [target, alias] = link.replace(/^\//, '').split(':');
         const other = [...this.sandboxes.values()].find((s) => s.name === target || s.containerId.startsWith(target!));
-        const ip = other?.endpoints.find((e) => e.networkId === ep.networkId)?.ip;
-        if (!ip) continue;
-        names.set(target!.toLowerCase(), ip);
-        if (alias) names.set(alias.replace(/^.*\//, '').toLowerCase(), ip);
+        const oep = other?.endpoints.find((e) => e.networkId === ep.networkId);
+        if (!oep) continue;
+        add(target!, oep);
+        if (alias) add(alias.replace(/^.*\//, ''), oep);
       }
     }
     for (const sb of this.sandboxes.values()) {
       for (const ep of sb.endpoints) {
         if (!mine.has(ep.networkId)) continue;
-        for (const name of [sb.name, sb.containerId.slice(0, 12), ...ep.aliases]) {
-          const key = name.toLowerCase();
-          if (!names.has(key)) names.set(key, ep.ip);
-        }
+        for (const name of [sb.name, sb.containerId.slice(0, 12), ...ep.aliases]) add(name, ep);
       }
     }
     return names;

@@ -41,6 +41,8 @@ export interface EndpointRecord {
   /** Host end of the veth pair. */
   hostVeth: string;
   ip: string;
+  /** IPv6 address on a network with EnableIPv6. */
+  ip6?: string;
   mac: string;
   aliases: string[];
   /** --ip / --ip-range request as given (IPAMConfig in inspect). */
@@ -62,6 +64,8 @@ export interface SandboxRecord {
   netns: string;
   endpoints: EndpointRecord[];
   ports: PortRecord[];
+  /** The container's own `--dns` servers: the embedded DNS forwards its other names there. */
+  dns?: string[];
 }
 
 export class NetworkStore {

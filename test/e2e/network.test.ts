@@ -21,22 +21,33 @@ import { busyboxDaemonForFile, networkObjectsOf, ok, waitFor } from '../helpers/
 
 /** A 127.0.0.0/8 address for the fake upstream DNS server (port 53, as the daemon forwards there). */
 const upstreamIp = `127.88.${Math.floor(Math.random() * 250) + 1}.1`;
+/** A second fake server, named only by one container's `--dns`. */
+const ownUpstreamIp = upstreamIp.replace(/\.1$/, '.2');
 const d = busyboxDaemonForFile({ config: { dns: [upstreamIp] } });
 const berth = (...args: string[]) => d.cli(args);
 const docker = (...args: string[]) => d.docker(args);
 
-let upstream: dgram.Socket;
-before(async () => {
-  upstream = dgram.createSocket('udp4');
-  upstream.on('message', (msg, rinfo) => {
+/** A fake upstream DNS server on ip:53 that knows one name. */
+async function fakeUpstream(ip: string, name: string, address: string): Promise<dgram.Socket> {
+  const sock = dgram.createSocket('udp4');
+  sock.on('message', (msg, rinfo) => {
     const q = dnsPacket.decode(msg);
-    const answers = q.questions?.[0]?.name === 'upstream.example' && q.questions[0].type === 'A'
-      ? [{ type: 'A' as const, name: 'upstream.example', ttl: 60, data: '10.9.9.9' }] : [];
-    upstream.send(dnsPacket.encode({ id: q.id, type: 'response', flags: dnsPacket.RECURSION_AVAILABLE, questions: q.questions, answers }), rinfo.port, rinfo.address);
+    const answers = q.questions?.[0]?.name === name && q.questions[0].type === 'A'
+      ? [{ type: 'A' as const, name, ttl: 60, data: address }] : [];
+    const known = q.questions?.[0]?.name === name;
+    // NXDOMAIN (rcode 3) for names it does not know, as a real server answers.
+    sock.send(dnsPacket.encode({ id: q.id, type: 'response', flags: dnsPacket.RECURSION_AVAILABLE | (known ? 0 : 3), questions: q.questions, answers }), rinfo.port, rinfo.address);
   });
-  await new Promise<void>((r) => upstream.bind(53, upstreamIp, r));
+  await new Promise<void>((r) => sock.bind(53, ip, r));
+  return sock;
+}
+
+const upstreams: dgram.Socket[] = [];
+before(async () => {
+  upstreams.push(await fakeUpstream(upstreamIp, 'upstream.example', '10.9.9.9'));
+  upstreams.push(await fakeUpstream(ownUpstreamIp, 'own.example', '10.8.8.8'));
 });
-after(() => upstream?.close());
+after(() => { for (const u of upstreams) u.close(); });
 
 /** IPv4 routes of the host, to pick test subnets no route uses. */
 function routes(): Array<[number, number]> {
@@ -282,6 +293,65 @@ test('published ports: every -p form, -P, port and ps; a clash is refused; serve
 
   ok(await berth('rm', '-f', 'web', 'webp'));
   await assert.rejects(httpGet(`http://127.0.0.1:${p1}/`));
+});
+
+test('--dns on a user network: the embedded DNS forwards to the container\'s own servers; --dns-search and --dns-option in resolv.conf', async () => {
+  const { subnet } = freeSubnet();
+  ok(await berth('network', 'create', '--subnet', subnet, 'dns-net'));
+  ok(await berth('run', '-d', '--name', 'dns-peer', '--network', 'dns-net', 'busybox', 'sleep', '300'));
+  const conf = ok(await docker('run', '--rm', '--network', 'dns-net', '--dns', ownUpstreamIp, '--dns-search', 'corp.example',
+    '--dns-option', 'ndots:3', '--dns-option', 'timeout:2', 'busybox', 'cat', '/etc/resolv.conf')).stdout;
+  assert.equal(conf, 'nameserver 127.0.0.11\nsearch corp.example\noptions ndots:3 timeout:2\n',
+    'the embedded server (not the --dns one), the search list, and the user\'s ndots kept as Docker keeps it');
+  const out = ok(await docker('run', '--rm', '--network', 'dns-net', '--dns', ownUpstreamIp, 'busybox', 'sh', '-c',
+    'nslookup own.example; nslookup dns-peer; nslookup upstream.example || echo upstream-not-asked')).stdout;
+  assert.match(out, /Name:\s+own\.example\nAddress: 10\.8\.8\.8/);
+  assert.match(out, /Name:\s+dns-peer\nAddress: \d+\.\d+\.\d+\.\d+/, 'container names are still answered by the embedded DNS');
+  assert.match(out, /upstream-not-asked/, 'daemon.json dns is not asked when the container names its own servers');
+  // Without --dns: daemon.json `dns`, and ndots:0 by default.
+  const plain = ok(await berth('run', '--rm', '--network', 'dns-net', 'busybox', 'sh', '-c', 'grep options /etc/resolv.conf; nslookup upstream.example')).stdout;
+  assert.match(plain, /^options ndots:0$/m);
+  assert.match(plain, /Name:\s+upstream\.example\nAddress: 10\.9\.9\.9/);
+  ok(await berth('rm', '-f', 'dns-peer'));
+  ok(await berth('network', 'rm', 'dns-net'));
+});
+
+test('hairpin: a container reaches its own published port through the gateway, as on Docker', async () => {
+  const port = await freePort();
+  ok(await berth('run', '-d', '--name', 'hairpin', '-p', `${port}:80`, 'busybox', 'sh', '-c',
+    'mkdir -p /w && echo hairpin-ok > /w/index.html && exec httpd -f -p 80 -h /w'));
+  await served(`http://127.0.0.1:${port}/`);
+  const gw = ok(await berth('inspect', '-f', '{{.NetworkSettings.Gateway}}', 'hairpin')).stdout.trim();
+  // (busybox wget -T crashes in this busybox: no -T here.)
+  assert.equal(ok(await berth('exec', 'hairpin', 'wget', '-qO-', `http://${gw}:${port}/`)).stdout, 'hairpin-ok\n');
+  // Another container of the same network, the same way.
+  assert.equal(ok(await berth('run', '--rm', 'busybox', 'wget', '-qO-', `http://${gw}:${port}/`)).stdout, 'hairpin-ok\n');
+  ok(await berth('rm', '-f', 'hairpin'));
+});
+
+test('docker build --network: RUN steps on a user network, on none, and on the default bridge', async () => {
+  const build = (...args: string[]) => d.docker(['build', ...args], { env: { DOCKER_BUILDKIT: '0' }, timeoutMs: 120_000 });
+  const { subnet } = freeSubnet();
+  ok(await berth('network', 'create', '--subnet', subnet, 'build-net'));
+  ok(await berth('run', '-d', '--name', 'build-target', 'busybox', 'sleep', '300'));
+  ok(await berth('network', 'connect', '--alias', 'pingtarget.docker', 'build-net', 'build-target'));
+  const dir = fs.mkdtempSync('/tmp/bt-netbuild-');
+  try {
+    fs.writeFileSync(`${dir}/Dockerfile`, 'FROM busybox\nRUN ping -c1 -W2 pingtarget.docker\n');
+    const onNet = ok(await build('--network', 'build-net', '-t', 'netbuild:1', dir));
+    assert.match(onNet.stdout, /1 packets received/);
+    const none = await build('--network', 'none', '--no-cache', '-t', 'netbuild:2', dir);
+    assert.notEqual(none.code, 0);
+    assert.match(none.stderr, /returned a non-zero code: 1/);
+    // The default (bridge, as dockerd's classic builder): an eth0 with the bridge's default route.
+    fs.writeFileSync(`${dir}/Dockerfile`, 'FROM busybox\nRUN ip route | grep "^default via"\n');
+    assert.match(ok(await build('-t', 'netbuild:3', dir)).stdout, /default via \d+\.\d+\.\d+\.\d+ dev eth0/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  ok(await berth('rm', '-f', 'build-target'));
+  ok(await berth('network', 'rm', 'build-net'));
+  ok(await berth('rmi', 'netbuild:1', 'netbuild:3'));
 });
 
 test('nothing is left on the host: no veth, namespace or port rule once the containers are gone', async () => {
