@@ -17,6 +17,9 @@
  *   false when there was none.
  * - netnsSocket(netnsPath, stream, addr, port): a bound (and for stream, listening)
  *   non-blocking socket inside the namespace, for the embedded DNS server.
+ * - addr6Add(netnsPath, ifName, addr, prefixLen, gateway): an IPv6 address on a link (host
+ *   namespace when netnsPath is null), without duplicate address detection (usable at once,
+ *   as Docker adds it), and a default route through gateway when one is given.
  *
  * Errors throw an Error with `code` (e.g. "EEXIST"), `errno` and `syscall`.
  */
@@ -25,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>
+#include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -373,6 +377,66 @@ static napi_value js_netns_socket(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* Adds an IPv6 address (IFA_F_NODAD) and optionally a default route, on the current namespace. */
+static int addr6_add(const char *ifname, const struct in6_addr *addr, int prefix, const struct in6_addr *gw) {
+  unsigned int index = if_nametoindex(ifname);
+  if (!index) return errno;
+  struct nlreq req;
+  memset(&req, 0, sizeof req);
+  struct nlmsghdr *nh = &req.u.nh;
+  nh->nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
+  nh->nlmsg_type = RTM_NEWADDR;
+  nh->nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
+  struct ifaddrmsg *ifa = NLMSG_DATA(nh);
+  ifa->ifa_family = AF_INET6;
+  ifa->ifa_prefixlen = (unsigned char)prefix;
+  ifa->ifa_flags = IFA_F_NODAD;
+  ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+  ifa->ifa_index = index;
+  add_attr(nh, IFA_LOCAL, addr, sizeof *addr);
+  add_attr(nh, IFA_ADDRESS, addr, sizeof *addr);
+  uint32_t flags = IFA_F_NODAD;
+  add_attr(nh, IFA_FLAGS, &flags, sizeof flags);
+  int err = nl_talk(nh);
+  if (err || !gw) return err;
+  memset(&req, 0, sizeof req);
+  nh->nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg));
+  nh->nlmsg_type = RTM_NEWROUTE;
+  nh->nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
+  struct rtmsg *rtm = NLMSG_DATA(nh);
+  rtm->rtm_family = AF_INET6;
+  rtm->rtm_table = RT_TABLE_MAIN;
+  rtm->rtm_protocol = RTPROT_BOOT;
+  rtm->rtm_scope = RT_SCOPE_UNIVERSE;
+  rtm->rtm_type = RTN_UNICAST;
+  add_attr(nh, RTA_GATEWAY, gw, sizeof *gw);
+  uint32_t oif = index;
+  add_attr(nh, RTA_OIF, &oif, sizeof oif);
+  return nl_talk(nh);
+}
+
+static napi_value js_addr6_add(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  char ns[4096], ifname[IFNAMSIZ + 1], addr[64], gw[64];
+  int32_t prefix;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5 || str_arg(env, argv[0], ns, sizeof ns) || str_arg(env, argv[1], ifname, sizeof ifname) || !ifname[0] ||
+      str_arg(env, argv[2], addr, sizeof addr) || !addr[0] || int_arg(env, argv[3], &prefix) || str_arg(env, argv[4], gw, sizeof gw))
+    return bad_args(env, "addr6Add(netnsPath, ifName, addr, prefixLen, gateway)");
+  struct in6_addr a, g;
+  if (inet_pton(AF_INET6, addr, &a) != 1 || (gw[0] && inet_pton(AF_INET6, gw, &g) != 1) || prefix < 0 || prefix > 128)
+    return bad_args(env, "addr6Add: bad IPv6 address or prefix length");
+  int back = -1;
+  const char *failed = NULL;
+  int err = 0;
+  if (ns[0] && (err = enter_netns(ns, &back, &failed))) return throw_errno(env, err, failed, ns);
+  err = addr6_add(ifname, &a, prefix, gw[0] ? &g : NULL);
+  if (back >= 0) leave_netns(back);
+  if (err) return throw_errno(env, err, "rtnetlink(RTM_NEWADDR/RTM_NEWROUTE inet6)", ifname);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "netnsCreate", NULL, js_netns_create, NULL, NULL, NULL, napi_default, NULL },
@@ -381,6 +445,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "netnsConfigure", NULL, js_netns_configure, NULL, NULL, NULL, napi_default, NULL },
     { "linkDelete", NULL, js_link_delete, NULL, NULL, NULL, napi_default, NULL },
     { "netnsSocket", NULL, js_netns_socket, NULL, NULL, NULL, napi_default, NULL },
+    { "addr6Add", NULL, js_addr6_add, NULL, NULL, NULL, napi_default, NULL },
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

@@ -68,7 +68,7 @@ leaks() {
   while read -r tag; do
     [ -n "$tag" ] || continue
     ls /sys/class/net | grep -E "^[bv]$tag" || true
-    nft list tables ip 2>/dev/null | grep -F "table ip berth-$tag" || true
+    nft list tables 2>/dev/null | grep -E "^table ip6? berth-$tag\$" || true
   done < "$BERTH_NET_TAGS" | sort
 }
 export BERTH_NET_TAGS

@@ -17,6 +17,8 @@ import { internal } from '../common/errors';
 export interface BridgeRules {
   bridge: string;
   subnet: string;
+  /** IPv6 subnet of a network with EnableIPv6. */
+  subnet6?: string;
   internal: boolean;
 }
 
@@ -74,8 +76,38 @@ export class Firewall {
       ]),
       '  }',
       '}',
+      ...this.render6(bridges),
     ];
     return lines.join('\n') + '\n';
+  }
+
+  /**
+   * The IPv6 table (`ip6 berth-<tag>`), present only while a network has IPv6: outbound NAT of its
+   * subnets and the same isolation as IPv4. Published ports stay IPv4.
+   */
+  private render6(bridges: BridgeRules[]): string[] {
+    const t = this.table;
+    const v6 = bridges.filter((b) => b.subnet6);
+    const lines = [`table ip6 ${t} {}`, `delete table ip6 ${t}`];
+    if (!v6.length) return lines;
+    const wild = `"${this.bridgePrefix}*"`;
+    return [
+      ...lines,
+      `table ip6 ${t} {`,
+      '  chain postrouting {',
+      '    type nat hook postrouting priority srcnat; policy accept;',
+      ...v6.filter((b) => !b.internal).map((b) => `    ip6 saddr ${b.subnet6} oifname != "${b.bridge}" masquerade`),
+      '  }',
+      '  chain forward {',
+      '    type filter hook forward priority filter; policy accept;',
+      ...v6.map((b) => `    iifname "${b.bridge}" oifname ${wild} oifname != "${b.bridge}" drop`),
+      ...v6.filter((b) => b.internal).flatMap((b) => [
+        `    iifname "${b.bridge}" oifname != "${b.bridge}" drop`,
+        `    oifname "${b.bridge}" iifname != "${b.bridge}" drop`,
+      ]),
+      '  }',
+      '}',
+    ];
   }
 
   /** Replaces the table (serialised; skipped when nothing changed). */
@@ -93,7 +125,7 @@ export class Firewall {
   /** Removes the table (the last network went, or cleanup). */
   async remove(): Promise<void> {
     const run = this.queue.then(async () => {
-      await this.load(`table ip ${this.table} {}\ndelete table ip ${this.table}\n`);
+      await this.load(`table ip ${this.table} {}\ndelete table ip ${this.table}\ntable ip6 ${this.table} {}\ndelete table ip6 ${this.table}\n`);
       this.last = '';
     });
     this.queue = run.catch(() => undefined);

@@ -51,10 +51,12 @@ export function size(c: Cidr): number {
   return 2 ** (32 - c.prefix);
 }
 
-/** IPv4 routes of the host's main table (/proc/net/route), read without spawning ip(8). */
-export function hostRoutes(): Cidr[] {
-  let text = '';
-  try { text = fs.readFileSync('/proc/net/route', 'utf8'); } catch { return []; }
+/** IPv4 routes of the host's main table (/proc/net/route, or its text), read without spawning ip(8). */
+export function hostRoutes(procText?: string): Cidr[] {
+  let text = procText ?? '';
+  if (procText === undefined) {
+    try { text = fs.readFileSync('/proc/net/route', 'utf8'); } catch { return []; }
+  }
   const out: Cidr[] = [];
   for (const line of text.split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
@@ -96,8 +98,8 @@ export function poolCandidates(start: number, pools?: Array<{ base: string; size
 }
 
 /** The first candidate that overlaps no host route, no existing network and not docker0. */
-export function pickSubnet(candidates: Cidr[], taken: Cidr[]): Cidr | undefined {
-  const busy = [...taken, ...hostRoutes(), DOCKER0];
+export function pickSubnet(candidates: Cidr[], taken: Cidr[], routes: Cidr[] = hostRoutes()): Cidr | undefined {
+  const busy = [...taken, ...routes, DOCKER0];
   return candidates.find((c) => !busy.some((t) => overlaps(c, t)));
 }
 

@@ -13,6 +13,7 @@ interface BerthNet {
   netnsConfigure(netnsPath: string, ifName: string, mac: string | null, addr: string, prefixLen: number, gateway: string | null): void;
   linkDelete(name: string, netnsPath?: string | null): boolean;
   netnsSocket(netnsPath: string, stream: boolean, addr: string, port: number): number;
+  addr6Add(netnsPath: string | null, ifName: string, addr: string, prefixLen: number, gateway: string | null): void;
 }
 
 let addon: BerthNet | undefined;
@@ -69,6 +70,11 @@ export function plugVeth(o: { hostVeth: string; ifName: string; netns: string; b
  */
 export function setHairpin(hostVeth: string): void {
   writeSysctl(`/sys/class/net/${hostVeth}/brport/hairpin_mode`, '1');
+}
+
+/** An IPv6 address on a link (inside `netns`, or the host's when null), usable at once (no DAD); a default route through `gateway`. */
+export function addAddress6(netns: string | null, ifName: string, addr: string, prefixLen: number, gateway: string | null): void {
+  sys().addr6Add(netns, ifName, addr, prefixLen, gateway);
 }
 
 /** Removes a link by name; false when there was none. */

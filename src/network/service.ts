@@ -22,9 +22,12 @@ import { Firewall, type PortRule } from './firewall';
 import {
   AddressPool, cidrString, contains, ipToInt, intToIp, macForIp, overlaps, parseCidr, pickSubnet, poolCandidates, type Cidr,
 } from './ipam';
-import { createBridge, createNetns, deleteLink, hostLinks, plugVeth, removeNetns, setHairpin, writeSysctl } from './kernel';
+import {
+  AddressPool6, bigToIp6, cidr6String, contains6, ip6ToBig, overlaps6, parseCidr6, pickUlaSubnet, type Cidr6,
+} from './ipam6';
+import { addAddress6, createBridge, createNetns, deleteLink, hostLinks, plugVeth, removeNetns, setHairpin, writeSysctl } from './kernel';
 import { PortHolder, portRequests, portsView } from './ports';
-import { NetworkStore, type EndpointRecord, type NetworkRecord, type SandboxRecord } from './store';
+import { NetworkStore, type EndpointRecord, type IpamConfig, type NetworkRecord, type SandboxRecord } from './store';
 import { addressBytes, EmbeddedDns, type DnsRecord } from './dns';
 
 const PREDEFINED = ['bridge', 'host', 'none'];
@@ -34,6 +37,10 @@ interface Net {
   rec: NetworkRecord;
   subnet?: Cidr;
   pool?: AddressPool;
+  /** EnableIPv6: the IPv6 subnet (IPAM.Config's entry with a `:`), its gateway and addresses. */
+  subnet6?: Cidr6;
+  gateway6?: string;
+  pool6?: AddressPool6;
 }
 
 export class Networks implements NetworkService {
@@ -102,7 +109,10 @@ export class Networks implements NetworkService {
       if (running.has(sb.containerId)) {
         this.sandboxes.set(sb.containerId, sb);
         this.dns.changed();
-        for (const ep of sb.endpoints) this.nets.get(ep.networkId)?.pool?.reserve(ep.ip);
+        for (const ep of sb.endpoints) {
+          this.nets.get(ep.networkId)?.pool?.reserve(ep.ip);
+          if (ep.ip6) this.nets.get(ep.networkId)?.pool6?.reserve(ep.ip6);
+        }
         await this.ports.rehold(sb.containerId, sb.ports);
         this.dns.serve(sb);
       } else {
@@ -140,7 +150,14 @@ export class Networks implements NetworkService {
   private addNet(rec: NetworkRecord): Net {
     const n: Net = { rec };
     const cfg = rec.IPAM.Config[0];
-    if (cfg?.Subnet) {
+    const cfg6 = rec.EnableIPv6 ? rec.IPAM.Config.find((c) => c.Subnet.includes(':')) : undefined;
+    if (cfg6) {
+      n.subnet6 = parseCidr6(cfg6.Subnet);
+      n.gateway6 = cfg6.Gateway;
+      n.pool6 = new AddressPool6(n.subnet6, cfg6.IPRange ? parseCidr6(cfg6.IPRange) : n.subnet6);
+      if (cfg6.Gateway) n.pool6.reserve(cfg6.Gateway);
+    }
+    if (cfg?.Subnet && !cfg.Subnet.includes(':')) {
       n.subnet = parseCidr(cfg.Subnet);
       n.pool = new AddressPool(n.subnet, cfg.IPRange ? parseCidr(cfg.IPRange) : n.subnet);
       if (cfg.Gateway) n.pool.reserve(cfg.Gateway);
@@ -184,7 +201,7 @@ export class Networks implements NetworkService {
         if (ep.networkId !== n.rec.Id) continue;
         containers[sb.containerId] = {
           Name: sb.name, EndpointID: ep.endpointId, MacAddress: ep.mac,
-          IPv4Address: `${ep.ip}/${n.subnet?.prefix ?? 0}`, IPv6Address: '',
+          IPv4Address: `${ep.ip}/${n.subnet?.prefix ?? 0}`, IPv6Address: ep.ip6 ? `${ep.ip6}/${n.subnet6?.prefix ?? 64}` : '',
         };
       }
     }
@@ -238,13 +255,13 @@ export class Networks implements NetworkService {
       }
       if (driver === 'host' || driver === 'null') throw new BerthError('forbidden', `only one instance of "${driver}" network is allowed`);
       if (driver !== 'bridge') throw notFound(`could not find plugin ${driver} in v1 plugin registry: plugin not found`);
-      if (body.EnableIPv6) throw invalidArgument('IPv6 networks are not supported by this daemon');
       const ipamDriver = String(body.IPAM?.Driver || 'default');
       if (ipamDriver !== 'default') throw notFound(`could not find plugin ${ipamDriver} in v1 plugin registry: plugin not found`);
       const rec = this.newRecord(name, 'bridge');
       const configs: any[] = Array.isArray(body.IPAM?.Config) ? body.IPAM.Config : [];
       const v4 = configs.filter((c) => !String(c?.Subnet ?? '').includes(':'));
       if (v4.length > 1) throw invalidArgument('only one IPv4 subnet per network is supported');
+      const cfg6 = this.ipv6Config(!!body.EnableIPv6, configs.filter((c) => String(c?.Subnet ?? '').includes(':')));
       const others = [...this.nets.values()].map((x) => x.subnet).filter((s): s is Cidr => !!s);
       let subnet: Cidr;
       const cfg: { Subnet: string; IPRange?: string; Gateway?: string; AuxiliaryAddresses?: Record<string, string> } = { Subnet: '' };
@@ -272,7 +289,8 @@ export class Networks implements NetworkService {
         }
         cfg.AuxiliaryAddresses = Object.fromEntries(Object.entries(aux).map(([k, v]) => [k, String(v)]));
       }
-      rec.IPAM = { Driver: 'default', Options: body.IPAM?.Options ?? null, Config: [cfg] };
+      rec.IPAM = { Driver: 'default', Options: body.IPAM?.Options ?? null, Config: cfg6 ? [cfg, cfg6] : [cfg] };
+      rec.EnableIPv6 = !!cfg6;
       rec.Internal = !!body.Internal;
       rec.Attachable = !!body.Attachable;
       rec.Options = { ...(body.Options ?? {}) };
@@ -294,6 +312,39 @@ export class Networks implements NetworkService {
       this.events.emitEvent('network', 'create', rec.Id, { name, type: 'bridge' });
       return { Id: rec.Id, Warning: '' };
     });
+  }
+
+  /**
+   * The IPv6 entry of a new network's IPAM: the given subnet (checked as Docker checks the IPv4
+   * one) or, with --ipv6 alone, a ULA /64 no host route and no other network uses.
+   */
+  private ipv6Config(enabled: boolean, v6: any[]): IpamConfig | undefined {
+    if (!enabled) {
+      if (v6.length) throw invalidArgument(`IPv6 subnet ${String(v6[0].Subnet)} given, but IPv6 is not enabled on the network (--ipv6)`);
+      return undefined;
+    }
+    if (v6.length > 1) throw invalidArgument('only one IPv6 subnet per network is supported');
+    const taken = [...this.nets.values()].map((x) => x.subnet6).filter((s): s is Cidr6 => !!s);
+    let subnet: Cidr6;
+    if (v6[0]?.Subnet) {
+      subnet = parseCidr6(String(v6[0].Subnet));
+      if (subnet.prefix > 126) throw invalidArgument(`invalid subnet ${String(v6[0].Subnet)}: too small for a network`);
+      if (taken.some((o) => overlaps6(o, subnet))) throw new BerthError('forbidden', 'Pool overlaps with other one on this address space');
+    } else {
+      const got = pickUlaSubnet(taken);
+      if (!got) throw new BerthError('forbidden', 'could not find an available, non-overlapping IPv6 address pool to assign to the network');
+      subnet = got;
+    }
+    const cfg: IpamConfig = { Subnet: cidr6String(subnet) };
+    if (v6[0]?.IPRange) {
+      const range = parseCidr6(String(v6[0].IPRange), 'ip-range');
+      if (!contains6(subnet, range.base) || range.prefix < subnet.prefix) throw invalidArgument(`invalid ip-range ${String(v6[0].IPRange)}: not within subnet ${cfg.Subnet}`);
+      cfg.IPRange = cidr6String(range);
+    }
+    const gw = v6[0]?.Gateway ? String(v6[0].Gateway) : bigToIp6(subnet.base + 1n);
+    if (!contains6(subnet, ip6ToBig(gw))) throw invalidArgument(`no matching subnet for gateway ${gw}`);
+    cfg.Gateway = gw;
+    return cfg;
   }
 
   async remove(ref: string): Promise<void> {
@@ -362,6 +413,13 @@ export class Networks implements NetworkService {
       if (n.rec.Name === 'bridge') throw invalidArgument('user specified IP address is supported on user defined networks only');
       if (!n.subnet || !contains(n.subnet, ipToInt(want))) throw invalidArgument(`no configured subnet or ip-range contain the IP address ${want}`);
     }
+    const want6 = ep.IPAMConfig?.IPv6Address;
+    if (want6) {
+      if (n.rec.Name === 'bridge') throw invalidArgument('user specified IP address is supported on user defined networks only');
+      let inside = false;
+      try { inside = !!n.subnet6 && contains6(n.subnet6, ip6ToBig(want6)); } catch { /* not an address */ }
+      if (!inside) throw invalidArgument(`no configured subnet or ip-range contain the IP address ${want6}`);
+    }
     if ((ep.Aliases?.length ?? 0) > 0 && n.rec.Name === 'bridge') throw invalidArgument('network-scoped alias is supported only for containers in user defined networks');
   }
 
@@ -390,6 +448,7 @@ export class Networks implements NetworkService {
     if (!n.rec.bridge || !n.subnet) return;
     const gw = n.rec.IPAM.Config[0]?.Gateway ?? intToIp(n.subnet.base + 1);
     createBridge(n.rec.bridge, gw, n.subnet.prefix);
+    if (n.subnet6 && n.gateway6) addAddress6(null, n.rec.bridge, n.gateway6, n.subnet6.prefix, null);
     if (!n.rec.Internal && this.config.ipForward) writeSysctl('/proc/sys/net/ipv4/ip_forward', '1');
   }
 
@@ -426,6 +485,7 @@ export class Networks implements NetworkService {
           const gw = !n.rec.Internal && !gatewaySet ? n.rec.IPAM.Config[0]!.Gateway! : null;
           if (gw) gatewaySet = true;
           plugVeth({ hostVeth: ep.hostVeth, ifName: ep.ifName, netns: sb.netns, bridge: n.rec.bridge, mac: ep.mac, ip: ep.ip, prefixLen: n.subnet!.prefix, gateway: gw });
+          if (ep.ip6) addAddress6(sb.netns, ep.ifName, ep.ip6, n.subnet6!.prefix, gw ? n.gateway6 ?? null : null);
         }
         const reqs = portRequests(req.portBindings, req.exposedPorts, req.publishAll);
         if (reqs.length) {
@@ -459,9 +519,27 @@ export class Networks implements NetworkService {
       if (!got) throw new BerthError('forbidden', `no available IPv4 addresses on this network's address pools: ${n.rec.Name} (${n.rec.Id})`);
       ip = got;
     }
+    let ip6: string | undefined;
+    if (n.pool6) {
+      const want6 = cfg.IPAMConfig?.IPv6Address;
+      if (want6) {
+        if (n.pool6.has(want6)) {
+          n.pool.release(ip);
+          throw new BerthError('forbidden', `Address already in use`);
+        }
+        n.pool6.reserve(want6);
+        ip6 = want6;
+      } else {
+        ip6 = n.pool6.allocate();
+        if (!ip6) {
+          n.pool.release(ip);
+          throw new BerthError('forbidden', `no available IPv6 addresses on this network's address pools: ${n.rec.Name} (${n.rec.Id})`);
+        }
+      }
+    }
     return {
       networkId: n.rec.Id, endpointId: randomBytes(32).toString('hex'), ifName,
-      hostVeth: this.vethName(req.containerId, n.rec.Id), ip, mac: cfg.MacAddress || macForIp(ip),
+      hostVeth: this.vethName(req.containerId, n.rec.Id), ip, ip6, mac: cfg.MacAddress || macForIp(ip),
       aliases: [...(cfg.Aliases ?? [])], ipamConfig: cfg.IPAMConfig && Object.keys(cfg.IPAMConfig).length ? cfg.IPAMConfig : null,
       links: cfg.Links?.length ? cfg.Links : null,
     };
@@ -516,7 +594,10 @@ export class Networks implements NetworkService {
     this.dns.forget(sb);
     this.dns.changed();
     this.ports.release(sb.containerId);
-    for (const ep of sb.endpoints) this.nets.get(ep.networkId)?.pool?.release(ep.ip);
+    for (const ep of sb.endpoints) {
+      this.nets.get(ep.networkId)?.pool?.release(ep.ip);
+      if (ep.ip6) this.nets.get(ep.networkId)?.pool6?.release(ep.ip6);
+    }
     // No RTM_DELLINK here: deleting a veth blocks the caller 10-60 ms (the kernel waits for an RCU grace
     // period) and this runs on the event loop. Once the namespace's last reference (its bind mount; its
     // processes are gone) is dropped, the kernel destroys the veth pair itself, in its own worker.
@@ -543,9 +624,11 @@ export class Networks implements NetworkService {
         await this.store.saveSandbox(sb);
         this.ensureBridge(n);
         plugVeth({ hostVeth: ep.hostVeth, ifName: ep.ifName, netns: sb.netns, bridge: n.rec.bridge, mac: ep.mac, ip: ep.ip, prefixLen: n.subnet!.prefix, gateway: null });
+        if (ep.ip6) addAddress6(sb.netns, ep.ifName, ep.ip6, n.subnet6!.prefix, null);
       } catch (err) {
         sb.endpoints.pop();
         n.pool?.release(ep.ip);
+        if (ep.ip6) n.pool6?.release(ep.ip6);
         await this.store.saveSandbox(sb).catch(() => undefined);
         throw err;
       }
@@ -565,6 +648,7 @@ export class Networks implements NetworkService {
       if (!sb || !ep) return;
       deleteLink(ep.hostVeth);
       n.pool?.release(ep.ip);
+      if (ep.ip6) n.pool6?.release(ep.ip6);
       sb.endpoints = sb.endpoints.filter((e) => e !== ep);
       this.dns.changed();
       await this.store.saveSandbox(sb);
@@ -590,6 +674,10 @@ export class Networks implements NetworkService {
   netName(id: string): string { return this.nets.get(id)?.rec.Name ?? ''; }
   netPrefix(id: string): number { return this.nets.get(id)?.subnet?.prefix ?? 0; }
   netGateway(id: string): string { return this.nets.get(id)?.rec.IPAM.Config[0]?.Gateway ?? ''; }
+  netIpv6(id: string): { gateway: string; prefix: number } {
+    const n = this.nets.get(id);
+    return { gateway: n?.gateway6 ?? '', prefix: n?.subnet6?.prefix ?? 0 };
+  }
 
   /**
    * What the embedded DNS answers inside one namespace: names on the networks it shares
@@ -627,7 +715,9 @@ export class Networks implements NetworkService {
   }
 
   private async syncFirewall(): Promise<void> {
-    const bridges = [...this.nets.values()].filter((n) => n.rec.bridge && n.subnet).map((n) => ({ bridge: n.rec.bridge, subnet: cidrString(n.subnet!), internal: n.rec.Internal }));
+    const bridges = [...this.nets.values()].filter((n) => n.rec.bridge && n.subnet).map((n) => ({
+      bridge: n.rec.bridge, subnet: cidrString(n.subnet!), subnet6: n.subnet6 ? cidr6String(n.subnet6) : undefined, internal: n.rec.Internal,
+    }));
     const rules: PortRule[] = [];
     for (const sb of this.sandboxes.values()) {
       const ep = sb.endpoints[0];
@@ -647,11 +737,12 @@ function settingsOf(sb: SandboxRecord | undefined, req: NetworkAttachRequest, po
     const name = svc.netName(ep.networkId);
     const gw = svc.netGateway(ep.networkId);
     const prefix = svc.netPrefix(ep.networkId);
+    const v6 = svc.netIpv6(ep.networkId);
     networks[name] = {
       ...(networks[name] ?? {}),
       IPAMConfig: ep.ipamConfig, Links: ep.links, Aliases: ep.aliases.length ? ep.aliases : null, MacAddress: ep.mac, DriverOpts: networks[name]?.DriverOpts ?? null,
       NetworkID: ep.networkId, EndpointID: ep.endpointId, Gateway: gw, IPAddress: ep.ip, IPPrefixLen: prefix,
-      IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0,
+      IPv6Gateway: ep.ip6 ? v6.gateway : '', GlobalIPv6Address: ep.ip6 ?? '', GlobalIPv6PrefixLen: ep.ip6 ? v6.prefix : 0,
       DNSNames: name === 'bridge' ? null : [req.name, req.containerId.slice(0, 12), ...ep.aliases],
     };
     if (name === 'bridge') top = { EndpointID: ep.endpointId, Gateway: gw, IPAddress: ep.ip, IPPrefixLen: prefix, MacAddress: ep.mac };

@@ -537,18 +537,20 @@ export function networkTagOf(dataRoot: string): string {
 }
 
 /** Links (`b<tag>…` bridges, `v<tag>…` veths) and the `berth-<tag>` nftables table of one data root. */
-export function networkObjectsOf(dataRoot: string): { links: string[]; table: boolean } {
+export function networkObjectsOf(dataRoot: string): { links: string[]; table: boolean; table6: boolean } {
   const tag = networkTagOf(dataRoot);
   const links = entriesOf('/sys/class/net').map((e) => e.name).filter((n) => n.startsWith(`b${tag}`) || n.startsWith(`v${tag}`));
-  const tables = spawnSync('nft', ['list', 'tables', 'ip'], { encoding: 'utf8', timeout: 20_000 }).stdout ?? '';
-  return { links, table: tables.split('\n').some((l) => l.trim() === `table ip berth-${tag}`) };
+  const tables = spawnSync('nft', ['list', 'tables'], { encoding: 'utf8', timeout: 20_000 }).stdout ?? '';
+  const has = (family: string) => tables.split('\n').some((l) => l.trim() === `table ${family} berth-${tag}`);
+  return { links, table: has('ip'), table6: has('ip6') };
 }
 
 function removeNetworkObjects(dataRoot: string): void {
-  const { links, table } = networkObjectsOf(dataRoot);
+  const { links, table, table6 } = networkObjectsOf(dataRoot);
   // veths first (a bridge with ports goes too, but this keeps the order obvious)
   for (const l of links.sort((a, b) => (a[0] === 'v' ? -1 : 1) - (b[0] === 'v' ? -1 : 1))) spawnSync('ip', ['link', 'del', l], { timeout: 20_000 });
   if (table) spawnSync('nft', ['delete', 'table', 'ip', `berth-${networkTagOf(dataRoot)}`], { timeout: 20_000 });
+  if (table6) spawnSync('nft', ['delete', 'table', 'ip6', `berth-${networkTagOf(dataRoot)}`], { timeout: 20_000 });
 }
 
 /**

@@ -1,4 +1,5 @@
 // Network commands: network create, ls, inspect, rm, connect, disconnect (network prune is in prune.ts).
+import * as net from 'node:net';
 import { ApiClient, ApiError, CliError, filtersParam } from '../client';
 import type { CommandDef } from '../context';
 import { keyValueMap, type CommandSpec, type FlagSpec } from '../flags';
@@ -30,9 +31,23 @@ const create: CommandDef = {
     if (gateways.length > subnets.length || ranges.length > subnets.length) {
       throw new CliError('Error: every ip-range or gateway must have a corresponding subnet', 1);
     }
-    const config = subnets.map((s, i) => ({
-      Subnet: s, ...(ranges[i] ? { IPRange: ranges[i] } : {}), ...(gateways[i] ? { Gateway: gateways[i] } : {}),
-    }));
+    // As the docker CLI: each gateway and ip-range goes with the subnet that contains it (IPv4 and IPv6 mixed).
+    const config: Array<{ Subnet: string; IPRange?: string; Gateway?: string }> = subnets.map((s) => ({ Subnet: s }));
+    const owner = (addr: string, what: string) => {
+      const i = subnets.findIndex((s) => subnetContains(s, addr));
+      if (i < 0) throw new CliError(`Error: no matching subnet for ${what} ${addr}`, 1);
+      return config[i]!;
+    };
+    for (const r of ranges) {
+      const c = owner(r.split('/')[0]!, 'range');
+      if (c.IPRange) throw new CliError(`Error: cannot configure multiple ranges (${r}, ${c.IPRange}) on the same subnet (${c.Subnet})`, 1);
+      c.IPRange = r;
+    }
+    for (const g of gateways) {
+      const c = owner(g, 'gateway');
+      if (c.Gateway) throw new CliError(`Error: cannot configure multiple gateways (${g}, ${c.Gateway}) for the same subnet (${c.Subnet})`, 1);
+      c.Gateway = g;
+    }
     const api = await ctx.api();
     const r = await api.json('POST', '/networks/create', {
       body: {
@@ -124,6 +139,7 @@ const connect: CommandDef = {
     { long: 'alias', kind: 'list', usage: 'Add network-scoped alias for the container' },
     { long: 'driver-opt', kind: 'list', usage: 'driver options for the network' },
     { long: 'ip', kind: 'string', usage: 'IPv4 address (e.g., "172.30.100.104")' },
+    { long: 'ip6', kind: 'string', usage: 'IPv6 address (e.g., "2001:db8::33")' },
     { long: 'link', kind: 'list', usage: 'Add link to another container' },
   ], { minArgs: 2, maxArgs: 2 }),
   async run(ctx, p) {
@@ -133,7 +149,7 @@ const connect: CommandDef = {
       body: {
         Container: p.args[1],
         EndpointConfig: {
-          ...(o.ip ? { IPAMConfig: { IPv4Address: o.ip } } : {}),
+          ...(o.ip || o.ip6 ? { IPAMConfig: { ...(o.ip ? { IPv4Address: o.ip } : {}), ...(o.ip6 ? { IPv6Address: o.ip6 } : {}) } } : {}),
           Aliases: (o.alias as string[]).length ? o.alias : null,
           Links: (o.link as string[]).length ? o.link : null,
           DriverOpts: keyValueMap(o['driver-opt']),
@@ -156,3 +172,14 @@ const disconnect: CommandDef = {
 };
 
 export const defs: Record<string, CommandDef> = { create, ls, inspect, rm, connect, disconnect };
+
+/** Whether `addr` lies in `cidr` (either family); false for text that is not an address or a CIDR. */
+function subnetContains(cidr: string, addr: string): boolean {
+  const [base, bits] = cidr.split('/');
+  const family = net.isIP(base ?? '');
+  if (!family || family !== net.isIP(addr) || !/^\d+$/.test(bits ?? '')) return false;
+  const list = new net.BlockList();
+  const type = family === 4 ? 'ipv4' : 'ipv6';
+  try { list.addSubnet(base!, Number(bits), type); } catch { return false; }
+  return list.check(addr, type);
+}

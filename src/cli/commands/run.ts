@@ -69,6 +69,7 @@ const commonFlags: FlagSpec[] = [
   { long: 'network', kind: 'string', valueName: 'network', usage: 'Connect a container to a network' },
   { long: 'network-alias', kind: 'list', usage: 'Add network-scoped alias for the container' },
   { long: 'ip', kind: 'string', usage: 'IPv4 address (e.g., 172.30.100.104)' },
+  { long: 'ip6', kind: 'string', usage: 'IPv6 address (e.g., 2001:db8::33)' },
   { long: 'mac-address', kind: 'string', usage: 'Container MAC address (e.g., 92:d0:c6:0a:29:33)' },
   { long: 'link', kind: 'list', usage: 'Add link to another container' },
   { long: 'net', kind: 'string', hidden: true },
@@ -481,7 +482,7 @@ export function buildCreate(o: Record<string, any>, args: string[], detach: bool
   if (o.init) hostConfig.Init = true;
 
   const endpoint = {
-    IPAMConfig: o.ip ? { IPv4Address: o.ip } : null,
+    IPAMConfig: o.ip || o.ip6 ? { ...(o.ip ? { IPv4Address: o.ip } : {}), ...(o.ip6 ? { IPv6Address: o.ip6 } : {}) } : null,
     Links: (o.link as string[]).length ? o.link : null,
     Aliases: (o['network-alias'] as string[]).length ? o['network-alias'] : null,
     MacAddress: o['mac-address'] ?? '',
