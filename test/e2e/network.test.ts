@@ -18,6 +18,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as dnsPacket from 'dns-packet';
 import { busyboxDaemonForFile, networkObjectsOf, ok, waitFor } from '../helpers/daemon';
+import { cidr6String, hostRoutes6, pickUlaSubnet } from '../../src/network/ipam6';
 
 /** A 127.0.0.0/8 address for the fake upstream DNS server (port 53, as the daemon forwards there). */
 const upstreamIp = `127.88.${Math.floor(Math.random() * 250) + 1}.1`;
@@ -352,6 +353,51 @@ test('docker build --network: RUN steps on a user network, on none, and on the d
   ok(await berth('rm', '-f', 'build-target'));
   ok(await berth('network', 'rm', 'build-net'));
   ok(await berth('rmi', 'netbuild:1', 'netbuild:3'));
+});
+
+test('IPv6: network create --ipv6 with a ULA subnet, --ip6, addresses and AAAA names between containers, inspect as Docker', async () => {
+  const ula = pickUlaSubnet([], hostRoutes6());
+  assert.ok(ula, 'a ULA /64 no host route uses');
+  const subnet = cidr6String(ula);
+  const prefix = subnet.replace(/::\/64$/, '');
+  const { subnet: subnet4 } = freeSubnet();
+  ok(await docker('network', 'create', '--ipv6', '--subnet', subnet4, '--subnet', subnet, 'v6-net'));
+  const n = JSON.parse(ok(await docker('network', 'inspect', 'v6-net')).stdout)[0];
+  assert.equal(n.EnableIPv6, true);
+  assert.deepEqual(n.IPAM.Config[1], { Subnet: subnet, Gateway: `${prefix}::1` });
+  ok(await docker('run', '-d', '--name', 'v6-a', '--network', 'v6-net', 'busybox', 'sleep', '300'));
+  const out = ok(await docker('run', '--rm', '--network', 'v6-net', '--ip6', `${prefix}::f00d`, 'busybox', 'sh', '-c',
+    'ip -6 addr show eth0; ip -6 route; ping6 -c1 -W2 v6-a && echo by-name-ok; nslookup -type=AAAA v6-a')).stdout;
+  assert.match(out, new RegExp(`inet6 ${prefix}::f00d/64 scope global`));
+  assert.match(out, new RegExp(`default via ${prefix}::1 dev eth0`));
+  assert.match(out, /^by-name-ok$/m);
+  const ins = JSON.parse(ok(await docker('inspect', 'v6-a')).stdout)[0].NetworkSettings.Networks['v6-net'];
+  assert.equal(ins.GlobalIPv6Address, `${prefix}::2`);
+  assert.equal(ins.GlobalIPv6PrefixLen, 64);
+  assert.equal(ins.IPv6Gateway, `${prefix}::1`);
+  assert.match(out, new RegExp(`Name:\\s+v6-a\\nAddress: ${prefix}::2`));
+  const members = JSON.parse(ok(await docker('network', 'inspect', '-f', '{{json .Containers}}', 'v6-net')).stdout);
+  assert.equal(Object.values<any>(members)[0].IPv6Address, `${prefix}::2/64`);
+  // The address asked for is kept in IPAMConfig (docker-py checks it there).
+  ok(await berth('create', '--name', 'v6-b', '--network', 'v6-net', '--ip6', `${prefix}::b`, 'busybox', 'true'));
+  assert.deepEqual(JSON.parse(ok(await berth('inspect', '-f', '{{json (index .NetworkSettings.Networks "v6-net").IPAMConfig}}', 'v6-b')).stdout),
+    { IPv6Address: `${prefix}::b` });
+
+  const outside = await docker('run', '--rm', '--network', 'v6-net', '--ip6', 'fd00:dead::1', 'busybox', 'true');
+  assert.equal(outside.code, 125);
+  assert.match(outside.stderr, /no configured subnet or ip-range contain the IP address fd00:dead::1/);
+  const notEnabled = await berth('network', 'create', '--subnet', 'fd00:beef::/64', 'v6-off');
+  assert.match(notEnabled.stderr, /IPv6 is not enabled on the network/);
+  const overlap = await berth('network', 'create', '--ipv6', '--subnet', `${prefix}::/80`, 'v6-overlap');
+  assert.match(overlap.stderr, /Pool overlaps with other one on this address space/);
+  // --ipv6 alone: a ULA /64 chosen by the daemon.
+  ok(await berth('network', 'create', '--ipv6', 'v6-auto'));
+  const auto = JSON.parse(ok(await berth('network', 'inspect', 'v6-auto')).stdout)[0].IPAM.Config[1].Subnet as string;
+  assert.match(auto, /^fd[0-9a-f]{2}:[0-9a-f]{1,4}:[0-9a-f]{1,4}:[0-9a-f]{1,4}::\/64$/);
+
+  ok(await berth('rm', '-f', 'v6-a', 'v6-b'));
+  ok(await berth('network', 'rm', 'v6-net', 'v6-auto'));
+  assert.equal(networkObjectsOf(d.dataRoot).table6, false, 'the ip6 table goes with the last IPv6 network');
 });
 
 test('nothing is left on the host: no veth, namespace or port rule once the containers are gone', async () => {
