@@ -109,6 +109,8 @@ export interface CreateImageOptions {
   onProgress?: (msg: { id?: string; status: string }) => void;
   /** Event action for the image (`load`, `import`, `commit`); tag events are emitted per tag. */
   eventAction?: string;
+  /** Layers unpacked at once (default 1); pull streams its downloads straight into them. */
+  concurrency?: number;
 }
 
 export interface DeleteItem { Untagged?: string; Deleted?: string }

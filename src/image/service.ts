@@ -21,7 +21,8 @@ import {
 } from '../common/reference';
 import { ContentStore, type Ingest } from '../store/content';
 import { ImageStore, type ImageEntry } from '../store/imagestore';
-import { SnapshotStore, chainIDs } from '../store/snapshots';
+import { SnapshotStore, chainIDs, type PreparedUnpack } from '../store/snapshots';
+import { decompressed } from '../common/compression';
 import { TarSplitter, assembleTar } from '../store/tarsplit';
 import * as path from 'node:path';
 import { labelMatches } from '../common/labels';
@@ -202,43 +203,7 @@ export class ImageServiceImpl implements ImageService {
   // ---- creation ----
 
   async createImageFromLayers(opts: CreateImageOptions): Promise<ImageRecord> {
-    const progress = opts.onProgress ?? (() => undefined);
-    let parentChain = '';
-    const layers: Array<{ diffID: string; tarSize: number; size: number }> = [];
-    for (const input of opts.layers) {
-      if (input.diffID) {
-        const chain = parentChain ? chainIDs([parentChain, input.diffID])[1] : input.diffID;
-        const have = this.snapshots.getLayer(chain);
-        if (have && (await this.hasLayerTar(input.diffID))) {
-          progress({ id: shortId(input.diffID), status: 'Already exists' });
-          layers.push({ diffID: input.diffID, tarSize: have.tarSize, size: have.size });
-          parentChain = chain;
-          continue;
-        }
-      }
-      // The layer tar is not kept twice: a tar-split record plus the unpacked files rebuild it (tarsplit.ts).
-      const below = parentChain;
-      const { result, ingest, split } = await this.unpackRecordingSplit(async (rec) => this.snapshots.unpackLayer(below, await input.open(), { split: rec }));
-      const diffID = result.apply.diffID;
-      if (input.diffID && input.diffID !== diffID) {
-        await ingest.abort();
-        if (!result.existed) await this.snapshots.removeLayer(result.layer.chainID).catch(() => undefined);
-        throw invalidArgument(`layer diffID mismatch: expected ${input.diffID}, got ${diffID}`);
-      }
-      if (await this.hasLayerTar(diffID)) {
-        await ingest.abort();
-      } else if (!split.broken) {
-        await ingest.commitAs(this.content.splitPath(diffID));
-      } else {
-        // Rare: the tar overwrites its own entries, so the files can not give it back; keep the tar itself.
-        await ingest.abort();
-        await this.content.writeStream(await input.open(), { digest: diffID });
-      }
-      progress({ id: shortId(diffID), status: result.existed ? 'Already exists' : 'Loading layer' });
-      layers.push({ diffID, tarSize: result.apply.tarSize, size: result.layer.size });
-      parentChain = result.layer.chainID;
-    }
-
+    const layers = await this.unpackLayers(opts.layers, Math.max(1, opts.concurrency ?? 1), opts.onProgress ?? (() => undefined));
     const diffIDs = layers.map((l) => l.diffID);
     let configBytes: Buffer;
     if (Buffer.isBuffer(opts.config)) {
@@ -582,6 +547,94 @@ export class ImageServiceImpl implements ImageService {
       return { ...s, Containers: containers.get(s.Id) ?? 0, SharedSize: shared };
     });
     return { layersSize, images };
+  }
+
+  /**
+   * Unpacks what is missing of a layer list: layers whose chain is already there are skipped
+   * unread; the others are unpacked into unpublished snapshots, up to `concurrency` at once (a
+   * layer directory does not depend on its parent, only its chain ID does). Nothing is published
+   * until every one unpacked and checked out: then all go in with one metadata write, so a
+   * failure (a bad tar, a stream that errors, a diffID mismatch) leaves no layer behind.
+   */
+  private async unpackLayers(inputs: CreateImageOptions['layers'], concurrency: number, progress: NonNullable<CreateImageOptions['onProgress']>): Promise<Array<{ diffID: string; tarSize: number; size: number }>> {
+    type Unpacked = { prep: PreparedUnpack; ingest: Ingest; split: TarSplitter };
+    // Chains computable before unpacking: every diffID up to there is known.
+    const known: Array<string | undefined> = [];
+    for (const input of inputs) {
+      const below = known.length ? known[known.length - 1] : '';
+      known.push(input.diffID && below !== undefined ? (below ? chainIDs([below, input.diffID])[1] : input.diffID) : undefined);
+    }
+    const skip = await Promise.all(inputs.map(async (input, i) => !!input.diffID && !!known[i] && this.snapshots.hasLayer(known[i]!) && (await this.hasLayerTar(input.diffID))));
+    const done: Array<Unpacked | undefined> = [];
+    const opened = new Set<Readable>();
+    const todo = inputs.map((_, i) => i).filter((i) => !skip[i]);
+    let next = 0;
+    let failure: { err: unknown } | undefined;
+    const worker = async () => {
+      while (next < todo.length && !failure) {
+        const i = todo[next++];
+        let src: Readable | undefined;
+        try {
+          src = await inputs[i].open();
+          opened.add(src);
+          const s = src;
+          const { result: prep, ingest, split } = await this.unpackRecordingSplit((rec) => this.snapshots.prepareLayer(s, { split: rec }));
+          done[i] = { prep, ingest, split };
+        } catch (err) {
+          // The first failure stops the others (their streams are destroyed): the image will not be made.
+          if (!failure) { failure = { err }; for (const o of opened) o.destroy(); }
+        } finally {
+          if (src) opened.delete(src);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, todo.length) }, worker));
+    const discardAll = async () => {
+      for (const u of done) if (u) { await u.ingest.abort(); await this.snapshots.discardPrepared(u.prep); }
+    };
+    if (failure) { await discardAll(); throw failure.err; }
+
+    const out: Array<{ diffID: string; tarSize: number; size: number }> = [];
+    try {
+      inputs.forEach((input, i) => {
+        const u = done[i];
+        if (!u) { out.push({ diffID: input.diffID!, tarSize: this.snapshots.getLayer(known[i]!)!.tarSize, size: this.snapshots.getLayer(known[i]!)!.size }); return; }
+        const diffID = u.prep.apply.diffID;
+        if (input.diffID && input.diffID !== diffID) throw invalidArgument(`layer diffID mismatch: expected ${input.diffID}, got ${diffID}`);
+        out.push({ diffID, tarSize: u.prep.apply.tarSize, size: u.prep.apply.size });
+      });
+    } catch (err) {
+      await discardAll();
+      throw err;
+    }
+    let committed;
+    try {
+      committed = await this.snapshots.commitPreparedChain(out.map((l, i) => ({ diffID: l.diffID, prep: done[i]?.prep })));
+    } catch (err) {
+      await discardAll();
+      throw err;
+    }
+    // The layer tar is not kept twice: a tar-split record plus the unpacked files rebuild it (tarsplit.ts).
+    await Promise.all(inputs.map(async (input, i) => {
+      const u = done[i];
+      if (!u) return;
+      const diffID = out[i].diffID;
+      if (await this.hasLayerTar(diffID)) {
+        await u.ingest.abort();
+      } else if (!u.split.broken) {
+        await u.ingest.commitAs(this.content.splitPath(diffID));
+      } else {
+        // Rare: the tar overwrites its own entries, so the files can not give it back; keep the tar itself.
+        await u.ingest.abort();
+        await this.content.writeStream((await decompressed(await input.open())).stream, { digest: diffID });
+      }
+      await this.snapshots.discardPrepared(u.prep);
+    }));
+    inputs.forEach((_, i) => {
+      out[i].size = committed[i].layer.size;
+      progress({ id: shortId(out[i].diffID), status: done[i] && !committed[i].existed ? 'Loading layer' : 'Already exists' });
+    });
+    return out;
   }
 
   private async hasLayerTar(diffID: string): Promise<boolean> {

@@ -14,6 +14,7 @@
  * directory the metadata does not know (a crash between rename and write).
  */
 import { Mutex } from '../common/mutex';
+import { execFile } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
@@ -64,6 +65,19 @@ export function chainIDs(diffIDs: string[]): string[] {
   return out;
 }
 
+/**
+ * ext4's "top of a directory hierarchy" flag (chattr +T): each layer directory made under it is
+ * placed in a block group of its own choosing (Orlov) instead of next to its siblings. On an
+ * ext4 without a journal, creating a file in a group scans past every inode freed there in the
+ * last minutes (recently_deleted()), so unpacking a layer next to the one an rmi just removed
+ * cost seconds of kernel time for 5 000 files. Best effort: other filesystems refuse it.
+ */
+function markTopDir(dir: string): Promise<void> {
+  return new Promise((resolve) => {
+    execFile('chattr', ['+T', dir], { timeout: 5000 }, () => resolve());
+  });
+}
+
 export class SnapshotStore {
   readonly dir: string;
   private metaFile: string;
@@ -91,6 +105,7 @@ export class SnapshotStore {
       if (!known.has(name)) await fsp.rm(path.join(this.dir, name), { recursive: true, force: true });
     }
     await fsp.mkdir(this.emptyDir(), { recursive: true, mode: 0o755 });
+    await markTopDir(this.dir);
   }
 
   private emptyDir(): string {
@@ -173,6 +188,42 @@ export class SnapshotStore {
       this.meta.layers[chainID] = layer;
       await this.save();
       return { layer, existed: false };
+    });
+  }
+
+  /**
+   * Publishes a chain of layers at once (base first): those with a prepared copy go in unless
+   * their chain exists already (that copy is left for discardPrepared), the others must exist.
+   * One metadata write for all.
+   */
+  async commitPreparedChain(items: Array<{ diffID: string; prep?: PreparedUnpack }>): Promise<Array<{ layer: LayerSnapshot; existed: boolean }>> {
+    const chains = chainIDs(items.map((x) => x.diffID));
+    return this.withLock(async () => {
+      const out: Array<{ layer: LayerSnapshot; existed: boolean }> = [];
+      let added = false;
+      try {
+        for (let i = 0; i < items.length; i++) {
+          const chainID = chains[i];
+          const existing = this.meta.layers[chainID];
+          const prep = items[i].prep;
+          if (existing || !prep) {
+            if (!existing) throw notFound(`snapshot ${chainID} not found`);
+            out.push({ layer: existing, existed: true });
+            continue;
+          }
+          const n = this.meta.next++;
+          await fsp.rename(prep.tmp, path.join(this.dir, String(n)));
+          const { apply } = prep;
+          const layer: LayerSnapshot = { n, chainID, diffID: apply.diffID, parent: i ? chains[i - 1] : '', size: apply.size, tarSize: apply.tarSize, created: new Date().toISOString() };
+          this.meta.layers[chainID] = layer;
+          added = true;
+          out.push({ layer, existed: false });
+        }
+      } finally {
+        // Renamed directories are recorded even when a later one failed (open() would delete them otherwise).
+        if (added) await this.save();
+      }
+      return out;
     });
   }
 

@@ -1,15 +1,12 @@
 /**
  * Pull: resolve the manifest (an index or manifest list narrowed to one platform), fetch the
- * config, then fetch the missing layers in parallel (bounded), each streamed to a temp file
- * while its SHA-256 is checked and resumed with a Range request when the connection drops.
- * Layer i is unpacked (through the same ingest path as `load`) as soon as its download is
- * done, while later layers still download. Nothing is tagged unless every layer and the config
- * checked out; temp files go in every case.
+ * config, then stream the missing layers (in parallel, bounded) from the registry through their
+ * SHA-256 check and gunzip straight into the image store's unpacker; a connection dropped
+ * mid-body is resumed with a Range request. The store publishes the layers only once every one
+ * of them and the config checked out, so a failed pull leaves no layer and no image.
  */
-import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
-import * as path from 'node:path';
-import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
 import { BerthError, invalidArgument, notFound } from '../../common/errors';
 import { familiarString, referenceString, type Reference } from '../../common/reference';
 import type { ImageService, OciImageConfig, ProgressSink, RegistryAuth } from '../../engine/types';
@@ -28,12 +25,12 @@ export const MT = {
 const ACCEPT = [MT.ociIndex, MT.dockerList, MT.ociManifest, MT.dockerManifest].join(', ');
 const MAX_MANIFEST = 4 << 20;
 const RESUMES = 5;
+const BATCH = 1 << 20;
 
 export interface PullContext {
   transport: RegistryTransport;
   images: ImageService;
   metadata: DistributionMetadata;
-  tmpDir: string;
   maxConcurrent: number;
 }
 
@@ -139,52 +136,33 @@ export async function pullImage(ctx: PullContext, ref: Reference, auth: Registry
     progress({ status: present[i] ? 'Already exists' : 'Pulling fs layer', progressDetail: {}, id: shortId(layers[i].digest) });
   }
 
-  await fsp.mkdir(ctx.tmpDir, { recursive: true });
-  const files = layers.map(() => path.join(ctx.tmpDir, randomBytes(12).toString('hex')));
-  const downloads: Array<Promise<void>> = [];
   const aborter = new AbortController();
   const onAbort = () => aborter.abort();
   signal?.addEventListener('abort', onAbort);
-  let running = 0;
-  const waiters: Array<() => void> = [];
-  const slot = async () => { while (running >= ctx.maxConcurrent) await new Promise<void>((r) => waiters.push(r)); running++; };
-  const release = () => { running--; waiters.shift()?.(); };
+  const byDiff = new Map(diffIDs.map((d, i) => [shortId(d), i]));
   try {
-    for (let i = 0; i < layers.length; i++) {
-      if (present[i]) { downloads.push(Promise.resolve()); continue; }
-      const d = (async () => {
-        await slot();
-        try {
-          await downloadBlob(ctx, host, repo, layers[i], files[i], auth, scope, progress, aborter.signal);
-        } finally { release(); }
-      })();
-      d.catch(() => aborter.abort());
-      downloads.push(d);
-    }
-    const byDiff = new Map(diffIDs.map((d, i) => [shortId(d), i]));
+    // Each missing layer streams from the registry through its digest check and gunzip straight
+    // into the unpacker (several at once); the store publishes nothing unless all checked out.
     await ctx.images.createImageFromLayers({
       layers: layers.map((l, i) => ({
         diffID: diffIDs[i],
-        open: async () => {
-          await downloads[i];
-          progress(progressMessage(shortId(l.digest), 'Extracting', l.size, l.size));
-          return fs.createReadStream(files[i], { highWaterMark: 1 << 20 });
-        },
+        open: async () => verifiedBlobStream(ctx, host, repo, l, auth, scope, progress, aborter.signal),
       })),
       config: configBytes,
       tags: tagRef ? [tagRef] : [],
       eventAction: 'pull',
+      concurrency: ctx.maxConcurrent,
       onProgress: (m) => {
         const i = byDiff.get(m.id ?? '');
-        if (i !== undefined && !present[i] && m.status !== 'Already exists') progress({ status: 'Pull complete', progressDetail: {}, id: shortId(layers[i].digest) });
+        if (i === undefined || present[i] || m.status === 'Already exists') return;
+        const id = shortId(layers[i].digest);
+        progress(progressMessage(id, 'Extracting', layers[i].size, layers[i].size));
+        progress({ status: 'Pull complete', progressDetail: {}, id });
       },
     });
-    await Promise.all(downloads);
   } finally {
     signal?.removeEventListener('abort', onAbort);
     aborter.abort();
-    await Promise.allSettled(downloads);
-    await Promise.all(files.map((f) => fsp.rm(f, { force: true })));
   }
   await ctx.images.addRepoDigest(imageId, referenceString({ domain: ref.domain, path: ref.path, digest: top.digest }));
   for (let i = 0; i < layers.length; i++) {
@@ -203,63 +181,87 @@ async function fetchSmallBlob(ctx: PullContext, host: string, repo: string, dige
 }
 
 /**
- * Streams a blob into `file`, hashing as it goes; a dropped connection is resumed with a Range
- * request from the bytes already written. A digest or size mismatch fails and keeps nothing.
+ * A blob as a stream that only ends cleanly once its size and SHA-256 checked out: a mismatch
+ * errors the stream instead of ending it, so whatever consumes it (the unpacker) never
+ * publishes unverified bytes. A connection dropped mid-body is resumed with a Range request
+ * from the bytes already passed on (a registry that answers the whole blob again has that
+ * prefix skipped). Destroying the stream cancels the request.
  */
-async function downloadBlob(ctx: PullContext, host: string, repo: string, desc: Descriptor, file: string, auth: RegistryAuth | undefined, scope: string, progress: ProgressSink, signal: AbortSignal): Promise<void> {
+function verifiedBlobStream(ctx: PullContext, host: string, repo: string, desc: Descriptor, auth: RegistryAuth | undefined, scope: string, progress: ProgressSink, signal: AbortSignal): Readable {
   const id = shortId(desc.digest);
-  const hash = createHash('sha256');
-  const out = fs.createWriteStream(file, { highWaterMark: 1 << 20 });
-  const outDone = new Promise<void>((resolve, reject) => { out.once('close', resolve); out.once('error', reject); });
-  let have = 0;
+  const own = new AbortController();
+  const cancel = () => own.abort();
+  signal.addEventListener('abort', cancel);
   const report = throttled((cur) => progress(progressMessage(id, 'Downloading', cur, desc.size)));
-  try {
-    for (let attempt = 0; ; attempt++) {
-      if (signal.aborted) throw new BerthError('internal', 'pull cancelled');
-      const headers: Record<string, string> = have > 0 ? { Range: `bytes=${have}-` } : {};
-      let r;
-      try {
-        r = await ctx.transport.request(host, 'GET', `/v2/${repo}/blobs/${desc.digest}`, { auth, scope, headers, signal });
-      } catch (err) {
-        if (attempt < RESUMES && have > 0 && !signal.aborted) continue;
-        throw err;
-      }
-      if (r.status !== 200 && r.status !== 206) {
-        const text = await r.body.text();
-        throw new BerthError(r.status === 404 ? 'not-found' : 'internal', `error pulling layer ${desc.digest}: ${registryMessage(text) || `status ${r.status}`}`);
-      }
-      if (have > 0 && r.status === 200) {
-        // The server ignored the Range: start over.
-        await r.body.dump();
-        throw new BerthError('internal', `resuming the download of ${desc.digest} failed: the registry does not support ranges`);
-      }
-      try {
-        for await (const chunk of r.body) {
-          const c = chunk as Buffer;
-          hash.update(c);
-          have += c.length;
-          if (!out.write(c)) await new Promise<void>((res) => out.once('drain', res));
-          report(have);
-          if (have > desc.size) throw invalidArgument(`filesystem layer verification failed for digest ${desc.digest}: more data than the manifest's size`);
+  let have = 0;
+  // Socket reads are small (16-64 KiB); the gunzip and file writes behind cost a thread-pool round
+  // trip per chunk, so bytes are handed on in batches.
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const flush = () => {
+    const b = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingBytes);
+    pending = [];
+    pendingBytes = 0;
+    report(have);
+    return b;
+  };
+  async function* body(): AsyncGenerator<Buffer> {
+    const hash = createHash('sha256');
+    try {
+      for (let attempt = 0; ; attempt++) {
+        if (own.signal.aborted) throw new BerthError('internal', 'pull cancelled');
+        const headers: Record<string, string> = have > 0 ? { Range: `bytes=${have}-` } : {};
+        let r;
+        try {
+          r = await ctx.transport.request(host, 'GET', `/v2/${repo}/blobs/${desc.digest}`, { auth, scope, headers, signal: own.signal });
+        } catch (err) {
+          if (attempt < RESUMES && have > 0 && !own.signal.aborted) continue;
+          throw err;
         }
-        break;
-      } catch (err) {
-        if (err instanceof BerthError || signal.aborted || attempt >= RESUMES) throw err;
-        // Connection dropped mid-body: ask for the rest.
+        if (r.status !== 200 && r.status !== 206) {
+          const text = await r.body.text();
+          throw new BerthError(r.status === 404 ? 'not-found' : 'internal', `error pulling layer ${desc.digest}: ${registryMessage(text) || `status ${r.status}`}`);
+        }
+        // A 200 to a Range request is the whole blob again: skip what was already passed on.
+        let skip = r.status === 200 ? have : 0;
+        try {
+          for await (const chunk of r.body) {
+            let c = chunk as Buffer;
+            if (skip > 0) {
+              const n = Math.min(skip, c.length);
+              skip -= n;
+              c = c.subarray(n);
+              if (!c.length) continue;
+            }
+            have += c.length;
+            if (have > desc.size) throw invalidArgument(`filesystem layer verification failed for digest ${desc.digest}: more data than the manifest's size`);
+            hash.update(c);
+            pending.push(c);
+            pendingBytes += c.length;
+            if (pendingBytes >= BATCH) yield flush();
+          }
+          break;
+        } catch (err) {
+          if (err instanceof BerthError || own.signal.aborted || attempt >= RESUMES) throw err;
+          // Connection dropped mid-body: ask for the rest.
+        }
       }
+      if (pendingBytes) yield flush();
+      report(have, true);
+      if (have !== desc.size || 'sha256:' + hash.digest('hex') !== desc.digest) {
+        throw invalidArgument(`filesystem layer verification failed for digest ${desc.digest}`);
+      }
+      progress({ status: 'Verifying Checksum', progressDetail: {}, id });
+      progress({ status: 'Download complete', progressDetail: {}, id });
+    } catch (err) {
+      if (err instanceof BerthError) throw err;
+      if (own.signal.aborted) throw new BerthError('internal', 'pull cancelled', { cause: err });
+      throw new BerthError('internal', `error pulling layer ${desc.digest}: the registry closed the connection after ${have} of ${desc.size} bytes (${(err as Error)?.message ?? err})`, { cause: err });
+    } finally {
+      signal.removeEventListener('abort', cancel);
     }
-    report(have, true);
-    out.end();
-    await outDone;
-    if (have !== desc.size || 'sha256:' + hash.digest('hex') !== desc.digest) {
-      throw invalidArgument(`filesystem layer verification failed for digest ${desc.digest}`);
-    }
-    progress({ status: 'Verifying Checksum', progressDetail: {}, id });
-    progress({ status: 'Download complete', progressDetail: {}, id });
-  } catch (err) {
-    out.destroy();
-    await fsp.rm(file, { force: true });
-    if (err instanceof BerthError) throw err;
-    throw new BerthError('internal', `error pulling layer ${desc.digest}: the registry closed the connection after ${have} of ${desc.size} bytes (${(err as Error)?.message ?? err})`, { cause: err });
   }
+  const stream = Readable.from(body(), { objectMode: false, highWaterMark: 1 << 20 });
+  stream.once('close', cancel);
+  return stream;
 }

@@ -16,11 +16,10 @@ import { pushImage } from './push';
 export async function createDistributionService(config: DaemonConfig, images: ImageService): Promise<DistributionService> {
   const metadata = new DistributionMetadata(config.dataRoot);
   await metadata.open();
-  const tmpDir = path.join(config.dataRoot, 'tmp', 'pull');
-  // Downloads cut short by a crash.
-  await fsp.rm(tmpDir, { recursive: true, force: true });
+  // Temp files of the pulls of older versions (layers now stream straight into the unpacker).
+  await fsp.rm(path.join(config.dataRoot, 'tmp', 'pull'), { recursive: true, force: true });
   const transport = new RegistryTransport(config);
-  return new Distribution(config, images, metadata, transport, tmpDir);
+  return new Distribution(config, images, metadata, transport);
 }
 
 /** Registry host of an auth request's serveraddress (`https://index.docker.io/v1/` for Docker Hub). */
@@ -32,10 +31,10 @@ function loginHost(serveraddress: string | undefined): string {
 
 class Distribution implements DistributionService {
   constructor(private config: DaemonConfig, private images: ImageService, private metadata: DistributionMetadata,
-    private transport: RegistryTransport, private tmpDir: string) {}
+    private transport: RegistryTransport) {}
 
   private pullContext(): PullContext {
-    return { transport: this.transport, images: this.images, metadata: this.metadata, tmpDir: this.tmpDir, maxConcurrent: Math.max(this.config.maxConcurrentDownloads, 1) };
+    return { transport: this.transport, images: this.images, metadata: this.metadata, maxConcurrent: Math.max(this.config.maxConcurrentDownloads, 1) };
   }
 
   async pull(refStr: string, opts: PullOptions, progress: ProgressSink): Promise<void> {
