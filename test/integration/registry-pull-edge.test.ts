@@ -2,7 +2,8 @@
  * Pull edge cases against registries on 127.0.0.1: an OCI index listing arm64 first still
  * gives amd64 (and --platform picks arm64); a layer whose connection drops mid-body is resumed
  * with a Range request; a blob whose digest does not match, or a registry that goes away for
- * good mid-transfer, fail with a clear message and leave no image and no temp file.
+ * good mid-transfer, fail with a clear message and leave no image, no layer and no temp file
+ * (layers stream into the unpacker, so the unpacked copy must be discarded too).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -138,7 +139,13 @@ async function fakeRegistry(mode: 'drop-once' | 'drop-always' | 'wrong-digest'):
   return { addr, rangeRequests, close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) };
 }
 
-const tmpFiles = () => { const p = path.join(d.dataRoot, 'tmp', 'pull'); return fs.existsSync(p) ? fs.readdirSync(p) : []; };
+/** Temp files of a pull and unpublished layer directories (layers stream straight into snapshots/tmp-*). */
+const tmpFiles = () => {
+  const p = path.join(d.dataRoot, 'tmp', 'pull');
+  const snaps = fs.readdirSync(path.join(d.dataRoot, 'snapshots')).filter((n) => n.startsWith('tmp-'));
+  return [...(fs.existsSync(p) ? fs.readdirSync(p) : []), ...snaps];
+};
+const layerDirs = () => fs.readdirSync(path.join(d.dataRoot, 'snapshots')).sort();
 
 test('a dropped layer download is resumed with Range', async () => {
   const fake = await fakeRegistry('drop-once');
@@ -160,6 +167,7 @@ for (const mode of ['wrong-digest', 'drop-always'] as const) {
     const fake = await fakeRegistry(mode);
     try {
       const before = ok(await d.cli(['images', '-q', '-a'])).stdout;
+      const dirsBefore = layerDirs();
       const r = await d.cli(['pull', `${fake.addr}/x/y:1`]);
       assert.equal(r.code, 1);
       if (mode === 'wrong-digest') assert.match(r.stderr, /filesystem layer verification failed for digest sha256:/);
@@ -167,6 +175,7 @@ for (const mode of ['wrong-digest', 'drop-always'] as const) {
       assert.equal(ok(await d.cli(['images', '-q', '-a'])).stdout, before, 'no image appeared');
       assert.equal((await d.cli(['image', 'inspect', `${fake.addr}/x/y:1`])).code, 1);
       assert.deepEqual(tmpFiles(), []);
+      assert.deepEqual(layerDirs(), dirsBefore, 'no layer was published');
     } finally {
       await fake.close();
     }

@@ -140,13 +140,17 @@ export async function pullImage(ctx: PullContext, ref: Reference, auth: Registry
   const onAbort = () => aborter.abort();
   signal?.addEventListener('abort', onAbort);
   const byDiff = new Map(diffIDs.map((d, i) => [shortId(d), i]));
+  const unverified = new Set<number>();
   try {
     // Each missing layer streams from the registry through its digest check and gunzip straight
     // into the unpacker (several at once); the store publishes nothing unless all checked out.
     await ctx.images.createImageFromLayers({
       layers: layers.map((l, i) => ({
         diffID: diffIDs[i],
-        open: async () => verifiedBlobStream(ctx, host, repo, l, auth, scope, progress, aborter.signal),
+        open: async () => {
+          unverified.add(i);
+          return verifiedBlobStream(ctx, host, repo, l, auth, scope, progress, aborter.signal, () => unverified.delete(i));
+        },
       })),
       config: configBytes,
       tags: tagRef ? [tagRef] : [],
@@ -160,6 +164,16 @@ export async function pullImage(ctx: PullContext, ref: Reference, auth: Registry
         progress({ status: 'Pull complete', progressDetail: {}, id });
       },
     });
+  } catch (err) {
+    // A corrupt blob usually breaks the gunzip or the tar before its digest can be checked: say so.
+    if (!(err instanceof BerthError) || !/^(filesystem layer verification|error pulling layer|pull cancelled)/.test(err.message)) {
+      for (const i of unverified) {
+        if (!(await blobMatches(ctx, host, repo, layers[i], auth, scope).catch(() => true))) {
+          throw invalidArgument(`filesystem layer verification failed for digest ${layers[i].digest}`);
+        }
+      }
+    }
+    throw err;
   } finally {
     signal?.removeEventListener('abort', onAbort);
     aborter.abort();
@@ -187,7 +201,7 @@ async function fetchSmallBlob(ctx: PullContext, host: string, repo: string, dige
  * from the bytes already passed on (a registry that answers the whole blob again has that
  * prefix skipped). Destroying the stream cancels the request.
  */
-function verifiedBlobStream(ctx: PullContext, host: string, repo: string, desc: Descriptor, auth: RegistryAuth | undefined, scope: string, progress: ProgressSink, signal: AbortSignal): Readable {
+function verifiedBlobStream(ctx: PullContext, host: string, repo: string, desc: Descriptor, auth: RegistryAuth | undefined, scope: string, progress: ProgressSink, signal: AbortSignal, verified: () => void): Readable {
   const id = shortId(desc.digest);
   const own = new AbortController();
   const cancel = () => own.abort();
@@ -251,6 +265,7 @@ function verifiedBlobStream(ctx: PullContext, host: string, repo: string, desc: 
       if (have !== desc.size || 'sha256:' + hash.digest('hex') !== desc.digest) {
         throw invalidArgument(`filesystem layer verification failed for digest ${desc.digest}`);
       }
+      verified();
       progress({ status: 'Verifying Checksum', progressDetail: {}, id });
       progress({ status: 'Download complete', progressDetail: {}, id });
     } catch (err) {
@@ -264,4 +279,13 @@ function verifiedBlobStream(ctx: PullContext, host: string, repo: string, desc: 
   const stream = Readable.from(body(), { objectMode: false, highWaterMark: 1 << 20 });
   stream.once('close', cancel);
   return stream;
+}
+
+/** Whether a blob as the registry serves it has its digest (only asked after an unpack failed). */
+async function blobMatches(ctx: PullContext, host: string, repo: string, desc: Descriptor, auth: RegistryAuth | undefined, scope: string): Promise<boolean> {
+  const r = await ctx.transport.request(host, 'GET', `/v2/${repo}/blobs/${desc.digest}`, { auth, scope });
+  if (r.status !== 200) { await r.body.dump(); return true; }
+  const hash = createHash('sha256');
+  for await (const c of r.body) hash.update(c as Buffer);
+  return 'sha256:' + hash.digest('hex') === desc.digest;
 }
