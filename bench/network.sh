@@ -3,14 +3,20 @@
 # the benchmark on a bridge of its own (`--bridge <ours> --iptables=false --ip-forward=false`, so
 # neither docker0 nor the host's firewall is touched; its published ports go through docker-proxy).
 #   1. `run --rm busybox true` on the default bridge (hyperfine)
-#   2. TCP throughput host -> container through a port published on 127.0.0.1
-#   3. DNS lookups of a container name per second from inside a container on a user network
+#   2. TCP throughput host -> container through a port published on 127.0.0.1 (bulk bytes: a static C
+#      sender on the host, a static C sink in the container — the same binary, bench/netbench.c, for both)
+#   3. DNS lookups of a container name per second from inside a container on a user network (the same
+#      static C client for both: sequential UDP queries to the resolv.conf nameserver, no process per lookup)
 #   4. engine memory per idle container on the default bridge (PSS of the engine's own processes)
-# Results go to docs/benchmarks.md. Needs: npm run build done, root, hyperfine, docker.io.
+# Results go to docs/benchmarks.md (and a summary at the end of the output).
+# Needs: npm run build done, root, hyperfine, docker.io, gcc with the static libc (libc6-dev).
+# Knobs: RUNS (hyperfine runs), MB (per transfer), TRIES (transfers per engine, best and median kept),
+# LOOKUPS (per round), N (idle containers for memory).
 set -euo pipefail
 RUNS=${RUNS:-20}
 MB=${MB:-1000}
-LOOKUPS=${LOOKUPS:-500}
+TRIES=${TRIES:-5}
+LOOKUPS=${LOOKUPS:-5000}
 N=${N:-10}
 
 # A /24 no host route uses, for dockerd's bridge and the two user networks.
@@ -46,6 +52,8 @@ network_cleanup() {
 }
 trap network_cleanup EXIT
 start_engines_with_busybox
+NETBENCH=$BENCH_BASE/netbench
+gcc -O2 -static -o "$NETBENCH" "$REPO/bench/netbench.c"
 B=(env DOCKER_HOST=unix://$BERTH_SOCK "$DOCKER_CLI")
 D=(env DOCKER_HOST=unix://$DOCKERD_SOCK "$DOCKER_CLI")
 "${B[@]}" run --rm busybox true
@@ -56,41 +64,45 @@ hyperfine -N --runs "$RUNS" --warmup 3 --style basic --export-json "$BENCH_BASE/
   -n "docker CLI → berthd (bridge)" "env DOCKER_HOST=unix://$BERTH_SOCK $DOCKER_CLI run --rm busybox true" \
   -n "docker CLI → dockerd (bridge)" "env DOCKER_HOST=unix://$DOCKERD_SOCK $DOCKER_CLI run --rm busybox true"
 
-echo "==> TCP throughput through a published port ($MB MB, best of 3)"
-throughput() { # engine-cmd... -> MB/s
-  # One sink container per run: busybox nc ends when the sender closes; its stdin is a pipe that stays open
-  # (with /dev/null as stdin nc would close the connection at once). tcp-send fails (and is run again) while
-  # nothing listens yet: refused by berthd's DNAT, or reset by docker-proxy when it cannot reach the container.
-  local port best=0 v
-  port=$(node -e 'const s=require("node:net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();})')
-  for _ in 1 2 3; do
-    "$@" run -d --name sink -p "127.0.0.1:$port:5000" busybox sh -c 'sleep 100000 | nc -l -p 5000 >/dev/null' >/dev/null
-    v=0
-    for _ in $(seq 1 100); do v=$(node "$REPO/bench/tcp-send.js" "$port" "$MB" 2>/dev/null) && break; v=0; sleep 0.1; done
-    best=$(node -e 'console.log(Math.max(Number(process.argv[1]), Number(process.argv[2])))' "$best" "$v")
-    "$@" rm -f sink >/dev/null
-  done
-  echo "$best"
+echo "==> TCP throughput through a published port ($MB MiB per transfer, $TRIES transfers per engine)"
+stats() { # values... -> "best median"
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%s %s\n", v[NR], m }'
 }
-TP_B=$(throughput "${B[@]}")
-TP_D=$(throughput "${D[@]}")
-echo "berthd $TP_B MB/s, dockerd $TP_D MB/s"
+throughput() { # engine-cmd... -> "best median" MB/s
+  # One sink container (it reads each connection to EOF, then takes the next); the sender waits for it to listen.
+  local port v all=()
+  port=$(node -e 'const s=require("node:net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();})')
+  "$@" run -d --name sink -p "127.0.0.1:$port:5000" -v "$NETBENCH:/netbench:ro" busybox /netbench sink 5000 >/dev/null
+  for _ in $(seq 1 "$TRIES"); do
+    v=$("$NETBENCH" send 127.0.0.1 "$port" "$MB") || { echo "bench: transfer through 127.0.0.1:$port failed" >&2; exit 1; }
+    all+=("$v")
+  done
+  "$@" rm -f sink >/dev/null
+  echo "  ${all[*]} MB/s" >&2
+  stats "${all[@]}"
+}
+read -r TP_B TP_BM <<<"$(throughput "${B[@]}")"
+read -r TP_D TP_DM <<<"$(throughput "${D[@]}")"
+echo "berthd best $TP_B MB/s (median $TP_BM), dockerd best $TP_D MB/s (median $TP_DM)"
 
-echo "==> DNS lookups of a container name ($LOOKUPS from inside a container)"
-lookups() { # subnet engine-cmd... -> lookups/s
-  local net=$1; shift
+echo "==> DNS lookups of a container name ($LOOKUPS sequential queries from inside a container, 3 rounds)"
+lookups() { # subnet engine-cmd... -> "best median" lookups/s
+  local net=$1 v all=(); shift
   "$@" network create --subnet "$net.0/24" benchnet >/dev/null
   "$@" run -d --name target --network benchnet busybox sleep 3600 >/dev/null
-  "$@" run --rm --network benchnet busybox sh -c "
-    a=\$(cut -d' ' -f1 /proc/uptime); i=0
-    while [ \$i -lt $LOOKUPS ]; do nslookup target >/dev/null || exit 1; i=\$((i+1)); done
-    b=\$(cut -d' ' -f1 /proc/uptime); echo \"\$a \$b\"" | awk -v n="$LOOKUPS" '{ printf "%.0f\n", n / ($2 - $1) }'
+  for _ in 1 2 3; do
+    v=$("$@" run --rm --network benchnet -v "$NETBENCH:/netbench:ro" busybox /netbench dns target "$LOOKUPS") \
+      || { echo "bench: DNS lookups failed" >&2; exit 1; }
+    all+=("$v")
+  done
   "$@" rm -f target >/dev/null
   "$@" network rm benchnet >/dev/null
+  echo "  ${all[*]} lookups/s" >&2
+  stats "${all[@]}"
 }
-DNS_B=$(lookups "$BNET1" "${B[@]}")
-DNS_D=$(lookups "$BNET2" "${D[@]}")
-echo "berthd $DNS_B lookups/s, dockerd $DNS_D lookups/s"
+read -r DNS_B DNS_BM <<<"$(lookups "$BNET1" "${B[@]}")"
+read -r DNS_D DNS_DM <<<"$(lookups "$BNET2" "${D[@]}")"
+echo "berthd best $DNS_B lookups/s (median $DNS_BM), dockerd best $DNS_D lookups/s (median $DNS_DM)"
 
 echo "==> memory per idle container on the default bridge ($N containers)"
 engine_pss() { # subdir daemon-pid -> PSS kB of the daemon and every process naming the engine's roots
@@ -115,11 +127,12 @@ MEM_B=$(per_container berth "$BERTHD_PID" "${B[@]}")
 MEM_D=$(per_container dockerd "$DOCKERD_PID" "${D[@]}")
 echo "berthd $MEM_B kB, dockerd $MEM_D kB per container"
 
-REPO="$REPO" node - "$BENCH_BASE/net-run.json" "$TP_B" "$TP_D" "$DNS_B" "$DNS_D" "$MEM_B" "$MEM_D" "$MB" "$LOOKUPS" "$N" "$RUNS" "$REPO/docs/benchmarks.md" <<'JS'
+REPO="$REPO" node - "$BENCH_BASE/net-run.json" "$TP_B" "$TP_D" "$DNS_B" "$DNS_D" "$MEM_B" "$MEM_D" "$MB" "$LOOKUPS" "$N" "$RUNS" "$REPO/docs/benchmarks.md" \
+  "$TP_BM" "$TP_DM" "$DNS_BM" "$DNS_DM" "$TRIES" <<'JS'
 const fs = require('node:fs');
 const os = require('node:os');
 const { writeSection } = require(process.env.REPO + '/bench/md-section');
-const [json, tpB, tpD, dnsB, dnsD, memB, memD, mb, lookups, n, runs, md] = process.argv.slice(2);
+const [json, tpB, tpD, dnsB, dnsD, memB, memD, mb, lookups, n, runs, md, tpBm, tpDm, dnsBm, dnsDm, tries] = process.argv.slice(2);
 const results = JSON.parse(fs.readFileSync(json, 'utf8')).results;
 const med = (p) => results.find((r) => r.command.startsWith(p)).median;
 const rb = med('docker CLI → berthd'), rd = med('docker CLI → dockerd');
@@ -131,9 +144,10 @@ const lines = [
   '| measurement | berthd | dockerd | ratio | goal |',
   '|---|---|---|---|---|',
   `| \`run --rm busybox true\` on the default bridge, median of ${runs} | ${(rb * 1000).toFixed(1)} ms | ${(rd * 1000).toFixed(1)} ms | ${(rb / rd).toFixed(2)}× | ${goal(rb / rd <= 0.35, '≤ 0.35×')} |`,
-  `| TCP host → container via \`-p 127.0.0.1:P:5000\`, ${mb} MB, best of 3 | ${tpB} MB/s | ${tpD} MB/s (docker-proxy) | ${r(tpB, tpD).toFixed(2)}× | ${goal(r(tpB, tpD) >= 1.5, '≥ 1.5×')} |`,
-  `| DNS lookups of a container name from a container (${lookups} × busybox nslookup) | ${dnsB}/s | ${dnsD}/s | ${r(dnsB, dnsD).toFixed(2)}× | ${goal(r(dnsB, dnsD) >= 1.0, '≥ 1.0×')} |`,
+  `| TCP host → container via \`-p 127.0.0.1:P:5000\`, ${mb} MiB, best of ${tries} (median) | ${tpB} MB/s (${tpBm}) | ${tpD} MB/s (${tpDm}) (docker-proxy) | ${r(tpB, tpD).toFixed(2)}× (${r(tpBm, tpDm).toFixed(2)}×) | ${goal(r(tpB, tpD) >= 1.5, '≥ 1.5×')} |`,
+  `| DNS lookups of a container name from a container (${lookups} sequential UDP queries, best of 3 (median)) | ${dnsB}/s (${dnsBm}) | ${dnsD}/s (${dnsDm}) | ${r(dnsB, dnsD).toFixed(2)}× (${r(dnsBm, dnsDm).toFixed(2)}×) | ${goal(r(dnsB, dnsD) >= 1.0, '≥ 1.0×')} |`,
   `| engine memory per idle container on the default bridge (PSS, ${n} containers) | ${memB} kB | ${memD} kB | ${r(memB, memD).toFixed(2)}× | ${goal(r(memB, memD) <= 0.2, '≤ 0.2×')} |`,
 ];
 writeSection(md, 'network', lines);
+console.log(['', ...lines.slice(2)].join('\n'));
 JS
