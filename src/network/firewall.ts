@@ -40,7 +40,6 @@ export class Firewall {
 
   render(bridges: BridgeRules[], ports: PortRule[]): string {
     const t = this.table;
-    const wild = `"${this.bridgePrefix}*"`;
     const lines = [
       `table ip ${t} {}`,
       `delete table ip ${t}`,
@@ -66,15 +65,7 @@ export class Firewall {
       ...bridges.map((b) => `    oifname "${b.bridge}" ip saddr ${b.subnet} ct status dnat masquerade`),
       ...bridges.filter((b) => !b.internal).map((b) => `    ip saddr ${b.subnet} oifname != "${b.bridge}" masquerade`),
       '  }',
-      '  chain forward {',
-      '    type filter hook forward priority filter; policy accept;',
-      // No traffic between two of our bridges; internal bridges reach nothing outside.
-      ...bridges.map((b) => `    iifname "${b.bridge}" oifname ${wild} oifname != "${b.bridge}" drop`),
-      ...bridges.filter((b) => b.internal).flatMap((b) => [
-        `    iifname "${b.bridge}" oifname != "${b.bridge}" drop`,
-        `    oifname "${b.bridge}" iifname != "${b.bridge}" drop`,
-      ]),
-      '  }',
+      ...this.forwardChain(bridges),
       '}',
       ...this.render6(bridges),
     ];
@@ -90,7 +81,6 @@ export class Firewall {
     const v6 = bridges.filter((b) => b.subnet6);
     const lines = [`table ip6 ${t} {}`, `delete table ip6 ${t}`];
     if (!v6.length) return lines;
-    const wild = `"${this.bridgePrefix}*"`;
     return [
       ...lines,
       `table ip6 ${t} {`,
@@ -98,15 +88,23 @@ export class Firewall {
       '    type nat hook postrouting priority srcnat; policy accept;',
       ...v6.filter((b) => !b.internal).map((b) => `    ip6 saddr ${b.subnet6} oifname != "${b.bridge}" masquerade`),
       '  }',
+      ...this.forwardChain(v6),
+      '}',
+    ];
+  }
+
+  /** No traffic between two of our bridges; internal bridges reach nothing outside (the same for both families). */
+  private forwardChain(bridges: BridgeRules[]): string[] {
+    const wild = `"${this.bridgePrefix}*"`;
+    return [
       '  chain forward {',
       '    type filter hook forward priority filter; policy accept;',
-      ...v6.map((b) => `    iifname "${b.bridge}" oifname ${wild} oifname != "${b.bridge}" drop`),
-      ...v6.filter((b) => b.internal).flatMap((b) => [
+      ...bridges.map((b) => `    iifname "${b.bridge}" oifname ${wild} oifname != "${b.bridge}" drop`),
+      ...bridges.filter((b) => b.internal).flatMap((b) => [
         `    iifname "${b.bridge}" oifname != "${b.bridge}" drop`,
         `    oifname "${b.bridge}" iifname != "${b.bridge}" drop`,
       ]),
       '  }',
-      '}',
     ];
   }
 
