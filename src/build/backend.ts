@@ -20,11 +20,15 @@ import type {
   ProgressSink, RegistryAuth, RunStepOptions,
 } from '../engine/types';
 import { mountSpec, unmount } from '../store/mount';
-import { mountpointOnlyDirs, scanUpperDir, upperDirToLayerTar } from '../store/changes';
+import { CONTAINER_MOUNTPOINTS, mountpointOnlyDirs, scanUpperDir, upperDirToLayerTar } from '../store/changes';
 
 interface StepLayer extends BuildStepLayer {
   /** A container of the container service (RUN), or a bare snapshot (COPY). */
   kind: 'container' | 'snapshot';
+  /** Mount targets of the step (runc may create them in the upper dir): not the step's changes. */
+  stubs?: string[];
+  /** A private host directory holding the step's secret files, removed with the layer. */
+  secretDir?: string;
 }
 
 export class EngineBuildBackend implements BuildBackend {
@@ -59,23 +63,50 @@ export class EngineBuildBackend implements BuildBackend {
   }
 
   async runStep(opts: RunStepOptions): Promise<{ layer: BuildStepLayer; exitCode: number }> {
-    const { Id } = await this.containers.create(undefined, {
-      Image: opts.imageId,
-      Cmd: opts.cmd,
-      Entrypoint: [],
-      Env: opts.env,
-      User: opts.user,
-      WorkingDir: opts.workdir,
-      AttachStdout: true,
-      AttachStderr: true,
-      Labels: {},
-      HostConfig: {
-        NetworkMode: opts.network,
-        Binds: opts.binds.map((b) => `${b.source}:${b.target}${b.readonly ? ':ro' : ''}`),
-        ExtraHosts: opts.extraHosts,
-      },
-    });
-    const layer: StepLayer = { id: Id, kind: 'container' };
+    const binds = [...opts.binds];
+    let secretDir: string | undefined;
+    if (opts.secrets.length) {
+      // On the exec root (a tmpfs on most hosts): a secret never reaches the data root's disk.
+      secretDir = path.join(this.config.execRoot, 'build', `secrets-${randomBytes(8).toString('hex')}`);
+      await fsp.mkdir(secretDir, { recursive: true, mode: 0o700 });
+      try {
+        for (const [i, s] of opts.secrets.entries()) {
+          const file = path.join(secretDir, String(i));
+          await fsp.writeFile(file, s.data, { mode: 0o600 });
+          await fsp.chown(file, s.uid, s.gid);
+          await fsp.chmod(file, s.mode);
+          binds.push({ source: file, target: s.target, readonly: true });
+        }
+      } catch (err) {
+        await fsp.rm(secretDir, { recursive: true, force: true });
+        throw err;
+      }
+    }
+    let Id: string;
+    try {
+      ({ Id } = await this.containers.create(undefined, {
+        Image: opts.imageId,
+        Cmd: opts.cmd,
+        Entrypoint: [],
+        Env: opts.env,
+        User: opts.user,
+        WorkingDir: opts.workdir,
+        AttachStdout: true,
+        AttachStderr: true,
+        Labels: {},
+        HostConfig: {
+          NetworkMode: opts.network,
+          Binds: binds.map((b) => `${b.source}:${b.target}${b.readonly ? ':ro' : ''}`),
+          // BuildKit's tmpfs mounts allow exec (build tools run from them).
+          Tmpfs: Object.fromEntries(opts.tmpfs.map((t) => [t.target, ['exec', ...(t.size ? [`size=${t.size}`] : [])].join(',')])),
+          ExtraHosts: opts.extraHosts,
+        },
+      }));
+    } catch (err) {
+      if (secretDir) await fsp.rm(secretDir, { recursive: true, force: true });
+      throw err;
+    }
+    const layer: StepLayer = { id: Id, kind: 'container', stubs: [...binds.map((b) => b.target), ...opts.tmpfs.map((t) => t.target)], secretDir };
     try {
       opts.onStart(Id);
       await this.containers.start(Id);
@@ -127,9 +158,10 @@ export class EngineBuildBackend implements BuildBackend {
     let size = 0;
     if (layer) {
       const upper = this.images.containerUpperDir(layer.id);
-      const scanned = await scanUpperDir(upper);
-      const quiet = (layer as StepLayer).kind === 'container' ? await mountpointOnlyDirs(upper, scanned) : new Set<string>();
-      // The runtime's mount points (/etc/hosts, /dev, ...) are not the step's changes.
+      // The runtime's mount points (/etc/hosts, /dev, ...) and the step's own mount targets are not the step's changes.
+      const skip = [...CONTAINER_MOUNTPOINTS, ...((layer as StepLayer).stubs ?? []).map((t) => path.posix.normalize(t))];
+      const scanned = await scanUpperDir(upper, skip);
+      const quiet = (layer as StepLayer).kind === 'container' ? await mountpointOnlyDirs(upper, scanned, skip) : new Set<string>();
       const entries = scanned.filter((e) => !quiet.has('/' + e.rel) || e.opaque);
       if (entries.length) {
         layers.push({ open: async () => upperDirToLayerTar(upper, entries, quiet, { clampMtime }) });
@@ -151,10 +183,15 @@ export class EngineBuildBackend implements BuildBackend {
   }
 
   async dropLayer(layer: BuildStepLayer): Promise<void> {
-    if ((layer as StepLayer).kind === 'container') {
-      await this.containers.remove(layer.id, { force: true, volumes: true }).catch((err) => {
-        if (!isKind(err, 'not-found')) throw err;
-      });
+    const step = layer as StepLayer;
+    if (step.kind === 'container') {
+      try {
+        await this.containers.remove(layer.id, { force: true, volumes: true }).catch((err) => {
+          if (!isKind(err, 'not-found')) throw err;
+        });
+      } finally {
+        if (step.secretDir) await fsp.rm(step.secretDir, { recursive: true, force: true });
+      }
     } else {
       await this.images.removeContainerRootfs(layer.id);
     }

@@ -12,9 +12,10 @@ import type { Readable } from 'node:stream';
 import { BerthError, invalidArgument, isKind } from '../common/errors';
 import { familiarString, normalizeName } from '../common/reference';
 import type {
-  BuildBackend, BuildRequest, BuildService, BuildStepLayer, ImageRunConfig, OciImageConfig, ProgressMessage, ProgressSink,
+  BuildBackend, BuildRequest, BuildService, BuildStepLayer, ImageRunConfig, OciImageConfig, ProgressMessage, ProgressSink, RunStepOptions,
 } from '../engine/types';
 import { BuildContext } from './context';
+import { cloneGitContext, fetchHttpContext, isGitUrl, isHttpUrl } from './remote';
 import { copySources, resolveContextSources, type CopySpec } from './copy';
 import { resolveInRoot } from '../common/scopedpath';
 import { flagsOf, lineError, parseDockerfile, parseLine, stepError, type Dockerfile, type Stage } from './dockerfile/instructions';
@@ -34,6 +35,17 @@ const PLATFORM_ARGS: Record<string, string> = {
   BUILDARCH: goArch(process.arch), TARGETARCH: goArch(process.arch),
 };
 const short = (id: string) => id.replace(/^sha256:/, '').slice(0, 12);
+
+/** What a RUN step's --mount flags give it. */
+type StepMounts = Pick<RunStepOptions, 'binds' | 'tmpfs' | 'secrets'>;
+
+/** `64m`, `1g`, `1024` (bytes), as BuildKit reads a tmpfs size; undefined when unreadable. */
+function parseByteSize(s: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(s.trim());
+  if (!m) return undefined;
+  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
+  return Math.floor(Number(m[1]) * mult);
+}
 
 /** State of the stage being built. */
 interface StageState {
@@ -100,7 +112,7 @@ export class Builder implements BuildService {
       throw invalidArgument(`"${req.platform}": unsupported platform: Berth builds for the host platform (${HOST_PLATFORM}) only`);
     }
     await fsp.mkdir(this.tmpRoot, { recursive: true, mode: 0o700 });
-    const ctx = await BuildContext.unpack(body, path.join(this.tmpRoot, randomBytes(8).toString('hex')), () => undefined);
+    const ctx = await this.context(req, body);
     try {
       const df = parseDockerfile(await ctx.dockerfile(req.dockerfile));
       const epochArg = req.buildArgs.SOURCE_DATE_EPOCH ?? undefined;
@@ -147,6 +159,38 @@ export class Builder implements BuildService {
       return { imageId: finalId };
     } finally {
       await ctx.remove();
+    }
+  }
+
+  /** The request's context: the body's tar, or what `remote` names (a git repository, a tar or Dockerfile URL). */
+  private async context(req: BuildRequest, body: Readable): Promise<BuildContext> {
+    const dir = path.join(this.tmpRoot, randomBytes(8).toString('hex'));
+    if (!req.remote) return BuildContext.unpack(body, dir, () => undefined);
+    body.resume(); // Docker ignores the body when remote is given
+    try {
+      if (isGitUrl(req.remote)) {
+        const root = await cloneGitContext(req.remote, dir);
+        if (root === dir) return BuildContext.adopt(dir);
+        // The subdirectory is the context: it takes the clone's place.
+        const sub = `${dir}.sub`;
+        await fsp.rename(root, sub);
+        await fsp.rm(dir, { recursive: true, force: true });
+        await fsp.rename(sub, dir);
+        return BuildContext.adopt(dir);
+      }
+      if (!isHttpUrl(req.remote)) throw invalidArgument(`unable to prepare context: remote ${req.remote} is neither a git repository nor an http(s) URL`);
+      const got = await fetchHttpContext(req.remote);
+      if ('tar' in got) return await BuildContext.unpack(got.tar, dir, () => undefined);
+      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+      const name = req.dockerfile.replace(/^\.?\/+/, '') || 'Dockerfile';
+      if (name.split('/').includes('..')) throw invalidArgument(`Cannot locate specified Dockerfile: ${req.dockerfile}`);
+      await fsp.mkdir(path.dirname(path.join(dir, name)), { recursive: true });
+      await fsp.writeFile(path.join(dir, name), got.dockerfile);
+      return BuildContext.adopt(dir);
+    } catch (err) {
+      await fsp.rm(dir, { recursive: true, force: true });
+      await fsp.rm(`${dir}.sub`, { recursive: true, force: true });
+      throw err;
     }
   }
 
@@ -466,10 +510,10 @@ export class Builder implements BuildService {
     const env = [...(st.config.Env ?? []), ...argEnv, ...proxies];
     const createdBy = (argEnv.length ? `|${argEnv.length} ${argEnv.join(' ')} ` : '') + cmd.join(' ');
 
-    const go = async (binds: Array<{ source: string; target: string; readonly: boolean }>) => {
+    const go = async (m: StepMounts) => {
       let containerId = '';
       const { layer, exitCode } = await run.backend.runStep({
-        imageId: st.imageId, cmd, env, user: st.config.User ?? '', workdir: st.config.WorkingDir ?? '', binds, extraHosts: run.req.extraHosts,
+        imageId: st.imageId, cmd, env, user: st.config.User ?? '', workdir: st.config.WorkingDir ?? '', ...m, extraHosts: run.req.extraHosts,
         network: network === 'none' ? 'none' : run.req.networkMode || 'default',
         onStart: (id) => { containerId = id; this.say(run, ` ---> Running in ${short(id)}\n`); },
         onOutput: (data, stream) => {
@@ -491,27 +535,58 @@ export class Builder implements BuildService {
         await run.backend.dropLayer(layer);
       }
     };
-    await this.withRunMounts(run, st, n, mounts, [], go);
+    await this.withRunMounts(run, st, n, mounts, { binds: [], tmpfs: [], secrets: [] }, go);
   }
 
   /** Sets up RUN --mount entries one by one (bind from a stage needs its rootfs mounted meanwhile), then runs. */
-  private async withRunMounts(run: Run, st: StageState, n: Node, specs: string[], binds: Array<{ source: string; target: string; readonly: boolean }>,
-    go: (binds: Array<{ source: string; target: string; readonly: boolean }>) => Promise<void>): Promise<void> {
-    if (specs.length === 0) return go(binds);
+  private async withRunMounts(run: Run, st: StageState, n: Node, specs: string[], m: StepMounts, go: (m: StepMounts) => Promise<void>): Promise<void> {
+    if (specs.length === 0) return go(m);
     const [spec, ...rest] = specs;
     const opts = new Map<string, string>();
     for (const kv of spec.split(',')) {
       const i = kv.indexOf('=');
-      opts.set(i >= 0 ? kv.slice(0, i) : kv, i >= 0 ? kv.slice(i + 1) : 'true');
+      opts.set((i >= 0 ? kv.slice(0, i) : kv).trim().toLowerCase(), i >= 0 ? kv.slice(i + 1) : 'true');
     }
     const type = opts.get('type') ?? 'bind';
+    const next = (add: Partial<StepMounts>) => this.withRunMounts(run, st, n, rest, {
+      binds: [...m.binds, ...(add.binds ?? [])], tmpfs: [...m.tmpfs, ...(add.tmpfs ?? [])], secrets: [...m.secrets, ...(add.secrets ?? [])],
+    }, go);
+    if (type === 'ssh') {
+      throw lineError('mount type ssh is not supported: Berth\'s builder cannot forward an SSH agent (use a secret mount, or clone in the build context)', n.startLine);
+    }
+    const absOf = (t: string) => (t.startsWith('/') ? t : path.posix.join(st.config.WorkingDir || '/', t));
+    if (type === 'secret') {
+      const id = opts.get('id') ?? path.posix.basename(opts.get('target') ?? opts.get('dst') ?? opts.get('destination') ?? '');
+      if (!id) throw lineError(`mount ${spec}: secret id or target is required`, n.startLine);
+      const target = absOf(opts.get('target') ?? opts.get('dst') ?? opts.get('destination') ?? `/run/secrets/${id}`);
+      const data = run.req.secrets[id];
+      if (!data) {
+        // As BuildKit: a secret that was not given is skipped unless it is required.
+        if (opts.get('required') === 'true') throw stepError(`secret ${id}: not found (pass it with --secret id=${id},src=FILE)`, n.startLine);
+        return next({});
+      }
+      const num = (k: string, def: number, base = 10) => {
+        const v = opts.get(k);
+        if (v === undefined) return def;
+        const x = parseInt(v, base);
+        if (!Number.isInteger(x) || x < 0) throw lineError(`mount ${spec}: invalid ${k} ${v}`, n.startLine);
+        return x;
+      };
+      return next({ secrets: [{ data, target, mode: num('mode', 0o400, 8), uid: num('uid', 0), gid: num('gid', 0) }] });
+    }
     const target = opts.get('target') ?? opts.get('dst') ?? opts.get('destination');
     if (!target) throw lineError(`mount ${spec}: target is required`, n.startLine);
-    const abs = target.startsWith('/') ? target : path.posix.join(st.config.WorkingDir || '/', target);
+    const abs = absOf(target);
+    if (type === 'tmpfs') {
+      const raw = opts.get('size');
+      const size = raw === undefined ? 0 : parseByteSize(raw);
+      if (size === undefined) throw lineError(`mount ${spec}: invalid size ${raw}`, n.startLine);
+      return next({ tmpfs: [{ target: abs, size }] });
+    }
     const rw = opts.has('rw') || opts.get('readonly') === 'false' || opts.get('ro') === 'false';
     if (type === 'cache') {
       const dir = await run.backend.cacheMountDir(opts.get('id') ?? abs);
-      return this.withRunMounts(run, st, n, rest, [...binds, { source: dir, target: abs, readonly: opts.get('ro') === 'true' || opts.get('readonly') === 'true' }], go);
+      return next({ binds: [{ source: dir, target: abs, readonly: opts.get('ro') === 'true' || opts.get('readonly') === 'true' }] });
     }
     if (type === 'bind') {
       const source = (opts.get('source') ?? opts.get('src') ?? '.').replace(/^\/+/, '') || '.';
@@ -519,14 +594,14 @@ export class Builder implements BuildService {
       if (!from) {
         const host = path.resolve(run.ctx.dir, source);
         if (host !== run.ctx.dir && !host.startsWith(run.ctx.dir + path.sep)) throw lineError(`mount source ${source} is outside the build context`, n.startLine);
-        return this.withRunMounts(run, st, n, rest, [...binds, { source: host, target: abs, readonly: !rw }], go);
+        return next({ binds: [{ source: host, target: abs, readonly: !rw }] });
       }
       const imageId = await this.fromImage(run, st, from, n.startLine);
       return run.backend.withImageRootfs(imageId, async (root) => {
-        await this.withRunMounts(run, st, n, rest, [...binds, { source: resolveInRoot(root, '/' + source), target: abs, readonly: !rw }], go);
+        await next({ binds: [{ source: resolveInRoot(root, '/' + source), target: abs, readonly: !rw }] });
       });
     }
-    throw lineError(`mount type ${type} is not supported (use cache or bind)`, n.startLine);
+    throw lineError(`mount type ${type} is not supported (use bind, cache, tmpfs or secret)`, n.startLine);
   }
 
   /** Image of `--from=`: an earlier stage (name or index) or an image reference. */

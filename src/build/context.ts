@@ -31,6 +31,11 @@ export class BuildContext {
       throw invalidArgument(`failed to read the build context (it must be a tar archive): ${(err as Error).message}`);
     }
     if (count === 0) throw invalidArgument('the build context is empty: send a tar archive holding at least the Dockerfile');
+    return BuildContext.adopt(dir);
+  }
+
+  /** A context that is already a directory (a cloned repository, a fetched Dockerfile); removed with the context. */
+  static async adopt(dir: string): Promise<BuildContext> {
     const ignoreText = await fsp.readFile(path.join(dir, '.dockerignore'), 'utf8').catch(() => '');
     return new BuildContext(dir, new IgnoreMatcher(readDockerignore(ignoreText)));
   }

@@ -608,6 +608,10 @@ export interface RunStepOptions {
   workdir: string;
   /** Host directories to bind into the step (RUN --mount=type=cache|bind); never part of the layer. */
   binds: Array<{ source: string; target: string; readonly: boolean }>;
+  /** RUN --mount=type=tmpfs: a fresh tmpfs at each target (size in bytes, 0: the kernel's default). */
+  tmpfs: Array<{ target: string; size: number }>;
+  /** RUN --mount=type=secret: files only the step sees (read-only, never in the layer, not in the cache key). */
+  secrets: Array<{ data: Buffer; target: string; mode: number; uid: number; gid: number }>;
   extraHosts: string[];
   /** The step container's HostConfig.NetworkMode: `default` (the default bridge, as the classic builder), host, none or a network. */
   network: string;
@@ -686,6 +690,13 @@ export interface BuildRequest {
   registryAuth: Record<string, RegistryAuth>;
   /** `cachefrom`: when given, only these images (and their parents) are cache sources, as with Docker's classic builder. */
   cacheFrom: string[];
+  /** Secrets for RUN --mount=type=secret, by id (Berth's X-Berth-Build-Secrets header; the classic protocol has none). */
+  secrets: Record<string, Buffer>;
+  /**
+   * `remote`: the context is fetched by the daemon instead of read from the body — a git repository
+   * (`git://…`, `….git#ref:subdir`, `git@…`) or an http(s) URL of a tar or of a bare Dockerfile.
+   */
+  remote: string;
 }
 
 /** The build area (src/build), as routes see it. */

@@ -345,3 +345,95 @@ test('a base image that is not local is pulled (from a registry on 127.0.0.1); -
     await reg.stop();
   }
 });
+
+test('RUN --mount=type=secret (berth build --secret) and type=tmpfs: seen by the step, never in a layer; ssh refused', async () => {
+  const secretFile = path.join(d.base, 'token.txt');
+  fs.writeFileSync(secretFile, 's3cr3t-value\n');
+  const dir = context({
+    'Dockerfile': [
+      'FROM busybox',
+      'RUN --mount=type=secret,id=token sh -c \'tr a-z A-Z < /run/secrets/token > /seen-default; stat -c "%a %u" /run/secrets/token >> /seen-default\'',
+      'RUN --mount=type=secret,id=token,target=/etc/tok,mode=0440,uid=1000 sh -c \'tr a-z A-Z < /etc/tok > /seen-target; stat -c "%a %u" /etc/tok >> /seen-target\'',
+      'RUN --mount=type=secret,id=absent sh -c \'test -e /run/secrets/absent && echo present > /absent || echo absent > /absent\'',
+      'RUN --mount=type=tmpfs,target=/scratch,size=1m sh -c \'echo t > /scratch/f && grep " /scratch " /proc/mounts | cut -d" " -f3 > /tmpfs-type\'',
+      '',
+    ].join('\n'),
+  });
+  ok(await berth('build', '--secret', `id=token,src=${secretFile}`, '-t', 'secrets:1', dir));
+  assert.equal(await runOut('secrets:1', 'cat', '/seen-default', '/seen-target', '/absent', '/tmpfs-type'),
+    'S3CR3T-VALUE\n400 0\nS3CR3T-VALUE\n440 1000\nabsent\ntmpfs\n');
+  // Neither the secret nor its mount point, nor the tmpfs content, is in any layer.
+  assert.equal(await runOut('secrets:1', 'sh', '-c', 'ls -d /run/secrets /etc/tok /scratch 2>/dev/null | wc -l'), '0\n');
+  const saved = await d.api('GET', '/images/secrets:1/get');
+  assert.equal(saved.status, 200);
+  assert.ok(saved.raw.length > 0 && !saved.raw.includes('s3cr3t-value'), 'the secret is in no layer');
+  // A required secret that is not given fails the step with its line number.
+  const req = context({ 'Dockerfile': 'FROM busybox\nRUN --mount=type=secret,id=needed,required=true true\n' });
+  const r1 = await berth('build', req);
+  assert.notEqual(r1.code, 0);
+  assert.match(r1.stderr, /secret needed: not found .*\(Dockerfile line 2\)/);
+  const ssh = context({ 'Dockerfile': 'FROM busybox\nRUN --mount=type=ssh true\n' });
+  const r2 = await berth('build', ssh);
+  assert.notEqual(r2.code, 0);
+  assert.match(r2.stderr, /line 2: mount type ssh is not supported/);
+  assert.equal(ok(await berth('ps', '-aq')).stdout, '');
+});
+
+test('remote contexts: a context tar.gz URL, a bare Dockerfile URL, and a git repository (#ref:subdir) served on 127.0.0.1', async () => {
+  const http = await import('node:http');
+  const { spawnSync } = await import('node:child_process');
+  const sh = (cmd: string, args: string[], cwd?: string) => {
+    const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', HOME: d.base } });
+    assert.equal(r.status, 0, `${cmd} ${args.join(' ')}: ${r.stderr}`);
+  };
+  // The context tar.gz.
+  const src = context({ 'Dockerfile': 'FROM busybox\nCOPY hello.txt /hello.txt\n', 'hello.txt': 'from a tar URL\n' });
+  const served = fs.mkdtempSync(path.join(d.base, 'served-'));
+  sh('tar', ['-czf', path.join(served, 'ctx.tar.gz'), '-C', src, '.']);
+  fs.writeFileSync(path.join(served, 'Dockerfile.txt'), 'FROM busybox\nRUN echo from-a-dockerfile-url > /df\n');
+  // A repository with two branches; the context is a subdirectory; served over dumb http.
+  const work = fs.mkdtempSync(path.join(d.base, 'repo-'));
+  const git = (...a: string[]) => sh('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', '-c', 'init.defaultBranch=main', ...a], work);
+  git('init', '-q');
+  fs.mkdirSync(path.join(work, 'app'));
+  fs.writeFileSync(path.join(work, 'app', 'Dockerfile'), 'FROM busybox\nCOPY v.txt /v.txt\n');
+  fs.writeFileSync(path.join(work, 'app', 'v.txt'), 'main branch\n');
+  git('add', '-A'); git('commit', '-qm', 'one');
+  git('checkout', '-qb', 'feature');
+  fs.writeFileSync(path.join(work, 'app', 'v.txt'), 'feature branch\n');
+  git('commit', '-qam', 'two');
+  git('checkout', '-q', 'main');
+  sh('git', ['clone', '-q', '--bare', work, path.join(served, 'repo.git')]);
+  sh('git', ['update-server-info'], path.join(served, 'repo.git'));
+  const server = http.createServer((req, res) => {
+    const p = path.join(served, decodeURIComponent((req.url ?? '/').split('?')[0]));
+    if (!p.startsWith(served + '/') || !fs.existsSync(p) || !fs.statSync(p).isFile()) { res.writeHead(404); res.end(); return; }
+    res.writeHead(200); fs.createReadStream(p).pipe(res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const base = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`;
+    ok(await berth('build', '-t', 'remote:tar', `${base}/ctx.tar.gz`));
+    assert.equal(await runOut('remote:tar', 'cat', '/hello.txt'), 'from a tar URL\n');
+    ok(await berth('build', '-t', 'remote:df', `${base}/Dockerfile.txt`));
+    assert.equal(await runOut('remote:df', 'cat', '/df'), 'from-a-dockerfile-url\n');
+    ok(await berth('build', '-t', 'remote:git-main', `${base}/repo.git#:app`));
+    assert.equal(await runOut('remote:git-main', 'cat', '/v.txt'), 'main branch\n');
+    ok(await berth('build', '-t', 'remote:git-feature', `${base}/repo.git#feature:app`));
+    assert.equal(await runOut('remote:git-feature', 'cat', '/v.txt'), 'feature branch\n');
+    // The Engine API's remote parameter, as docker-py sends it.
+    const api = await d.api('POST', `/build?t=remote:api&remote=${encodeURIComponent(`${base}/repo.git#feature:app`)}`, '', { 'Content-Type': 'application/x-tar' });
+    assert.equal(api.status, 200);
+    assert.doesNotMatch(api.raw.toString(), /errorDetail/);
+    assert.equal(await runOut('remote:api', 'cat', '/v.txt'), 'feature branch\n');
+    const missing = await berth('build', `${base}/nothing.tar.gz`);
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /unable to download remote context .*404/);
+    const badRef = await berth('build', `${base}/repo.git#no-such-branch`);
+    assert.notEqual(badRef.code, 0);
+    assert.match(badRef.stderr, /unable to prepare context: unable to 'git fetch/);
+  } finally {
+    server.close();
+  }
+  assert.deepEqual(fs.readdirSync(path.join(d.dataRoot, 'builder', 'tmp')), [], 'no context directory left');
+});

@@ -38,9 +38,22 @@ function jsonList(ctx: Ctx, name: string): string[] {
   return v.map(String);
 }
 
+/** X-Berth-Build-Secrets: base64(JSON) of secret id -> base64 content (Berth's; the classic protocol has no secrets). */
+function buildSecretsOf(ctx: Ctx): Record<string, Buffer> {
+  const raw = ctx.req.headers['x-berth-build-secrets'];
+  if (typeof raw !== 'string' || !raw) return {};
+  let v: unknown;
+  try { v = JSON.parse(Buffer.from(raw, 'base64').toString('utf8')); } catch { throw invalidArgument('invalid X-Berth-Build-Secrets header: not base64 JSON'); }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw invalidArgument('invalid X-Berth-Build-Secrets header: not an object of id to base64 content');
+  const out: Record<string, Buffer> = {};
+  for (const [id, data] of Object.entries(v)) {
+    if (typeof data !== 'string' || !id) throw invalidArgument(`invalid X-Berth-Build-Secrets header: secret ${id} is not a base64 string`);
+    out[id] = Buffer.from(data, 'base64');
+  }
+  return out;
+}
+
 export function buildRequestOf(ctx: Ctx): BuildRequest {
-  const remote = ctx.query.get('remote');
-  if (remote) throw invalidArgument(`remote build contexts (${remote}) are not supported: send the context as a tar in the request body`);
   const labels = jsonMap(ctx, 'labels');
   return {
     tags: ctx.query.getAll('t').filter(Boolean),
@@ -57,6 +70,8 @@ export function buildRequestOf(ctx: Ctx): BuildRequest {
     cacheFrom: jsonList(ctx, 'cachefrom'),
     pull: ctx.bool('pull'),
     registryAuth: registryConfigOf(ctx),
+    secrets: buildSecretsOf(ctx),
+    remote: ctx.query.get('remote') ?? '',
   };
 }
 

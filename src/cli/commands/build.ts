@@ -71,6 +71,33 @@ async function stdinContext(): Promise<{ body: Readable; dockerfile?: string }> 
   return { body: Readable.from(pack as AsyncIterable<Buffer>, { objectMode: false }), dockerfile: 'Dockerfile' };
 }
 
+/** `--secret id=x[,src=FILE|,env=VAR]` (BuildKit's syntax) as the X-Berth-Build-Secrets header. */
+async function secretsHeader(specs: string[]): Promise<Record<string, string>> {
+  if (!specs.length) return {};
+  const secrets: Record<string, string> = {};
+  for (const s of specs) {
+    const kv = new Map(s.split(',').map((p) => { const i = p.indexOf('='); return [i >= 0 ? p.slice(0, i) : p, i >= 0 ? p.slice(i + 1) : ''] as [string, string]; }));
+    const id = kv.get('id');
+    if (!id) throw new CliError(`invalid secret ${s}: id is required (id=mysecret,src=/local/secret)`, 1);
+    if (kv.has('type') && !['file', 'env'].includes(kv.get('type')!)) throw new CliError(`invalid secret ${s}: unsupported type ${kv.get('type')}`, 1);
+    const env = kv.get('env') ?? (kv.get('type') === 'env' || (!kv.has('src') && !kv.has('source')) ? id : undefined);
+    const src = kv.get('src') ?? kv.get('source');
+    let data: Buffer;
+    if (src) {
+      data = await fsp.readFile(src).catch((e: Error) => { throw new CliError(`failed to read secret ${id} from ${src}: ${e.message}`, 1); });
+    } else if (env !== undefined && process.env[env] !== undefined) {
+      data = Buffer.from(process.env[env]!);
+    } else {
+      throw new CliError(`invalid secret ${s}: give src=FILE or env=VAR`, 1);
+    }
+    secrets[id] = data.toString('base64');
+  }
+  const header = Buffer.from(JSON.stringify(secrets)).toString('base64');
+  // Headers are bounded (16 KiB in Node's HTTP server): secrets are small by nature.
+  if (header.length > 12 * 1024) throw new CliError('secrets too large: together they must stay under about 6 KiB', 1);
+  return { 'X-Berth-Build-Secrets': header };
+}
+
 const build: CommandDef = {
   spec: spec('build', 'build [OPTIONS] PATH | -', 'Build an image from a Dockerfile', [
     { long: 'add-host', kind: 'list', usage: 'Add a custom host-to-IP mapping (host:ip)' },
@@ -85,6 +112,7 @@ const build: CommandDef = {
     { long: 'platform', kind: 'string', usage: 'Set platform if server is multi-platform capable' },
     { long: 'pull', kind: 'bool', usage: 'Always attempt to pull a newer version of the image' },
     { long: 'quiet', short: 'q', kind: 'bool', usage: 'Suppress the build output and print image ID on success' },
+    { long: 'secret', kind: 'list', usage: 'Secret to expose to the build (id=mysecret[,src=/local/secret] or id=x,env=VAR)' },
     { long: 'rm', kind: 'bool', def: true, usage: 'Remove intermediate containers after a successful build' },
     { long: 'squash', kind: 'bool', usage: 'Squash newly built layers into a single new layer' },
     { long: 'tag', short: 't', kind: 'list', usage: "Name and optionally a tag in the 'name:tag' format" },
@@ -95,7 +123,12 @@ const build: CommandDef = {
     const contextArg = p.args[0];
     let body: Readable;
     let dockerfile: string | undefined = o.file || undefined;
-    if (contextArg === '-') {
+    let remote: string | undefined;
+    if (/^(https?:\/\/|git:\/\/|git@|github\.com\/)/i.test(contextArg)) {
+      // The daemon fetches a remote context (the API's `remote`), as with `docker build URL` on the classic builder's API.
+      remote = contextArg;
+      body = Readable.from([]);
+    } else if (contextArg === '-') {
       const s = await stdinContext();
       body = s.body;
       dockerfile = s.dockerfile ?? dockerfile;
@@ -159,12 +192,13 @@ const build: CommandDef = {
         platform: o.platform || undefined,
         extrahosts: o['add-host']?.length ? o['add-host'] : undefined,
         cachefrom: o['cache-from']?.length ? JSON.stringify(o['cache-from']) : undefined,
+        remote,
       },
       body: counted,
       contentType: 'application/x-tar',
-      headers: { 'X-Registry-Config': Buffer.from('{}').toString('base64') },
+      headers: { 'X-Registry-Config': Buffer.from('{}').toString('base64'), ...(await secretsHeader((o.secret ?? []) as string[])) },
     });
-    if (!quiet) ctx.out(`Sending build context to Berth daemon  ${humanSize(sent, 4)}\n`);
+    if (!quiet && !remote) ctx.out(`Sending build context to Berth daemon  ${humanSize(sent, 4)}\n`);
     let imageId = '';
     let failure: { message: string; code: number } | undefined;
     let stepStart = 0;
