@@ -157,14 +157,18 @@ export class EngineBuildBackend implements BuildBackend {
     const layers: LayerInput[] = parentDiffs.map((d) => ({ diffID: d, open: () => this.images.openLayerTar(d) }));
     let size = 0;
     if (layer) {
+      const step = layer as StepLayer;
+      if (step.kind === 'container') await this.containers.released(step.id); // the upper dir is no longer mounted
       const upper = this.images.containerUpperDir(layer.id);
       // The runtime's mount points (/etc/hosts, /dev, ...) and the step's own mount targets are not the step's changes.
-      const skip = [...CONTAINER_MOUNTPOINTS, ...((layer as StepLayer).stubs ?? []).map((t) => path.posix.normalize(t))];
+      const skip = [...CONTAINER_MOUNTPOINTS, ...(step.stubs ?? []).map((t) => path.posix.normalize(t))];
       const scanned = await scanUpperDir(upper, skip);
-      const quiet = (layer as StepLayer).kind === 'container' ? await mountpointOnlyDirs(upper, scanned, skip) : new Set<string>();
+      const quiet = step.kind === 'container' ? await mountpointOnlyDirs(upper, scanned, skip) : new Set<string>();
       const entries = scanned.filter((e) => !quiet.has('/' + e.rel) || e.opaque);
       if (entries.length) {
-        layers.push({ open: async () => upperDirToLayerTar(upper, entries, quiet, { clampMtime }) });
+        if (step.kind === 'container') await pruneToEntries(upper, skip, quiet, entries);
+        // The step's upper dir becomes the layer in place (no second copy); a COPY snapshot is unpacked as before.
+        layers.push({ open: async () => upperDirToLayerTar(upper, entries, quiet, { clampMtime }), adoptContainer: step.kind === 'container' ? step.id : undefined });
         for (const e of entries) if (e.stat.isFile()) size += e.stat.size;
       }
     }
@@ -278,6 +282,17 @@ export class EngineBuildBackend implements BuildBackend {
   async tag(imageId: string, ref: string): Promise<void> {
     await this.images.tag(imageId, ref);
   }
+}
+
+/**
+ * Leaves in a step's upper dir only what its layer tar holds: the runtime's and the
+ * step's mount points (and directories made only for them) go, so the dir can be the layer.
+ */
+async function pruneToEntries(upper: string, skip: string[], quiet: Set<string>, entries: Array<{ rel: string }>): Promise<void> {
+  const kept = new Set(entries.map((e) => '/' + e.rel));
+  for (const s of skip) if (!kept.has(s)) await fsp.rm(path.join(upper, s), { recursive: true, force: true });
+  // Deepest first: a quiet dir holds nothing but other quiet dirs by now.
+  for (const d of [...quiet].sort((a, b) => b.length - a.length)) if (!kept.has(d)) await fsp.rm(path.join(upper, d), { recursive: true, force: true });
 }
 
 /**

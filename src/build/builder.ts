@@ -165,7 +165,12 @@ export class Builder implements BuildService {
   /** The request's context: the body's tar, or what `remote` names (a git repository, a tar or Dockerfile URL). */
   private async context(req: BuildRequest, body: Readable): Promise<BuildContext> {
     const dir = path.join(this.tmpRoot, randomBytes(8).toString('hex'));
-    if (!req.remote) return BuildContext.unpack(body, dir, () => undefined);
+    if (!req.remote) {
+      return BuildContext.unpack(body, dir, () => undefined).catch(async (err) => {
+        await fsp.rm(dir, { recursive: true, force: true }); // a body that is not a tar leaves nothing
+        throw err;
+      });
+    }
     body.resume(); // Docker ignores the body when remote is given
     try {
       if (isGitUrl(req.remote)) {

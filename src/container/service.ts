@@ -888,6 +888,12 @@ export class Containers implements ContainerService {
   }
 
   // ---- wait ----------------------------------------------------------------
+  async released(idOrName: string): Promise<void> {
+    const c = this.find(idOrName);
+    await this.stopped(c);
+    if (c.exiting) await c.exiting;
+  }
+
   async wait(idOrName: string, condition: WaitCondition, abort: AbortSignal): Promise<{ StatusCode: number; Error: { Message: string } | null }> {
     const c = this.find(idOrName);
     const result = () => ({ StatusCode: c.rec.State.ExitCode, Error: null });

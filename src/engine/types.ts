@@ -92,6 +92,11 @@ export interface LayerInput {
   open: () => Promise<Readable>;
   /** Expected diffID when known (load): lets existing layers be skipped without reading them. */
   diffID?: string;
+  /**
+   * The tar is this stopped container's upper dir (as a layer, nothing else in the dir): the
+   * dir becomes the layer's snapshot in place instead of being unpacked again (build steps).
+   */
+  adoptContainer?: string;
 }
 
 export interface CreateImageOptions {
@@ -420,6 +425,8 @@ export interface ContainerService {
   prune(filters: Record<string, string[]>): Promise<ContainerPruneReport>;
   /** Resolves when the condition is met; rejects if `abort` fires first. */
   wait(idOrName: string, condition: WaitCondition, abort: AbortSignal): Promise<{ StatusCode: number; Error: { Message: string } | null }>;
+  /** Resolves once a stopped container's host resources (runtime state, rootfs mount) are gone. */
+  released(idOrName: string): Promise<void>;
   resize(idOrName: string, height: number, width: number): Promise<void>;
   top(idOrName: string, psArgs?: string): Promise<{ Titles: string[]; Processes: string[][] }>;
   /**

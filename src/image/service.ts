@@ -578,7 +578,10 @@ export class ImageServiceImpl implements ImageService {
           src = await inputs[i].open();
           opened.add(src);
           const s = src;
-          const { result: prep, ingest, split } = await this.unpackRecordingSplit((rec) => this.snapshots.prepareLayer(s, { split: rec }));
+          const adopt = inputs[i].adoptContainer;
+          const { result: prep, ingest, split } = await this.unpackRecordingSplit((rec) => (adopt
+            ? this.snapshots.prepareAdopted(adopt, s, { split: rec }) // a build step's upper dir: no second copy
+            : this.snapshots.prepareLayer(s, { split: rec })));
           done[i] = { prep, ingest, split };
         } catch (err) {
           // The first failure stops the others (their streams are destroyed): the image will not be made.

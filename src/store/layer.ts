@@ -47,6 +47,11 @@ export interface ApplyOptions {
   tee?: Writable;
   /** Records the tar's non-file bytes so the tar can be rebuilt from the layer directory (see tarsplit.ts). */
   split?: TarSplitter;
+  /**
+   * The files are already in `root` (a container's upper dir adopted as the layer): only the
+   * diffID, sizes and tar-split record are computed; nothing is written.
+   */
+  recordOnly?: boolean;
 }
 
 const SMALL_FILE = 1 << 20;      // files up to this size are buffered and written by the pool
@@ -184,6 +189,17 @@ export async function applyLayer(input: Readable, root: string, opts: ApplyOptio
       return;
     }
     const base = parts[parts.length - 1];
+    if (opts.recordOnly) {
+      stream.resume();
+      if (isFile) {
+        const stored = base !== WHITEOUT_OPAQUE && !base.startsWith(WHITEOUT_PREFIX);
+        opts.split?.entry(offset, h.size ?? 0, stored ? key(parts) : undefined);
+        if (stored) size += h.size ?? 0;
+      } else if (h.type === 'symlink') {
+        size += Buffer.byteLength(h.linkname ?? '');
+      }
+      return;
+    }
     const rel = await resolveParent(parts, h.name);
     const target = abs(rel);
 

@@ -227,6 +227,27 @@ export class SnapshotStore {
     });
   }
 
+  /**
+   * A stopped container's upper dir as a prepared layer, in place (no copy): `tarStream` is that
+   * dir as a layer tar (its diffID and tar-split record are computed from it, nothing is
+   * written). The container's snapshot is forgotten first, then its dir becomes a tmp-* one,
+   * so a crash at any point leaves a dir open() deletes, never one owned twice.
+   */
+  async prepareAdopted(containerId: string, tarStream: Readable, applyOpts: ApplyOptions = {}): Promise<PreparedUnpack> {
+    const c = this.meta.containers[containerId];
+    if (!c) throw notFound(`container snapshot ${containerId} not found`);
+    const apply = await applyLayer(tarStream, this.fsPath(c.n), { ...applyOpts, recordOnly: true });
+    const tmp = path.join(this.dir, `tmp-${randomBytes(8).toString('hex')}`);
+    await this.withLock(async () => {
+      if (this.meta.containers[containerId] !== c) throw notFound(`container snapshot ${containerId} not found`);
+      delete this.meta.containers[containerId];
+      await this.save();
+      await fsp.rename(path.join(this.dir, String(c.n)), tmp);
+    });
+    await fsp.rm(path.join(tmp, 'work'), { recursive: true, force: true });
+    return { tmp, apply };
+  }
+
   /** Removes a prepared layer's temp directory (a no-op once committed). */
   async discardPrepared(prep: PreparedUnpack): Promise<void> {
     await fsp.rm(prep.tmp, { recursive: true, force: true });
