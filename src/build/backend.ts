@@ -29,11 +29,15 @@ interface StepLayer extends BuildStepLayer {
   stubs?: string[];
   /** A private host directory holding the step's secret files, removed with the layer. */
   secretDir?: string;
+  /** Its in-flight note (builder/inflight/<name>). */
+  name: string;
 }
 
 export class EngineBuildBackend implements BuildBackend {
   private readonly dir: string;
   private readonly indexFile: string;
+  /** One file per step container/snapshot in flight (its name): what a crash mid-step leaves, recover() removes. */
+  private readonly inflightDir: string;
   private index: Map<string, BuildCacheEntry> | undefined;
   /** Index writes one at a time, in order. */
   private writing: Promise<void> = Promise.resolve();
@@ -42,6 +46,41 @@ export class EngineBuildBackend implements BuildBackend {
     private readonly distribution: DistributionService) {
     this.dir = path.join(config.dataRoot, 'builder');
     this.indexFile = path.join(this.dir, 'cache.json');
+    this.inflightDir = path.join(this.dir, 'inflight');
+  }
+
+  /** Noted before the object exists, so a crash at any point leaves it findable. */
+  private async markInflight(name: string, kind: StepLayer['kind']): Promise<void> {
+    await fsp.mkdir(this.inflightDir, { recursive: true, mode: 0o700 });
+    await fsp.writeFile(path.join(this.inflightDir, name), kind);
+  }
+
+  private async unmarkInflight(name: string): Promise<void> {
+    await fsp.rm(path.join(this.inflightDir, name), { force: true });
+  }
+
+  async recover(): Promise<void> {
+    for (const name of await fsp.readdir(this.inflightDir).catch(() => [] as string[])) {
+      const kind = await fsp.readFile(path.join(this.inflightDir, name), 'utf8').catch(() => '');
+      if (kind === 'container') {
+        await this.containers.remove(name, { force: true, volumes: true }).catch((err) => { if (!isKind(err, 'not-found')) throw err; });
+      } else {
+        const target = this.snapshotMountPoint(name);
+        await unmount(target).catch(() => undefined);
+        await fsp.rm(target, { recursive: true, force: true }).catch(() => undefined);
+        await this.images.removeContainerRootfs(name);
+      }
+      await this.unmarkInflight(name);
+    }
+    // Secret files of steps cut short (the exec root may survive a daemon crash).
+    const work = path.join(this.config.execRoot, 'build');
+    for (const d of await fsp.readdir(work).catch(() => [] as string[])) {
+      if (d.startsWith('secrets-')) await fsp.rm(path.join(work, d), { recursive: true, force: true });
+    }
+  }
+
+  private snapshotMountPoint(id: string): string {
+    return path.join(this.config.execRoot, 'build', id.slice(0, 18));
   }
 
   async resolveImage(ref: string): Promise<ImageRecord> {
@@ -83,8 +122,11 @@ export class EngineBuildBackend implements BuildBackend {
       }
     }
     let Id: string;
+    // Named, so that the in-flight note can be written before the container exists.
+    const name = `berth-build-step-${randomBytes(8).toString('hex')}`;
     try {
-      ({ Id } = await this.containers.create(undefined, {
+      await this.markInflight(name, 'container');
+      ({ Id } = await this.containers.create(name, {
         Image: opts.imageId,
         Cmd: opts.cmd,
         Entrypoint: [],
@@ -104,9 +146,10 @@ export class EngineBuildBackend implements BuildBackend {
       }));
     } catch (err) {
       if (secretDir) await fsp.rm(secretDir, { recursive: true, force: true });
+      await this.unmarkInflight(name);
       throw err;
     }
-    const layer: StepLayer = { id: Id, kind: 'container', stubs: [...binds.map((b) => b.target), ...opts.tmpfs.map((t) => t.target)], secretDir };
+    const layer: StepLayer = { id: Id, name, kind: 'container', stubs: [...binds.map((b) => b.target), ...opts.tmpfs.map((t) => t.target)], secretDir };
     try {
       opts.onStart(Id);
       await this.containers.start(Id);
@@ -124,9 +167,13 @@ export class EngineBuildBackend implements BuildBackend {
 
   async copyIntoLayer(imageId: string, fill: (rootfs: string) => Promise<void>): Promise<BuildStepLayer> {
     const id = `build-${randomBytes(16).toString('hex')}`;
-    const layer: StepLayer = { id, kind: 'snapshot' };
-    const target = path.join(this.config.execRoot, 'build', id.slice(0, 18));
-    const prepared = await this.images.prepareContainerRootfs(id, imageId);
+    const layer: StepLayer = { id, name: id, kind: 'snapshot' };
+    const target = this.snapshotMountPoint(id);
+    await this.markInflight(id, 'snapshot');
+    const prepared = await this.images.prepareContainerRootfs(id, imageId).catch(async (err) => {
+      await this.unmarkInflight(id);
+      throw err;
+    });
     try {
       await prepared.persisted;
       await fsp.mkdir(target, { recursive: true });
@@ -199,6 +246,7 @@ export class EngineBuildBackend implements BuildBackend {
     } else {
       await this.images.removeContainerRootfs(layer.id);
     }
+    await this.unmarkInflight(step.name);
   }
 
   private async loadIndex(): Promise<Map<string, BuildCacheEntry>> {

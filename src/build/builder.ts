@@ -199,6 +199,11 @@ export class Builder implements BuildService {
     }
   }
 
+  async recover(): Promise<void> {
+    await fsp.rm(this.tmpRoot, { recursive: true, force: true }); // contexts of builds a crash cut short
+    await this.backend.recover();
+  }
+
   async prune(_opts: { all: boolean; filters: Record<string, string[]> }): Promise<{ CachesDeleted: string[]; SpaceReclaimed: number }> {
     const r = await this.backend.clearCache();
     return { CachesDeleted: r.removed, SpaceReclaimed: r.reclaimed };

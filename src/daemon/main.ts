@@ -73,6 +73,7 @@ export async function main(argv: string[]): Promise<void> {
   registerNetworkRoutes(router, services);
 
   await containers.restore();
+  await builder.recover(); // after restore: step containers a crash left are known by then
 
   const servers: ApiServer[] = [];
   const newServer = () => new ApiServer(router, logger.error, (method, url) => logger.debug(`Calling ${method} ${url}`), config.limits);

@@ -649,6 +649,8 @@ export interface BuildBackend {
    * pull progress goes to `progress`. Throws not-found when it is nowhere.
    */
   baseImage(ref: string, opts: { pull: boolean; auth: Record<string, RegistryAuth> }, progress: ProgressSink): Promise<ImageRecord>;
+  /** Removes the step containers/snapshots of builds a crash cut short (noted before each was made). */
+  recover(): Promise<void>;
   /** Runs a RUN step as a container on `imageId`; its writable layer is kept for capture. */
   runStep(opts: RunStepOptions): Promise<{ layer: BuildStepLayer; exitCode: number }>;
   /** A fresh writable layer on `imageId` (or empty for ''), mounted while `fill` writes into it. */
@@ -714,4 +716,6 @@ export interface BuildService {
   prune(opts: { all: boolean; filters: Record<string, string[]> }): Promise<{ CachesDeleted: string[]; SpaceReclaimed: number }>;
   /** `system df` BuildCache rows. */
   diskUsage(): Promise<Array<Record<string, unknown>>>;
+  /** At start-up: removes the step containers and snapshots a crash in the middle of a build left. */
+  recover(): Promise<void>;
 }

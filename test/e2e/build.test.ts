@@ -437,3 +437,34 @@ test('remote contexts: a context tar.gz URL, a bare Dockerfile URL, and a git re
   }
   assert.deepEqual(fs.readdirSync(path.join(d.dataRoot, 'builder', 'tmp')), [], 'no context directory left');
 });
+
+test('kill -9 of berthd during a RUN step: at start-up the step container, its snapshot and the context are swept; the build then works', async () => {
+  const { spawn } = await import('node:child_process');
+  const dir = context({ 'Dockerfile': 'FROM busybox\nCOPY f /f\nRUN echo step-started && sleep 120\n', 'f': 'x\n' });
+  const child = spawn(process.execPath, [path.join(process.env.BERTH_REPO_ROOT ?? process.cwd(), 'bin', 'berth'), 'build', '-t', 'crash:1', dir],
+    { env: { ...process.env, ...d.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the RUN step did not start: ${out}`)), 60_000);
+    child.stdout.on('data', (b: Buffer) => {
+      out += b.toString();
+      if (out.includes('step-started')) { clearTimeout(timer); resolve(); }
+    });
+  });
+  const snapshotsFile = path.join(d.dataRoot, 'metadata', 'snapshots.json');
+  const stepSnapshots = () => Object.keys(JSON.parse(fs.readFileSync(snapshotsFile, 'utf8')).containers ?? {});
+  await d.kill9();
+  await exited;
+  await d.restart();
+  assert.equal(ok(await berth('ps', '-aq')).stdout, '', 'no step container left');
+  assert.deepEqual(stepSnapshots(), [], 'no step snapshot left');
+  assert.deepEqual(fs.readdirSync(path.join(d.dataRoot, 'builder', 'inflight')), []);
+  assert.ok(!fs.existsSync(path.join(d.dataRoot, 'builder', 'tmp')) || fs.readdirSync(path.join(d.dataRoot, 'builder', 'tmp')).length === 0, 'no context left');
+  const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(d.execRoot + '/build'));
+  assert.deepEqual(mounts, []);
+  assert.equal((await d.api('GET', '/images/crash:1/json')).status, 404, 'nothing tagged');
+  fs.writeFileSync(path.join(dir, 'Dockerfile'), 'FROM busybox\nCOPY f /f\nRUN echo done > /done\n');
+  ok(await berth('build', '-t', 'crash:1', dir));
+  assert.equal(await runOut('crash:1', 'cat', '/f', '/done'), 'x\ndone\n');
+});
