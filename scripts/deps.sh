@@ -9,6 +9,7 @@
 BERTH_APT_PACKAGES=(gcc libc6-dev runc conmon busybox-static debootstrap docker.io attr xz-utils zstd tini iproute2 procps util-linux tmux nftables)
 # Registry tests: distribution 2.8 as the reference server, skopeo/umoci as OCI clients, htpasswd, TLS certs, wrk for the benchmark.
 BERTH_APT_PACKAGES+=(docker-registry skopeo umoci apache2-utils openssl curl wrk)
+BERTH_APT_PACKAGES+=(git) # build: git remote contexts (berthd runs the system git)
 
 install_system_packages() {
   local missing=() p
