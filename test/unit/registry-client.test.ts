@@ -5,6 +5,11 @@ import { selectPlatform, parsePlatform } from '../../src/registry/client/pull';
 import { goHumanSize, progressBar } from '../../src/registry/client/progress';
 import { validName } from '../../src/registry/server/storage';
 import { parseScopes, allows } from '../../src/registry/server/auth';
+import { fastGzip, sampledEntropy } from '../../src/common/compression';
+import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { Readable } from 'node:stream';
+import { gunzipSync } from 'node:zlib';
 
 test('insecure registries: loopback always, then host:port, host and CIDR entries', () => {
   assert.ok(isInsecure('127.0.0.1:5000', []));
@@ -55,4 +60,26 @@ test('registry server: repository names and token scopes', () => {
   assert.ok(allows(s, 'repository', 'base/img', 'pull'));
   assert.ok(!allows(s, 'repository', 'base/img', 'push'));
   assert.ok(allows(s, 'registry', 'catalog', 'anything'));
+});
+
+test('push compression: random batches stored, text deflated, one valid gzip member the system gunzip accepts', async () => {
+  const text = Buffer.from(Array.from({ length: 200_000 }, (_, i) => `${i} lorem ipsum dolor\n`).join(''));
+  const random = randomBytes(3 << 20);
+  assert.ok(sampledEntropy(random) > 7.9 && sampledEntropy(text) < 6);
+  const input = Buffer.concat([text, random, text, Buffer.alloc(12345, 7), random.subarray(0, 77_777)]);
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < input.length; i += 65536) chunks.push(input.subarray(i, i + 65536));
+  const parts: Buffer[] = [];
+  for await (const c of Readable.from(chunks).pipe(fastGzip())) parts.push(c as Buffer);
+  const gz = Buffer.concat(parts);
+  assert.ok(gunzipSync(gz).equals(input));
+  const viaTool = spawnSync('gzip', ['-dc'], { input: gz, maxBuffer: 64 << 20 });
+  assert.equal(viaTool.status, 0, viaTool.stderr.toString());
+  assert.ok(viaTool.stdout.equals(input));
+  // The random part is stored (a few bytes per block), the text compressed.
+  assert.ok(gz.length < random.length + 77_777 + text.length / 2);
+  assert.ok(gz.length > random.length + 77_777);
+  const empty: Buffer[] = [];
+  for await (const c of Readable.from([]).pipe(fastGzip())) empty.push(c as Buffer);
+  assert.equal(gunzipSync(Buffer.concat(empty)).length, 0);
 });

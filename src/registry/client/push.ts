@@ -5,7 +5,7 @@
  * otherwise the stored tar is gzip-compressed while it streams into a chunked upload, hashed
  * on the way, and committed with the digest. Then the config and a Docker v2 schema 2 manifest.
  */
-import { createGzip, constants as zlib } from 'node:zlib';
+import { fastGzip } from '../../common/compression';
 import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
 import { BerthError } from '../../common/errors';
@@ -117,7 +117,7 @@ async function pushLayer(ctx: PushContext, host: string, repo: string, diffID: s
     transform(chunk: Buffer, _e, cb) { hash.update(chunk); compressed += chunk.length; cb(null, chunk); },
   });
   const tar = await ctx.images.openLayerTar(diffID);
-  tar.pipe(counter).pipe(createGzip({ level: zlib.Z_BEST_SPEED, chunkSize: 256 * 1024 })).pipe(hasher);
+  tar.pipe(counter).pipe(fastGzip()).pipe(hasher);
   tar.on('error', (e) => hasher.destroy(e));
   const patch = await ctx.transport.request(host, 'PATCH', location, { auth, scope, headers: { 'Content-Type': 'application/octet-stream' }, body: hasher });
   const patchText = await patch.body.text();
