@@ -41,7 +41,7 @@ export async function writeEtcFiles(rec: ContainerRecord, net: NetworkAttachment
     // The daemon's dns/dns-search/dns-opts stand in for what the container does not name, as dockerd's.
     dns: hc.Dns?.length ? hc.Dns : net.defaults?.dns, dnsSearch: hc.DnsSearch?.length ? hc.DnsSearch : net.defaults?.dnsSearch,
     dnsOptions: hc.DnsOptions?.length ? hc.DnsOptions : net.defaults?.dnsOptions,
-    ip: net.ip, hostGatewayIp: net.hostGatewayIp, embeddedDns: net.nameservers,
+    ip: net.ip, ip6: net.ip6, hostGatewayIp: net.hostGatewayIp, embeddedDns: net.nameservers,
   });
   // Regenerated at every start and not yet mounted anywhere: plain writes (no fsync) keep start fast.
   await Promise.all([

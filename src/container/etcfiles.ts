@@ -64,6 +64,8 @@ export interface HostsOptions {
   domainname?: string;
   /** The container's address on its network (bridge); none for `none`/`host`. */
   ip?: string;
+  /** Its IPv6 address there, on a network with IPv6 (a second line, as Docker writes). */
+  ip6?: string;
   extraHosts?: readonly string[] | null;
   hostGatewayIp?: string;
   networkMode?: string;
@@ -87,6 +89,7 @@ export function hostsFileContent(o: HostsOptions): string {
     const fqdn = o.domainname ? `${o.hostname}.${o.domainname}` : o.hostname;
     const short = fqdn.includes('.') ? ` ${fqdn.slice(0, fqdn.indexOf('.'))}` : '';
     lines.push(`${o.ip}\t${fqdn}${short}`);
+    if (o.ip6) lines.push(`${o.ip6}\t${fqdn}${short}`);
   }
   return lines.join('\n') + '\n';
 }

@@ -567,7 +567,7 @@ export interface NetworkAttachment {
   settings: any;
   /** What /etc/hosts and /etc/resolv.conf need. */
   etc: {
-    ip?: string; hostGatewayIp?: string; nameservers?: string[];
+    ip?: string; ip6?: string; hostGatewayIp?: string; nameservers?: string[];
     /** daemon.json `dns`, `dns-search`, `dns-opts`: what a container that names none gets. */
     defaults?: { dns: string[]; dnsSearch: string[]; dnsOptions: string[] };
   };

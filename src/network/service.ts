@@ -554,6 +554,7 @@ export class Networks implements NetworkService {
       settings: settingsOf(sb, req, sb.ports, this),
       etc: {
         ip: first?.ip,
+        ip6: first?.ip6,
         hostGatewayIp: firstNet?.rec.IPAM.Config[0]?.Gateway,
         nameservers: userNet ? ['127.0.0.11'] : undefined,
         defaults: this.dnsDefaults(),

@@ -367,10 +367,11 @@ test('IPv6: network create --ipv6 with a ULA subnet, --ip6, addresses and AAAA n
   assert.deepEqual(n.IPAM.Config[1], { Subnet: subnet, Gateway: `${prefix}::1` });
   ok(await docker('run', '-d', '--name', 'v6-a', '--network', 'v6-net', 'busybox', 'sleep', '300'));
   const out = ok(await docker('run', '--rm', '--network', 'v6-net', '--ip6', `${prefix}::f00d`, 'busybox', 'sh', '-c',
-    'ip -6 addr show eth0; ip -6 route; ping6 -c1 -W2 v6-a && echo by-name-ok; nslookup -type=AAAA v6-a')).stdout;
+    'ip -6 addr show eth0; ip -6 route; ping6 -c1 -W2 v6-a && echo by-name-ok; nslookup -type=AAAA v6-a; cat /etc/hosts')).stdout;
   assert.match(out, new RegExp(`inet6 ${prefix}::f00d/64 scope global`));
   assert.match(out, new RegExp(`default via ${prefix}::1 dev eth0`));
   assert.match(out, /^by-name-ok$/m);
+  assert.match(out, new RegExp(`^${prefix}::f00d\t[0-9a-f]{12}$`, 'm'), 'its IPv6 address in /etc/hosts too');
   const ins = JSON.parse(ok(await docker('inspect', 'v6-a')).stdout)[0].NetworkSettings.Networks['v6-net'];
   assert.equal(ins.GlobalIPv6Address, `${prefix}::2`);
   assert.equal(ins.GlobalIPv6PrefixLen, 64);

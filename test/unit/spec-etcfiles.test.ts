@@ -15,6 +15,7 @@ test('/etc/hosts as Docker writes it', () => {
   assert.equal(hostsFileContent({ hostname: 'abc', ip: '172.17.0.2', extraHosts: ['db:10.0.0.5', 'v6:::1'] }),
     DEFAULT_HOSTS + '10.0.0.5\tdb\n::1\tv6\n172.17.0.2\tabc\n');
   assert.equal(hostsFileContent({ hostname: 'web', domainname: 'example.org', ip: '10.1.0.2' }), DEFAULT_HOSTS + '10.1.0.2\tweb.example.org web\n');
+  assert.equal(hostsFileContent({ hostname: 'abc', ip: '10.1.0.2', ip6: 'fd12::2' }), DEFAULT_HOSTS + '10.1.0.2\tabc\nfd12::2\tabc\n');
   assert.equal(hostsFileContent({ hostname: 'x', extraHosts: ['gw:host-gateway'], hostGatewayIp: '172.17.0.1' }), DEFAULT_HOSTS + '172.17.0.1\tgw\n');
   assert.equal(hostsFileContent({ hostname: 'x', networkMode: 'host', hostHostsText: '127.0.0.1 localhost vm', extraHosts: ['a:1.2.3.4'] }), '127.0.0.1 localhost vm\n1.2.3.4\ta\n');
   assert.throws(() => hostsFileContent({ hostname: 'x', extraHosts: ['a:notanip'] }), (e: unknown) => e instanceof BerthError && e.kind === 'invalid-argument' && e.message === 'invalid IP address in add-host: "notanip"');
