@@ -9,23 +9,39 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 import type { ProgressMessage } from '../engine/types';
 import { BerthError } from '../common/errors';
+import { stallGuard } from '../common/tarout';
 import { sendError, type Ctx } from './router';
 
 export class JsonStream {
   private res: ServerResponse | undefined;
-  constructor(private ctx: Ctx) {}
+  private unguard: () => void = () => undefined;
+  private readonly gone = new AbortController();
+  constructor(private ctx: Ctx) {
+    // The client went (or was cut for stalling) before the stream ended: the work it asked for is abandoned.
+    ctx.res?.on('close', () => { if (!ctx.res?.writableFinished) this.gone.abort(); });
+  }
 
   get started(): boolean { return this.res !== undefined; }
 
+  /** Aborted once the client is gone before the end of the stream. */
+  get signal(): AbortSignal { return this.gone.signal; }
+
   send(msg: ProgressMessage | Record<string, unknown>): void {
-    if (!this.res) this.res = this.ctx.startStream('application/json');
-    if (this.res.destroyed || this.res.writableEnded) return;
-    this.res.write(goJson(msg) + '\r\n');
+    if (!this.res) this.open();
+    if (this.res!.destroyed || this.res!.writableEnded) return;
+    this.res!.write(goJson(msg) + '\r\n');
   }
 
   end(): void {
-    if (!this.res) this.res = this.ctx.startStream('application/json');
-    if (!this.res.writableEnded) this.res.end();
+    if (!this.res) this.open();
+    this.unguard();
+    if (!this.res!.writableEnded) this.res!.end();
+  }
+
+  /** A client that reads nothing for `stream-stall-timeout` is cut: messages are never buffered without bound. */
+  private open(): void {
+    this.res = this.ctx.startStream('application/json');
+    this.unguard = stallGuard(this.res, this.ctx.limits.streamStallSec * 1000);
   }
 
   /** Runs `work` with a progress sink into this stream; ends it, or reports the failure in band or as HTTP. */

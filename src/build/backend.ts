@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { readJsonIfExists, writeJsonAtomic } from '../common/atomic';
-import { isKind } from '../common/errors';
+import { BerthError, isKind } from '../common/errors';
 import { parseReference } from '../common/reference';
 import { StdcopyDecoder } from '../common/stdcopy';
 import type { DaemonConfig } from '../engine/config';
@@ -150,9 +150,14 @@ export class EngineBuildBackend implements BuildBackend {
       throw err;
     }
     const layer: StepLayer = { id: Id, name, kind: 'container', stubs: [...binds.map((b) => b.target), ...opts.tmpfs.map((t) => t.target)], secretDir };
+    const kill = () => { this.containers.kill(Id, 'SIGKILL').catch(() => undefined); };
     try {
       opts.onStart(Id);
+      if (opts.signal?.aborted) throw new BerthError('invalid-argument', 'context canceled: the client went away');
       await this.containers.start(Id);
+      // The client went: the step's process is killed, the wait below ends, the builder drops the layer.
+      opts.signal?.addEventListener('abort', kill, { once: true });
+      if (opts.signal?.aborted) kill();
       const decoder = new StdcopyDecoder((stream, data) => opts.onOutput(data, stream === 2 ? 'stderr' : 'stdout'));
       const sink = new Writable({ write(chunk: Buffer, _enc, cb) { decoder.push(chunk); cb(); } });
       const ac = new AbortController();
@@ -162,6 +167,8 @@ export class EngineBuildBackend implements BuildBackend {
     } catch (err) {
       await this.dropLayer(layer);
       throw err;
+    } finally {
+      opts.signal?.removeEventListener('abort', kill);
     }
   }
 

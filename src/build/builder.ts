@@ -80,6 +80,13 @@ interface Run {
   visible?: Promise<Set<string>>;
   /** With cachefrom: the images a cache hit may be (the given images and their parents). */
   cacheSources?: Promise<Set<string>>;
+  /** Aborted when the client went: no further step starts, a running step is killed. */
+  signal?: AbortSignal;
+}
+
+/** Docker's words when the client of a build goes away: the build stops, nothing is tagged. */
+function throwIfAbandoned(run: Run): void {
+  if (run.signal?.aborted) throw new BerthError('invalid-argument', 'context canceled: the client went away');
 }
 
 /** Messages of concurrently built stages, passed on in stage order: the head stage live, later ones once it is done. */
@@ -106,7 +113,7 @@ class OrderedOutput {
 export class Builder implements BuildService {
   constructor(private readonly backend: BuildBackend, private readonly tmpRoot: string) {}
 
-  async build(req: BuildRequest, body: Readable, out: ProgressSink): Promise<{ imageId: string }> {
+  async build(req: BuildRequest, body: Readable, out: ProgressSink, signal?: AbortSignal): Promise<{ imageId: string }> {
     const tags = req.tags.map((t) => normalizeName(t)); // refused before any work when invalid
     if (req.platform && !HOST_PLATFORMS.has(req.platform)) {
       throw invalidArgument(`"${req.platform}": unsupported platform: Berth builds for the host platform (${HOST_PLATFORM}) only`);
@@ -117,7 +124,7 @@ export class Builder implements BuildService {
       const df = parseDockerfile(await ctx.dockerfile(req.dockerfile));
       const epochArg = req.buildArgs.SOURCE_DATE_EPOCH ?? undefined;
       const run: Run = {
-        req, ctx, df, out, backend: this.backend, metaArgs: new Map(), usedArgs: new Set(), results: new Map(), step: 0, total: 0,
+        req, ctx, df, out, backend: this.backend, metaArgs: new Map(), usedArgs: new Set(), results: new Map(), step: 0, total: 0, signal,
         epoch: epochArg !== undefined && epochArg !== null && /^\d+$/.test(epochArg) ? new Date(Number(epochArg) * 1000) : undefined,
       };
       if (epochArg !== undefined) run.usedArgs.add('SOURCE_DATE_EPOCH');
@@ -147,6 +154,7 @@ export class Builder implements BuildService {
       const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
       const finalId = await done.get(target.index)!;
+      throwIfAbandoned(run);
       const unused = Object.keys(req.buildArgs).filter((k) => !run.usedArgs.has(k) && !PROXY_ARGS.has(k)).sort();
       if (unused.length) out({ stream: `[Warning] One or more build-args [${unused.join(' ')}] were not consumed\n` });
       out({ aux: { ID: finalId } });
@@ -304,6 +312,7 @@ export class Builder implements BuildService {
   }
 
   private stepHeader(run: Run, original: string): void {
+    throwIfAbandoned(run);
     run.step++;
     if (run.req.quiet) return;
     run.out({ stream: `Step ${run.step}/${run.total} : ${original.trim()}` });
@@ -523,7 +532,7 @@ export class Builder implements BuildService {
     const go = async (m: StepMounts) => {
       let containerId = '';
       const { layer, exitCode } = await run.backend.runStep({
-        imageId: st.imageId, cmd, env, user: st.config.User ?? '', workdir: st.config.WorkingDir ?? '', ...m, extraHosts: run.req.extraHosts,
+        imageId: st.imageId, cmd, env, user: st.config.User ?? '', workdir: st.config.WorkingDir ?? '', ...m, extraHosts: run.req.extraHosts, signal: run.signal,
         network: network === 'none' ? 'none' : run.req.networkMode || 'default',
         onStart: (id) => { containerId = id; this.say(run, ` ---> Running in ${short(id)}\n`); },
         onOutput: (data, stream) => {
@@ -533,6 +542,7 @@ export class Builder implements BuildService {
         },
       });
       try {
+        throwIfAbandoned(run);
         if (exitCode !== 0) {
           throw new BerthError('invalid-argument', `The command '${cmd.join(' ')}' returned a non-zero code: ${exitCode}`, { exitCode });
         }

@@ -624,6 +624,8 @@ export interface RunStepOptions {
   network: string;
   onStart: (containerId: string) => void;
   onOutput: (data: Buffer, stream: 'stdout' | 'stderr') => void;
+  /** The build was abandoned (its client went): the step's container is killed. */
+  signal?: AbortSignal;
 }
 
 /** One build-cache entry: a step's result, keyed by what the step depended on. */
@@ -711,7 +713,7 @@ export interface BuildRequest {
 /** The build area (src/build), as routes see it. */
 export interface BuildService {
   /** Builds from a context tar (or a bare Dockerfile); output as classic `stream` / `aux` messages. */
-  build(req: BuildRequest, context: Readable, progress: ProgressSink): Promise<{ imageId: string }>;
+  build(req: BuildRequest, context: Readable, progress: ProgressSink, signal?: AbortSignal): Promise<{ imageId: string }>;
   /** Empties the build cache (builder prune, system prune). */
   prune(opts: { all: boolean; filters: Record<string, string[]> }): Promise<{ CachesDeleted: string[]; SpaceReclaimed: number }>;
   /** `system df` BuildCache rows. */

@@ -78,8 +78,9 @@ export function buildRequestOf(ctx: Ctx): BuildRequest {
 export function registerBuildRoutes(router: Router, services: Services): void {
   router.post('/build', async (ctx) => {
     const req = buildRequestOf(ctx);
-    await new JsonStream(ctx).run(async (progress) => {
-      await services.builder.build(req, detachedBody(ctx.req), progress);
+    const stream = new JsonStream(ctx);
+    await stream.run(async (progress) => {
+      await services.builder.build(req, detachedBody(ctx.req), progress, stream.signal);
     });
   });
 
