@@ -38,7 +38,8 @@ export async function importImage(images: ImageService, opts: ImportOptions, ope
   let received = 0;
   let lastReport = 0;
   // Counts bytes for progress without taking the body out of paused mode.
-  const body: Readable = openBody().pipe(new Transform({
+  const source = openBody();
+  const body: Readable = source.pipe(new Transform({
     transform(chunk: Buffer, _enc, cb) {
       received += chunk.length;
       if (received - lastReport >= 8 << 20) {
@@ -48,6 +49,8 @@ export async function importImage(images: ImageService, opts: ImportOptions, ope
       cb(null, chunk);
     },
   }));
+  // pipe() does not pass errors on: a refused upload (size limit, client gone) must fail the import, not leave it waiting.
+  source.on('error', (err) => body.destroy(err));
   return images.createImageFromLayers({
     layers: [{ open: async () => body }],
     config: {

@@ -11,8 +11,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tar from 'tar-stream';
 import { startDaemon, bootstrapBusybox, type Daemon } from '../helpers/daemon';
+import { tarOf } from '../helpers/tar';
 
 let d: Daemon;
 let hostDir = '';
@@ -40,16 +40,6 @@ before(async () => {
   assert.equal((await d.api('POST', `/containers/${ctr}/start`)).status, 204, d.log());
 });
 after(async () => { await d?.stop(); });
-
-function tarOf(entries: Array<{ header: Partial<tar.Header> & { name: string }; body?: string }>): Promise<Buffer> {
-  const pack = tar.pack();
-  const chunks: Buffer[] = [];
-  pack.on('data', (c: unknown) => { chunks.push(c as Buffer); });
-  const done = new Promise<Buffer>((resolve) => pack.on('end', () => resolve(Buffer.concat(chunks))));
-  for (const e of entries) pack.entry(e.header, e.body ?? '');
-  pack.finalize();
-  return done;
-}
 
 test('cp in and out through a name the running container swaps for a symlink to / never reaches the host', async () => {
   const before = { mode: fs.statSync(hostDir).mode, mtime: fs.statSync(hostDir).mtimeMs, sentinel: fs.statSync(path.join(hostDir, 'sentinel')) };

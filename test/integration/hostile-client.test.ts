@@ -11,8 +11,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import * as tar from 'tar-stream';
+import type * as tar from 'tar-stream';
 import { startDaemon, bootstrapBusybox, mountsUnder, type Daemon, type ApiResult } from '../helpers/daemon';
+import { tarOf } from '../helpers/tar';
 
 let d: Daemon;
 let hostDir = '';
@@ -116,16 +117,6 @@ async function settled(check: () => boolean, what: string): Promise<void> {
   assert.fail(`${what} did not settle`);
 }
 
-function tarOf(entries: Array<{ header: Partial<tar.Header> & { name: string }; body?: string }>): Promise<Buffer> {
-  const pack = tar.pack();
-  const chunks: Buffer[] = [];
-  pack.on('data', (c: unknown) => { chunks.push(c as Buffer); });
-  const done = new Promise<Buffer>((resolve) => pack.on('end', () => resolve(Buffer.concat(chunks))));
-  for (const e of entries) pack.entry(e.header, e.body ?? '');
-  pack.finalize();
-  return done;
-}
-
 test('malformed request lines and paths are answered, never end the daemon', async () => {
   const lines = [
     'GET // HTTP/1.1\r\nHost: x\r\n\r\n',
@@ -182,6 +173,26 @@ test('a half-sent request is closed after the header timeout', async () => {
   await alive('half-sent request');
 });
 
+test('half-sent JSON bodies hold no lock and create nothing', async () => {
+  // Headers complete, body cut short, client silent: the container stays usable meanwhile.
+  const before = (await d.api('GET', '/containers/json?all=1')).body.length;
+  const open: net.Socket[] = [];
+  for (const [p, body] of [[`/containers/${ctr}/update`, '{"Memory":'], [`/containers/${ctr}/exec`, '{"Cmd":["tr'],
+    ['/containers/create?name=halfsent', '{"Image":"busy'], ['/volumes/create', '{"Name":"half'], ['/networks/create', '{"Name":"half']]) {
+    const s = net.connect(d.socket);
+    s.on('error', () => undefined);
+    s.write(`POST ${p} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n${body}`);
+    open.push(s);
+  }
+  assert.equal((await d.api('POST', `/containers/${ctr}/start`)).status, 204, 'start blocked by a half-sent body');
+  assert.equal((await d.api('POST', `/containers/${ctr}/wait`)).status, 200);
+  for (const s of open) s.destroy();
+  await alive('half-sent bodies');
+  assert.equal((await d.api('GET', '/containers/json?all=1')).body.length, before, 'a container was created');
+  assert.equal((await d.api('GET', '/volumes/half')).status, 404);
+  assert.equal((await d.api('GET', '/networks/half')).status, 404);
+});
+
 test('Connection: Upgrade on a plain route is refused before anything happens', async () => {
   const body = JSON.stringify({ Image: 'busybox', Cmd: ['true'] });
   const resp = await raw(`POST /containers/create?name=upgraded HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
@@ -198,7 +209,8 @@ test('oversized bodies are refused with a 413 and the daemon stays small', async
   const big = Buffer.alloc(3 << 20, 0x20);
   big.write('{"Image":"busybox","Labels":{"a":"', 0);
   for (const [method, p] of [['POST', '/containers/create?name=huge'], ['POST', `/containers/${ctr}/start`], ['POST', `/containers/${ctr}/update`],
-    ['POST', '/volumes/create'], ['POST', `/containers/${ctr}/exec`], ['POST', `/commit?container=${ctr}`]] as const) {
+    ['POST', '/volumes/create'], ['POST', `/containers/${ctr}/exec`], ['POST', `/commit?container=${ctr}`],
+    ['POST', '/networks/create'], ['POST', '/networks/bridge/connect']] as const) {
     const r = await d.api(method, p, big, { 'Content-Type': 'application/json' }).catch((e) => ({ status: 0, body: undefined, raw: Buffer.from(String(e)), headers: {} }) as ApiResult);
     // The daemon may close before the client finished sending; then the client sees a reset.
     if (r.status !== 0) await refused(r, `${method} ${p} with 3 MB`, 413);

@@ -11,8 +11,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import * as tar from 'tar-stream';
 import { startDaemon, bootstrapBusybox, mountsUnder, type Daemon } from '../helpers/daemon';
+import { tarOf } from '../helpers/tar';
 
 let d: Daemon;
 let ctr = '';
@@ -102,23 +102,15 @@ test('attach and exec start: a client that stalls then vanishes holds no lock an
   await settled(() => fdCount() <= fds + 2, `descriptors (${fds} before, ${fdCount()} now)`);
 });
 
-function contextTar(dockerfile: string): Promise<Buffer> {
-  const pack = tar.pack();
-  const chunks: Buffer[] = [];
-  pack.on('data', (c: unknown) => { chunks.push(c as Buffer); });
-  const done = new Promise<Buffer>((resolve) => pack.on('end', () => resolve(Buffer.concat(chunks))));
-  pack.entry({ name: 'Dockerfile', mode: 0o644 }, dockerfile);
-  pack.entry({ name: 'filler', mode: 0o644 }, Buffer.alloc(2 << 20, 'f'));
-  pack.finalize();
-  return done;
-}
-
 test('build: a context sent slowly then abandoned, and output nobody reads, leave no spool, mount, build container or descriptor', async () => {
   const fds = fdCount();
   const mounts = mountsUnder(d.execRoot).length;
   const images = (await d.api('GET', '/images/json?all=1')).body.length;
   // Output the client will not read, then a step long enough that the client is gone before it ends (bounded: 60 s).
-  const ctx = await contextTar('FROM busybox\nRUN head -c 33554432 /dev/zero | tr "\\0" y; sleep 60\nRUN echo never > /never\n');
+  const ctx = await tarOf([
+    { header: { name: 'Dockerfile', mode: 0o644 }, body: 'FROM busybox\nRUN head -c 33554432 /dev/zero | tr "\\0" y; sleep 60\nRUN echo never > /never\n' },
+    { header: { name: 'filler', mode: 0o644 }, body: Buffer.alloc(2 << 20, 'f') },
+  ]);
   // Half the context, trickled, then gone.
   await new Promise<void>((resolve) => {
     const s = net.connect(d.socket);
