@@ -2,7 +2,9 @@
  * berthd's registry client against real registries on 127.0.0.1: Berth's server (token auth)
  * and distribution 2.8 (htpasswd basic auth), driven by the berth CLI and the docker CLI, with a
  * real dockerd and skopeo on the other side: digests and image IDs agree both ways,
- * "Layer already exists" and "Mounted from" on repeated pushes, RepoDigests recorded.
+ * "Layer already exists" and "Mounted from" on repeated pushes, RepoDigests recorded. With auth off,
+ * layers of random data and text go both ways (berthd's push stores the one and deflates the other;
+ * its pull streams dockerd's gzip) and the files read back the same in both engines.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -110,6 +112,44 @@ for (const [kind, token] of [['berth', true], ['distribution', false]] as Array<
       assert.equal(JSON.parse(fs.readFileSync(path.join(env.DOCKER_CONFIG, 'config.json'), 'utf8')).auths[reg.addr], undefined);
       ok(await dk.docker(['rmi', ref, dref]));
       await d.cli(['rmi', ref, `${reg.addr}/other/bb:1`]);
+    } finally {
+      await reg.stop();
+    }
+  });
+}
+
+for (const kind of ['berth', 'distribution'] as RegistryKind[]) {
+  test(`auth off: docker CLI -> berthd and -> dockerd through ${kind}; random and text layers both ways, same digests, IDs and files`, async () => {
+    const reg = await startRegistry(kind);
+    try {
+      // berthd makes and pushes a layer of random data and text (the push stores the one, deflates the other).
+      const bref = `${reg.addr}/open/fromberth:1`;
+      ok(await d.docker(['run', '--name', `mk-${kind}`, '--network', 'none', 'busybox', 'sh', '-c', 'head -c 3000000 /dev/urandom > /r; seq 1 200000 > /t']));
+      ok(await d.docker(['commit', `mk-${kind}`, bref]));
+      ok(await d.docker(['rm', `mk-${kind}`]));
+      const bsum = ok(await d.docker(['run', '--rm', '--network', 'none', bref, 'sha256sum', '/r', '/t'])).stdout;
+      const bpush = ok(await d.docker(['push', bref]));
+      const bdigest = /digest: (sha256:[a-f0-9]{64})/.exec(bpush.stdout)![1];
+      const dpull = ok(await dk.docker(['pull', bref]));
+      assert.match(dpull.stdout, new RegExp(`Digest: ${bdigest}`));
+      assert.equal(JSON.parse(ok(await dk.docker(['image', 'inspect', bref])).stdout)[0].Id, JSON.parse(ok(await d.docker(['image', 'inspect', bref])).stdout)[0].Id);
+      assert.equal(ok(await dk.docker(['run', '--rm', '--network', 'none', bref, 'sha256sum', '/r', '/t'])).stdout, bsum);
+
+      // dockerd makes and pushes one (its own gzip); berthd pulls it streamed.
+      const dref = `${reg.addr}/open/fromdocker:1`;
+      ok(await dk.docker(['run', '--name', `mk-${kind}`, '--network', 'none', bref, 'sh', '-c', 'head -c 2000000 /dev/urandom > /r2']));
+      ok(await dk.docker(['commit', `mk-${kind}`, dref]));
+      ok(await dk.docker(['rm', `mk-${kind}`]));
+      const dsum = ok(await dk.docker(['run', '--rm', '--network', 'none', dref, 'sha256sum', '/r', '/r2'])).stdout;
+      const dpush = ok(await dk.docker(['push', dref]));
+      const ddigest = /digest: (sha256:[a-f0-9]{64})/.exec(dpush.stdout)![1];
+      const bpull = ok(await d.docker(['pull', dref]));
+      assert.match(bpull.stdout, /Already exists/);
+      assert.match(bpull.stdout, new RegExp(`Digest: ${ddigest}`));
+      assert.equal(JSON.parse(ok(await d.docker(['image', 'inspect', dref])).stdout)[0].Id, JSON.parse(ok(await dk.docker(['image', 'inspect', dref])).stdout)[0].Id);
+      assert.equal(ok(await d.docker(['run', '--rm', '--network', 'none', dref, 'sha256sum', '/r', '/r2'])).stdout, dsum);
+      ok(await dk.docker(['rmi', bref, dref]));
+      ok(await d.docker(['rmi', bref, dref]));
     } finally {
       await reg.stop();
     }
