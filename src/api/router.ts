@@ -291,6 +291,20 @@ export interface RouteOptions {
 
 interface Route { method: string; re: RegExp; handler: Handler; hijack: boolean; body?: string }
 
+/**
+ * A named route handler: reads the request, calls an area's interface (`deps`, what the route
+ * module hands every handler of its table), writes the answer.
+ */
+export type RouteHandler<D> = (ctx: Ctx, deps: D) => Promise<void> | void;
+
+/** One endpoint: method, path pattern (see Router), its named handler and options. */
+export type RouteEntry<D> = readonly [method: string, pattern: RegExp | string, handler: RouteHandler<D>, opts?: RouteOptions];
+
+/** A route module's endpoints, registered in one place. */
+export function addRoutes<D>(router: Router, deps: D, table: ReadonlyArray<RouteEntry<D>>): void {
+  for (const [method, pattern, handler, opts] of table) router.add(method, pattern, (ctx) => handler(ctx, deps), opts);
+}
+
 /** decodeURIComponent that answers a malformed escape with a 400, not a URIError. */
 export function decodePathParam(s: string): string {
   try {
