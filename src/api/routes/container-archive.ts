@@ -4,8 +4,7 @@
  * writing and extraction) is container/archive.ts; these handlers read the
  * query and write the HTTP answer.
  */
-import type { Router, Ctx } from '../router';
-import { commonHeaders } from '../router';
+import { addRoutes, commonHeaders, type Ctx, type RouteEntry, type Router } from '../router';
 import type { Services } from '../../engine/services';
 import { invalidArgument } from '../../common/errors';
 import {
@@ -25,54 +24,59 @@ function statHeader(s: PathStat): string {
   return Buffer.from(JSON.stringify(s)).toString('base64');
 }
 
+/** HEAD /containers/{id}/archive?path= */
+async function headArchive(ctx: Ctx, services: Services): Promise<void> {
+  const stat = await statContainerPath(services, ctx.params[0], pathParam(ctx));
+  ctx.send(200, undefined, { 'X-Docker-Container-Path-Stat': statHeader(stat), 'Content-Type': 'application/json' });
+}
+
+/** GET /containers/{id}/archive?path= */
+async function getArchive(ctx: Ctx, services: Services): Promise<void> {
+  let unguard = () => undefined as void;
+  await archiveContainerPath(services, ctx.params[0], pathParam(ctx), (stat) => {
+    const res = ctx.res!;
+    res.writeHead(200, { ...commonHeaders(), 'Content-Type': 'application/x-tar', 'X-Docker-Container-Path-Stat': statHeader(stat) });
+    // A client that stops reading must not hold the container's lock and mount for long.
+    unguard = stallGuard(res, ctx.limits.streamStallSec * 1000);
+    return res;
+  }).finally(() => unguard());
+}
+
+/** PUT /containers/{id}/archive?path= */
+async function putArchive(ctx: Ctx, services: Services): Promise<void> {
+  const p = pathParam(ctx);
+  await extractToContainer(services, ctx.params[0], p, () => detachedBody(ctx.req), {
+    noOverwriteDirNonDir: ctx.bool('noOverwriteDirNonDir', false),
+    copyUIDGID: ctx.bool('copyUIDGID', false),
+  });
+  ctx.send(200);
+}
+
+/** GET /containers/{id}/export */
+async function exportContainer(ctx: Ctx, services: Services): Promise<void> {
+  let unguard = () => undefined as void;
+  await exportContainerFs(services, ctx.params[0], () => {
+    const res = ctx.res!;
+    res.writeHead(200, { ...commonHeaders(), 'Content-Type': 'application/x-tar' });
+    unguard = stallGuard(res, ctx.limits.streamStallSec * 1000);
+    return res;
+  }).finally(() => unguard());
+}
+
+/** GET /containers/{id}/changes */
+async function changes(ctx: Ctx, services: Services): Promise<void> {
+  ctx.send(200, await containerChangesOf(services, ctx.params[0]));
+}
+
+/** The container filesystem endpoints. */
+const CONTAINER_ARCHIVE_ROUTES: ReadonlyArray<RouteEntry<Services>> = [
+  ['GET', /^\/containers\/([^/]+)\/changes$/, changes],
+  ['HEAD', /^\/containers\/([^/]+)\/archive$/, headArchive],
+  ['GET', /^\/containers\/([^/]+)\/archive$/, getArchive],
+  ['GET', /^\/containers\/([^/]+)\/export$/, exportContainer],
+  ['PUT', /^\/containers\/([^/]+)\/archive$/, putArchive],
+];
+
 export function registerContainerArchiveRoutes(router: Router, services: Services): void {
-  /** HEAD /containers/{id}/archive?path= */
-  const headArchive = async (ctx: Ctx) => {
-    const stat = await statContainerPath(services, ctx.params[0], pathParam(ctx));
-    ctx.send(200, undefined, { 'X-Docker-Container-Path-Stat': statHeader(stat), 'Content-Type': 'application/json' });
-  };
-
-  /** GET /containers/{id}/archive?path= */
-  const getArchive = async (ctx: Ctx) => {
-    let unguard = () => undefined as void;
-    await archiveContainerPath(services, ctx.params[0], pathParam(ctx), (stat) => {
-      const res = ctx.res!;
-      res.writeHead(200, { ...commonHeaders(), 'Content-Type': 'application/x-tar', 'X-Docker-Container-Path-Stat': statHeader(stat) });
-      // A client that stops reading must not hold the container's lock and mount for long.
-      unguard = stallGuard(res, ctx.limits.streamStallSec * 1000);
-      return res;
-    }).finally(() => unguard());
-  };
-
-  /** PUT /containers/{id}/archive?path= */
-  const putArchive = async (ctx: Ctx) => {
-    const p = pathParam(ctx);
-    await extractToContainer(services, ctx.params[0], p, () => detachedBody(ctx.req), {
-      noOverwriteDirNonDir: ctx.bool('noOverwriteDirNonDir', false),
-      copyUIDGID: ctx.bool('copyUIDGID', false),
-    });
-    ctx.send(200);
-  };
-
-  /** GET /containers/{id}/export */
-  const exportContainer = async (ctx: Ctx) => {
-    let unguard = () => undefined as void;
-    await exportContainerFs(services, ctx.params[0], () => {
-      const res = ctx.res!;
-      res.writeHead(200, { ...commonHeaders(), 'Content-Type': 'application/x-tar' });
-      unguard = stallGuard(res, ctx.limits.streamStallSec * 1000);
-      return res;
-    }).finally(() => unguard());
-  };
-
-  /** GET /containers/{id}/changes */
-  const changes = async (ctx: Ctx) => {
-    ctx.send(200, await containerChangesOf(services, ctx.params[0]));
-  };
-
-  router.get(/^\/containers\/([^/]+)\/changes$/, changes);
-  router.head(/^\/containers\/([^/]+)\/archive$/, headArchive);
-  router.get(/^\/containers\/([^/]+)\/archive$/, getArchive);
-  router.get(/^\/containers\/([^/]+)\/export$/, exportContainer);
-  router.put(/^\/containers\/([^/]+)\/archive$/, putArchive);
+  addRoutes(router, services, CONTAINER_ARCHIVE_ROUTES);
 }

@@ -1,10 +1,13 @@
 /** GET /berth/images/{name}/why (a Berth extension): space an image's later layers delete. */
 import type { Services } from '../../engine/services';
+import type { ImageService } from '../../engine/types';
 import { wastedSpace } from '../../image/why';
-import type { Router } from '../router';
+import { addRoutes, type Ctx, type Router } from '../router';
+
+async function imageWhy(ctx: Ctx, images: ImageService): Promise<void> {
+  ctx.send(200, await wastedSpace(images, decodeURIComponent(ctx.params[0]!)));
+}
 
 export function registerImageWhyRoutes(router: Router, services: Services): void {
-  router.get('/berth/images/(.+)/why', async (ctx) => {
-    ctx.send(200, await wastedSpace(services.images, decodeURIComponent(ctx.params[0]!)));
-  });
+  addRoutes(router, services.images, [['GET', '/berth/images/(.+)/why', imageWhy]]);
 }
