@@ -37,6 +37,18 @@ function portSummary(ports: Record<string, Array<{ HostIp: string; HostPort: str
   return out;
 }
 
+/** /info's counts, by the State a summary shows. */
+export function countStates(recs: ContainerRecord[]): { total: number; running: number; paused: number; stopped: number } {
+  let running = 0, paused = 0, stopped = 0;
+  for (const r of recs) {
+    const state = r.State.Status;
+    if (state === 'paused') paused++;
+    else if (state === 'running' || state === 'restarting') running++;
+    else stopped++;
+  }
+  return { total: recs.length, running, paused, stopped };
+}
+
 // Docker joins path and args with spaces, quoting none; keep that.
 function quoteArg(a: string): string { return a; }
 

@@ -44,7 +44,7 @@ import type { MountPoint } from '../runtime/spec';
 import type { VolumeService } from '../engine/types';
 import { pruneContainers } from './prune';
 import { containerStats } from './stats';
-import { listContainers } from './list';
+import { countStates, listContainers } from './list';
 import { containerTop } from './top';
 import { restartDelayMs, shouldRestart } from './restart';
 import { HealthMonitors } from './health';
@@ -324,6 +324,10 @@ export class Containers implements ContainerService {
       }));
     }
     return rows;
+  }
+
+  stateCounts(): { total: number; running: number; paused: number; stopped: number } {
+    return countStates([...this.byId.values()].filter((c) => !c.removed).map((c) => c.rec));
   }
 
   prune(filters: Record<string, string[]>): Promise<ContainerPruneReport> {

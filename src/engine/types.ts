@@ -182,8 +182,8 @@ export interface ImageService {
    * `body`; nothing is published unless the whole archive checks out.
    */
   load(body: Readable, opts: { quiet: boolean }, progress: ProgressSink): Promise<void>;
-  /** `system df`: `containers` maps image id -> number of containers using it. */
-  diskUsage(containers: Map<string, number>, apiVersion?: string): Promise<ImageDiskUsage>;
+  /** `system df`: `containers` are the containers there are (each counts for its ImageID). */
+  diskUsage(containers: ReadonlyArray<{ ImageID: string }>, apiVersion?: string): Promise<ImageDiskUsage>;
 }
 
 /** Options of attach, as the API query carries them. */
@@ -448,6 +448,8 @@ export interface ContainerService {
   execInspect(execId: string): Promise<ExecInspect>;
   execResize(execId: string, height: number, width: number): Promise<void>;
 
+  /** /info's counts: all containers, and how many run (restarting counts as running), are paused or stopped. */
+  stateCounts(): { total: number; running: number; paused: number; stopped: number };
   /** Image ids used by containers (for rmi conflicts and prune). */
   containersUsingImage(imageId: string): Promise<string[]>;
   /** Containers (running or not) whose Mounts name the volume. */

@@ -528,7 +528,9 @@ export class ImageServiceImpl implements ImageService {
    * Image part of /system/df: every layer counted once in layersSize, and per
    * image the size of the layers it shares with other images.
    */
-  async diskUsage(containers: Map<string, number>, apiVersion?: string): Promise<ImageDiskUsage> {
+  async diskUsage(containerList: ReadonlyArray<{ ImageID: string }>, apiVersion?: string): Promise<ImageDiskUsage> {
+    const containers = new Map<string, number>();
+    for (const c of containerList) containers.set(c.ImageID, (containers.get(c.ImageID) ?? 0) + 1);
     const summaries = await this.summaries({ all: true, apiVersion });
     const layerSize = new Map<string, number>();
     const users = new Map<string, number>();

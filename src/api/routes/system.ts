@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { API_VERSION, MIN_API_VERSION, SERVER_HEADER, commonHeaders, type Ctx, type Router } from '../router';
+import { API_VERSION, MIN_API_VERSION, SERVER_HEADER, addRoutes, commonHeaders, type Ctx, type RouteEntry, type Router } from '../router';
 import { invalidArgument } from '../../common/errors';
 import { writeFileAtomicSync } from '../../common/atomic';
 import type { Services } from '../../engine/services';
@@ -199,7 +199,6 @@ function buildTime(): string {
   }
 }
 
-/** Stable engine ID, created once per data root (dockerd keeps one in its root too). */
 /** RegistryConfig of /info: 127.0.0.0/8 and the configured CIDRs insecure, named insecure registries and docker.io's mirrors as index configs. */
 function registryConfig(config: DaemonConfig): Record<string, unknown> {
   const cidrs = ['127.0.0.0/8', ...config.insecureRegistries.filter((r) => r.includes('/') && r !== '127.0.0.0/8')];
@@ -217,6 +216,7 @@ function registryConfig(config: DaemonConfig): Record<string, unknown> {
   };
 }
 
+/** Stable engine ID, created once per data root (dockerd keeps one in its root too). */
 function engineId(dataRoot: string): string {
   const file = path.join(dataRoot, 'engine-id');
   const cur = readText(file)?.trim();
@@ -231,221 +231,242 @@ function engineId(dataRoot: string): string {
 
 // ---------------------------------------------------------------- routes
 
-export function registerSystemRoutes(router: Router, services: Services): void {
-  const { config } = services;
-  let listeners = 0;
-  services.events.setMaxListeners(0);
+/**
+ * What the system handlers share: the services, and facts read once per daemon
+ * (tool versions, commit, build time, engine ID) or kept for /info (event listeners).
+ */
+class SystemFacts {
+  eventListeners = 0;
+  private tools?: Promise<{ runc: ToolVersion; conmon: ToolVersion }>;
+  private gitCommit?: string;
+  private built?: string;
+  private id?: string;
 
-  let tools: Promise<{ runc: ToolVersion; conmon: ToolVersion }> | undefined;
-  const toolVersions = () => (tools ??= Promise.all([toolVersion(config.runtime), toolVersion(config.conmon)])
-    .then(([runc, conmon]) => ({ runc, conmon })));
-  let commit: string | undefined;
-  let built: string | undefined;
-  let id: string | undefined;
+  constructor(readonly services: Services) {}
 
-  const ping = (ctx: Ctx) => {
-    const res = ctx.res!;
-    const body = ctx.req.method === 'HEAD' ? '' : 'OK';
-    res.writeHead(200, {
-      ...commonHeaders(),
-      'Cache-Control': 'no-cache, no-store, must-revalidate',
-      'Pragma': 'no-cache',
-      'Content-Type': 'text/plain; charset=utf-8',
-      'Content-Length': String(body.length),
-    });
-    res.end(body);
+  toolVersions(): Promise<{ runc: ToolVersion; conmon: ToolVersion }> {
+    const { config } = this.services;
+    return (this.tools ??= Promise.all([toolVersion(config.runtime), toolVersion(config.conmon)])
+      .then(([runc, conmon]) => ({ runc, conmon })));
+  }
+
+  commit(): string { return (this.gitCommit ??= gitCommit()); }
+  buildTime(): string { return (this.built ??= buildTime()); }
+  engineId(): string { return (this.id ??= engineId(this.services.config.dataRoot)); }
+}
+
+/** HEAD and GET /_ping */
+function ping(ctx: Ctx): void {
+  const res = ctx.res!;
+  const body = ctx.req.method === 'HEAD' ? '' : 'OK';
+  res.writeHead(200, {
+    ...commonHeaders(),
+    'Cache-Control': 'no-cache, no-store, must-revalidate',
+    'Pragma': 'no-cache',
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': String(body.length),
+  });
+  res.end(body);
+}
+
+/** GET /version */
+async function version(ctx: Ctx, facts: SystemFacts): Promise<void> {
+  const { runc, conmon } = await facts.toolVersions();
+  const commit = facts.commit();
+  const built = facts.buildTime();
+  const details = {
+    ApiVersion: API_VERSION,
+    Arch: goArch(),
+    BuildTime: built,
+    Experimental: String(facts.services.config.experimental),
+    GitCommit: commit,
+    GoVersion: `node${process.versions.node}`,
+    KernelVersion: os.release(),
+    MinAPIVersion: MIN_API_VERSION,
+    Os: 'linux',
   };
-  router.head('/_ping', ping);
-  router.get('/_ping', ping);
-
-  router.get('/version', async (ctx) => {
-    const { runc, conmon } = await toolVersions();
-    commit ??= gitCommit();
-    built ??= buildTime();
-    const details = {
-      ApiVersion: API_VERSION,
-      Arch: goArch(),
-      BuildTime: built,
-      Experimental: String(services.config.experimental),
-      GitCommit: commit,
-      GoVersion: `node${process.versions.node}`,
-      KernelVersion: os.release(),
-      MinAPIVersion: MIN_API_VERSION,
-      Os: 'linux',
-    };
-    const components: Array<{ Name: string; Version: string; Details: Record<string, string> }> = [
-      { Name: 'Engine', Version: ENGINE_VERSION, Details: details },
-    ];
-    if (runc.version) components.push({ Name: 'runc', Version: runc.version, Details: { GitCommit: runc.commit } });
-    if (conmon.version) components.push({ Name: 'conmon', Version: conmon.version, Details: { GitCommit: conmon.commit } });
-    ctx.send(200, {
-      Platform: { Name: 'Berth' },
-      Components: components,
-      Version: ENGINE_VERSION,
-      ApiVersion: API_VERSION,
-      MinAPIVersion: MIN_API_VERSION,
-      GitCommit: commit,
-      GoVersion: details.GoVersion,
-      Os: 'linux',
-      Arch: details.Arch,
-      KernelVersion: details.KernelVersion,
-      BuildTime: built,
-    });
+  const components: Array<{ Name: string; Version: string; Details: Record<string, string> }> = [
+    { Name: 'Engine', Version: ENGINE_VERSION, Details: details },
+  ];
+  if (runc.version) components.push({ Name: 'runc', Version: runc.version, Details: { GitCommit: runc.commit } });
+  if (conmon.version) components.push({ Name: 'conmon', Version: conmon.version, Details: { GitCommit: conmon.commit } });
+  ctx.send(200, {
+    Platform: { Name: 'Berth' },
+    Components: components,
+    Version: ENGINE_VERSION,
+    ApiVersion: API_VERSION,
+    MinAPIVersion: MIN_API_VERSION,
+    GitCommit: commit,
+    GoVersion: details.GoVersion,
+    Os: 'linux',
+    Arch: details.Arch,
+    KernelVersion: details.KernelVersion,
+    BuildTime: built,
   });
+}
 
-  router.get('/info', async (ctx) => {
-    const [containers, images, { runc }] = await Promise.all([
-      services.containers.list({ all: true, size: false, filters: {} }),
-      services.images.list(),
-      toolVersions(),
-    ]);
-    let running = 0, paused = 0, stopped = 0;
-    for (const c of containers) {
-      if (c.State === 'paused') paused++;
-      else if (c.State === 'running' || c.State === 'restarting') running++;
-      else stopped++;
-    }
-    const cg = cgroupFeatures();
-    const rel = osRelease();
-    id ??= engineId(config.dataRoot);
-    const warnings: string[] = [];
-    if (!cg.SwapLimit) warnings.push('WARNING: No swap limit support');
-    if (!cg.KernelMemory && cg.version === '1') warnings.push('WARNING: No kernel memory limit support');
-    const ipv4Forwarding = procFlag('/proc/sys/net/ipv4/ip_forward');
-    if (!ipv4Forwarding) warnings.push('WARNING: IPv4 forwarding is disabled');
-    const bridgeNf = procFlag('/proc/sys/net/bridge/bridge-nf-call-iptables');
-    const bridgeNf6 = procFlag('/proc/sys/net/bridge/bridge-nf-call-ip6tables');
-    const uniqueImages = new Set(images.map((i) => i.id)).size;
-    ctx.send(200, {
-      ID: id,
-      Containers: containers.length,
-      ContainersRunning: running,
-      ContainersPaused: paused,
-      ContainersStopped: stopped,
-      Images: uniqueImages,
-      Driver: config.storageDriver,
-      DriverStatus: [
-        ['Backing Filesystem', backingFs(config.dataRoot)],
-        ['Supports d_type', 'true'],
-        ['Native Overlay Diff', 'true'],
-        ['userxattr', 'false'],
-      ],
-      Plugins: { Volume: ['local'], Network: ['host', 'null'], Authorization: null, Log: logDrivers() },
-      MemoryLimit: cg.MemoryLimit,
-      SwapLimit: cg.SwapLimit,
-      KernelMemory: cg.KernelMemory,
-      KernelMemoryTCP: cg.KernelMemoryTCP,
-      CpuCfsPeriod: cg.CpuCfsPeriod,
-      CpuCfsQuota: cg.CpuCfsQuota,
-      CPUShares: cg.CPUShares,
-      CPUSet: cg.CPUSet,
-      PidsLimit: cg.PidsLimit,
-      IPv4Forwarding: ipv4Forwarding,
-      BridgeNfIptables: bridgeNf,
-      BridgeNfIp6tables: bridgeNf6,
-      Debug: config.debug,
-      NFd: countFds(),
-      OomKillDisable: cg.OomKillDisable,
-      NGoroutines: 0,
-      SystemTime: new Date().toISOString(),
-      LoggingDriver: config.logConfig.type,
-      CgroupDriver: 'cgroupfs',
-      CgroupVersion: cg.version,
-      NEventsListener: listeners,
-      KernelVersion: os.release(),
-      OperatingSystem: rel.pretty,
-      OSVersion: rel.version,
-      OSType: 'linux',
-      Architecture: os.machine(),
-      IndexServerAddress: 'https://index.docker.io/v1/',
-      RegistryConfig: registryConfig(config),
-      NCPU: os.cpus().length,
-      MemTotal: os.totalmem(),
-      GenericResources: null,
-      DockerRootDir: config.dataRoot,
-      HttpProxy: maskCredentials(config.proxies.httpProxy),
-      HttpsProxy: maskCredentials(config.proxies.httpsProxy),
-      NoProxy: config.proxies.noProxy,
-      // Not in dockerd's answer: daemon.json `dns`, which `berth info` shows (the docker CLI ignores it).
-      Dns: config.dns,
-      Name: os.hostname(),
-      Labels: config.labels,
-      ExperimentalBuild: config.experimental,
-      ServerVersion: ENGINE_VERSION,
-      Runtimes: { runc: { path: config.runtime } },
-      DefaultRuntime: 'runc',
-      Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
-      LiveRestoreEnabled: true, // conmon keeps containers running without berthd, whatever live-restore says
-      Isolation: '',
-      InitBinary: '',
-      ContainerdCommit: { ID: '', Expected: '' },
-      RuncCommit: { ID: runc.commit || runc.version, Expected: runc.commit || runc.version },
-      InitCommit: { ID: '', Expected: '' },
-      // every container gets the builtin seccomp filter unless --privileged or seccomp=unconfined
-      SecurityOptions: ['name=seccomp,profile=builtin', ...(services.config.defaultCgroupnsMode === 'private' ? ['name=cgroupns'] : [])],
-      CDISpecDirs: [],
-      Warnings: warnings.length ? warnings : null,
-    });
+/** GET /info */
+async function info(ctx: Ctx, facts: SystemFacts): Promise<void> {
+  const { services } = facts;
+  const { config } = services;
+  const [images, { runc }] = await Promise.all([services.images.list(), facts.toolVersions()]);
+  const containers = services.containers.stateCounts();
+  const cg = cgroupFeatures();
+  const rel = osRelease();
+  const warnings: string[] = [];
+  if (!cg.SwapLimit) warnings.push('WARNING: No swap limit support');
+  if (!cg.KernelMemory && cg.version === '1') warnings.push('WARNING: No kernel memory limit support');
+  const ipv4Forwarding = procFlag('/proc/sys/net/ipv4/ip_forward');
+  if (!ipv4Forwarding) warnings.push('WARNING: IPv4 forwarding is disabled');
+  const bridgeNf = procFlag('/proc/sys/net/bridge/bridge-nf-call-iptables');
+  const bridgeNf6 = procFlag('/proc/sys/net/bridge/bridge-nf-call-ip6tables');
+  const uniqueImages = new Set(images.map((i) => i.id)).size;
+  ctx.send(200, {
+    ID: facts.engineId(),
+    Containers: containers.total,
+    ContainersRunning: containers.running,
+    ContainersPaused: containers.paused,
+    ContainersStopped: containers.stopped,
+    Images: uniqueImages,
+    Driver: config.storageDriver,
+    DriverStatus: [
+      ['Backing Filesystem', backingFs(config.dataRoot)],
+      ['Supports d_type', 'true'],
+      ['Native Overlay Diff', 'true'],
+      ['userxattr', 'false'],
+    ],
+    Plugins: { Volume: ['local'], Network: ['host', 'null'], Authorization: null, Log: logDrivers() },
+    MemoryLimit: cg.MemoryLimit,
+    SwapLimit: cg.SwapLimit,
+    KernelMemory: cg.KernelMemory,
+    KernelMemoryTCP: cg.KernelMemoryTCP,
+    CpuCfsPeriod: cg.CpuCfsPeriod,
+    CpuCfsQuota: cg.CpuCfsQuota,
+    CPUShares: cg.CPUShares,
+    CPUSet: cg.CPUSet,
+    PidsLimit: cg.PidsLimit,
+    IPv4Forwarding: ipv4Forwarding,
+    BridgeNfIptables: bridgeNf,
+    BridgeNfIp6tables: bridgeNf6,
+    Debug: config.debug,
+    NFd: countFds(),
+    OomKillDisable: cg.OomKillDisable,
+    NGoroutines: 0,
+    SystemTime: new Date().toISOString(),
+    LoggingDriver: config.logConfig.type,
+    CgroupDriver: 'cgroupfs',
+    CgroupVersion: cg.version,
+    NEventsListener: facts.eventListeners,
+    KernelVersion: os.release(),
+    OperatingSystem: rel.pretty,
+    OSVersion: rel.version,
+    OSType: 'linux',
+    Architecture: os.machine(),
+    IndexServerAddress: 'https://index.docker.io/v1/',
+    RegistryConfig: registryConfig(config),
+    NCPU: os.cpus().length,
+    MemTotal: os.totalmem(),
+    GenericResources: null,
+    DockerRootDir: config.dataRoot,
+    HttpProxy: maskCredentials(config.proxies.httpProxy),
+    HttpsProxy: maskCredentials(config.proxies.httpsProxy),
+    NoProxy: config.proxies.noProxy,
+    // Not in dockerd's answer: daemon.json `dns`, which `berth info` shows (the docker CLI ignores it).
+    Dns: config.dns,
+    Name: os.hostname(),
+    Labels: config.labels,
+    ExperimentalBuild: config.experimental,
+    ServerVersion: ENGINE_VERSION,
+    Runtimes: { runc: { path: config.runtime } },
+    DefaultRuntime: 'runc',
+    Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
+    LiveRestoreEnabled: true, // conmon keeps containers running without berthd, whatever live-restore says
+    Isolation: '',
+    InitBinary: '',
+    ContainerdCommit: { ID: '', Expected: '' },
+    RuncCommit: { ID: runc.commit || runc.version, Expected: runc.commit || runc.version },
+    InitCommit: { ID: '', Expected: '' },
+    // every container gets the builtin seccomp filter unless --privileged or seccomp=unconfined
+    SecurityOptions: ['name=seccomp,profile=builtin', ...(services.config.defaultCgroupnsMode === 'private' ? ['name=cgroupns'] : [])],
+    CDISpecDirs: [],
+    Warnings: warnings.length ? warnings : null,
   });
+}
 
-  router.get('/system/df', async (ctx) => {
-    const types = ctx.query.getAll('type');
-    const want = (t: string) => types.length === 0 || types.includes(t);
-    for (const t of types) {
-      if (!['container', 'image', 'volume', 'build-cache'].includes(t)) throw invalidArgument(`unknown object type: ${t}`);
-    }
-    const needContainers = want('container') || want('image');
-    const containers = needContainers ? await services.containers.list({ all: true, size: want('container'), filters: {} }) : [];
-    const out: Record<string, unknown> = {};
-    if (want('image')) {
-      const byImage = new Map<string, number>();
-      for (const c of containers) byImage.set(c.ImageID, (byImage.get(c.ImageID) ?? 0) + 1);
-      const { layersSize, images } = await services.images.diskUsage(byImage, ctx.version);
-      out.LayersSize = layersSize;
-      out.Images = images;
-    }
-    if (want('container')) out.Containers = containers;
-    if (want('volume')) out.Volumes = await services.volumes.usage();
-    if (want('build-cache')) out.BuildCache = await services.builder.diskUsage();
-    ctx.send(200, out);
-  });
+/** GET /system/df */
+async function systemDf(ctx: Ctx, facts: SystemFacts): Promise<void> {
+  const { services } = facts;
+  const types = ctx.query.getAll('type');
+  const want = (t: string) => types.length === 0 || types.includes(t);
+  for (const t of types) {
+    if (!['container', 'image', 'volume', 'build-cache'].includes(t)) throw invalidArgument(`unknown object type: ${t}`);
+  }
+  const needContainers = want('container') || want('image');
+  const containers = needContainers ? await services.containers.list({ all: true, size: want('container'), filters: {} }) : [];
+  const out: Record<string, unknown> = {};
+  if (want('image')) {
+    const { layersSize, images } = await services.images.diskUsage(containers, ctx.version);
+    out.LayersSize = layersSize;
+    out.Images = images;
+  }
+  if (want('container')) out.Containers = containers;
+  if (want('volume')) out.Volumes = await services.volumes.usage();
+  if (want('build-cache')) out.BuildCache = await services.builder.diskUsage();
+  ctx.send(200, out);
+}
 
-  router.get('/events', (ctx) => {
-    const filters = ctx.filters();
-    for (const k of Object.keys(filters)) if (!EVENT_FILTERS.has(k)) throw invalidArgument(`invalid filter '${k}'`);
-    const nowSec = Date.now() / 1000;
-    const sinceQ = ctx.query.get('since');
-    const untilQ = ctx.query.get('until');
-    const since = sinceQ ? parseApiTimestamp(sinceQ, nowSec) : undefined;
-    const until = untilQ ? parseApiTimestamp(untilQ, nowSec) : undefined;
-    if (since !== undefined && until !== undefined && since > until) {
-      throw invalidArgument(`\`since\` time (${sinceQ}) cannot be after \`until\` time (${untilQ})`);
+/** GET /events: the replay since `since`, then live events until `until` or the client goes. */
+function events(ctx: Ctx, facts: SystemFacts): void {
+  const { services } = facts;
+  const filters = ctx.filters();
+  for (const k of Object.keys(filters)) if (!EVENT_FILTERS.has(k)) throw invalidArgument(`invalid filter '${k}'`);
+  const nowSec = Date.now() / 1000;
+  const sinceQ = ctx.query.get('since');
+  const untilQ = ctx.query.get('until');
+  const since = sinceQ ? parseApiTimestamp(sinceQ, nowSec) : undefined;
+  const until = untilQ ? parseApiTimestamp(untilQ, nowSec) : undefined;
+  if (since !== undefined && until !== undefined && since > until) {
+    throw invalidArgument(`\`since\` time (${sinceQ}) cannot be after \`until\` time (${untilQ})`);
+  }
+  const untilNs = until !== undefined ? until * 1e9 : Infinity;
+  const res = ctx.startStream('application/json');
+  res.on('error', () => { /* client gone; cleanup runs on close */ });
+  const send = (ev: EngineEvent) => {
+    if (ev.timeNano > untilNs || !eventMatches(ev, filters)) return;
+    if (!res.writableEnded && !res.destroyed) res.write(serializeEvent(ev) + '\n');
+  };
+  // Replay and subscribe in the same tick: no event can fall between them.
+  if (since !== undefined) for (const ev of services.events.since(Math.floor(since * 1e9))) send(ev);
+  if (until !== undefined && until <= nowSec) { res.end(); return; }
+  facts.eventListeners++;
+  services.events.on('event', send);
+  let timer: NodeJS.Timeout | undefined;
+  const stop = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    if (services.events.listeners('event').includes(send)) {
+      services.events.off('event', send);
+      facts.eventListeners--;
     }
-    const untilNs = until !== undefined ? until * 1e9 : Infinity;
-    const res = ctx.startStream('application/json');
-    res.on('error', () => { /* client gone; cleanup runs on close */ });
-    const send = (ev: EngineEvent) => {
-      if (ev.timeNano > untilNs || !eventMatches(ev, filters)) return;
-      if (!res.writableEnded && !res.destroyed) res.write(serializeEvent(ev) + '\n');
-    };
-    // Replay and subscribe in the same tick: no event can fall between them.
-    if (since !== undefined) for (const ev of services.events.since(Math.floor(since * 1e9))) send(ev);
-    if (until !== undefined && until <= nowSec) { res.end(); return; }
-    listeners++;
-    services.events.on('event', send);
-    let timer: NodeJS.Timeout | undefined;
-    const stop = () => {
-      if (timer) clearTimeout(timer);
-      timer = undefined;
-      if (services.events.listeners('event').includes(send)) {
-        services.events.off('event', send);
-        listeners--;
-      }
-      if (!res.writableEnded) res.end();
-    };
-    if (until !== undefined) timer = setTimeout(stop, Math.max(0, (until - nowSec) * 1000));
-    ctx.clientGone().addEventListener('abort', stop, { once: true });
-  });
+    if (!res.writableEnded) res.end();
+  };
+  if (until !== undefined) timer = setTimeout(stop, Math.max(0, (until - nowSec) * 1000));
+  ctx.clientGone().addEventListener('abort', stop, { once: true });
+}
+
+/** The system endpoints. */
+const SYSTEM_ROUTES: ReadonlyArray<RouteEntry<SystemFacts>> = [
+  ['HEAD', '/_ping', ping],
+  ['GET', '/_ping', ping],
+  ['GET', '/version', version],
+  ['GET', '/info', info],
+  ['GET', '/system/df', systemDf],
+  ['GET', '/events', events],
+];
+
+export function registerSystemRoutes(router: Router, services: Services): void {
+  services.events.setMaxListeners(0);
+  addRoutes(router, new SystemFacts(services), SYSTEM_ROUTES);
 }
 
 function countFds(): number {
