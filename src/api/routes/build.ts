@@ -3,10 +3,10 @@
  * in the query, a JSON message stream back) and POST /build/prune.
  */
 import { invalidArgument } from '../../common/errors';
-import type { BuildRequest, RegistryAuth } from '../../engine/types';
+import type { BuildRequest, BuildService, RegistryAuth } from '../../engine/types';
 import type { Services } from '../../engine/services';
 import { JsonStream, detachedBody } from '../jsonstream';
-import type { Ctx, Router } from '../router';
+import { addRoutes, type Ctx, type RouteEntry, type Router } from '../router';
 
 function jsonMap(ctx: Ctx, name: string): Record<string, string | null> {
   const raw = ctx.query.get(name);
@@ -75,20 +75,28 @@ export function buildRequestOf(ctx: Ctx): BuildRequest {
   };
 }
 
-export function registerBuildRoutes(router: Router, services: Services): void {
-  router.post('/build', async (ctx) => {
-    const req = buildRequestOf(ctx);
-    const stream = new JsonStream(ctx);
-    await stream.run(async (progress) => {
-      await services.builder.build(req, detachedBody(ctx.req), progress, stream.signal);
-    });
+async function buildImage(ctx: Ctx, builder: BuildService): Promise<void> {
+  const req = buildRequestOf(ctx);
+  const stream = new JsonStream(ctx);
+  await stream.run(async (progress) => {
+    await builder.build(req, detachedBody(ctx.req), progress, stream.signal);
   });
+}
 
-  router.post('/build/prune', async (ctx) => {
-    const allowed = ['until', 'unused-for', 'unusedsince', 'id', 'parent', 'type', 'description', 'inuse', 'shared', 'private'];
-    const filters = ctx.filters();
-    for (const k of Object.keys(filters)) if (!allowed.includes(k)) throw invalidArgument(`invalid filter '${k}'`);
-    const r = await services.builder.prune({ all: ctx.bool('all'), filters });
-    ctx.send(200, { CachesDeleted: r.CachesDeleted.length ? r.CachesDeleted : null, SpaceReclaimed: r.SpaceReclaimed });
-  });
+async function buildPrune(ctx: Ctx, builder: BuildService): Promise<void> {
+  const allowed = ['until', 'unused-for', 'unusedsince', 'id', 'parent', 'type', 'description', 'inuse', 'shared', 'private'];
+  const filters = ctx.filters();
+  for (const k of Object.keys(filters)) if (!allowed.includes(k)) throw invalidArgument(`invalid filter '${k}'`);
+  const r = await builder.prune({ all: ctx.bool('all'), filters });
+  ctx.send(200, { CachesDeleted: r.CachesDeleted.length ? r.CachesDeleted : null, SpaceReclaimed: r.SpaceReclaimed });
+}
+
+/** The builder endpoints. */
+const BUILD_ROUTES: ReadonlyArray<RouteEntry<BuildService>> = [
+  ['POST', '/build', buildImage],
+  ['POST', '/build/prune', buildPrune],
+];
+
+export function registerBuildRoutes(router: Router, services: Services): void {
+  addRoutes(router, services.builder, BUILD_ROUTES);
 }

@@ -4,9 +4,9 @@
  * progress goes out as Docker's JSON message stream (errors before the first message are
  * ordinary HTTP errors, as dockerd answers a pull of an unknown tag with 404).
  */
-import type { Router, Ctx } from '../router';
+import { addRoutes, type Ctx, type RouteEntry, type Router } from '../router';
 import type { Services } from '../../engine/services';
-import type { RegistryAuth } from '../../engine/types';
+import type { DistributionService, RegistryAuth } from '../../engine/types';
 import { invalidArgument } from '../../common/errors';
 import { isValidTag, parseReference, referenceString } from '../../common/reference';
 import { JsonStream } from '../jsonstream';
@@ -52,29 +52,38 @@ export async function handleFromImage(ctx: Ctx, services: Services): Promise<voi
   }
 }
 
+async function imagePush(ctx: Ctx, distribution: DistributionService): Promise<void> {
+  const name = ctx.params[0];
+  const tag = ctx.query.get('tag') ?? '';
+  const ref = parseReference(name);
+  if (tag) {
+    if (!isValidTag(tag)) throw invalidArgument('invalid tag format');
+    ref.tag = tag;
+  }
+  const stream = new JsonStream(ctx);
+  await stream.run((progress) => distribution.push(referenceString(ref), { auth: registryAuthOf(ctx) }, progress));
+}
+
+async function registryLogin(ctx: Ctx, distribution: DistributionService): Promise<void> {
+  const body = (await ctx.json()) as RegistryAuth | undefined;
+  ctx.send(200, await distribution.login(body ?? {}));
+}
+
+async function imageSearch(ctx: Ctx, distribution: DistributionService): Promise<void> {
+  const term = ctx.query.get('term') ?? '';
+  if (!term) throw invalidArgument('term is required');
+  const limit = ctx.int('limit') ?? 25;
+  const results = await distribution.search(term, limit, registryAuthOf(ctx));
+  ctx.send(200, results);
+}
+
+/** The registry endpoints (pull is dispatched from /images/create: handleFromImage). */
+const DISTRIBUTION_ROUTES: ReadonlyArray<RouteEntry<DistributionService>> = [
+  ['POST', '/images/(.+)/push', imagePush],
+  ['POST', '/auth', registryLogin],
+  ['GET', '/images/search', imageSearch],
+];
+
 export function registerDistributionRoutes(router: Router, services: Services): void {
-  router.post('/images/(.+)/push', async (ctx) => {
-    const name = ctx.params[0];
-    const tag = ctx.query.get('tag') ?? '';
-    const ref = parseReference(name);
-    if (tag) {
-      if (!isValidTag(tag)) throw invalidArgument('invalid tag format');
-      ref.tag = tag;
-    }
-    const stream = new JsonStream(ctx);
-    await stream.run((progress) => services.distribution.push(referenceString(ref), { auth: registryAuthOf(ctx) }, progress));
-  });
-
-  router.post('/auth', async (ctx) => {
-    const body = (await ctx.json()) as RegistryAuth | undefined;
-    ctx.send(200, await services.distribution.login(body ?? {}));
-  });
-
-  router.get('/images/search', async (ctx) => {
-    const term = ctx.query.get('term') ?? '';
-    if (!term) throw invalidArgument('term is required');
-    const limit = ctx.int('limit') ?? 25;
-    const results = await services.distribution.search(term, limit, registryAuthOf(ctx));
-    ctx.send(200, results);
-  });
+  addRoutes(router, services.distribution, DISTRIBUTION_ROUTES);
 }
