@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { ApiClient, CliError, ConnectError, DEFAULT_HOST, parseHost } from './client';
+import { ApiClient, ApiError, CliError, ConnectError, DEFAULT_HOST, parseHost } from './client';
 import type { CommandSpec, Parsed } from './flags';
 
 export const PROG = 'berth';
@@ -102,4 +102,25 @@ async function startDaemon(sock: string): Promise<void> {
   // berthd refuses a bad daemon.json with one line and exit 1: show it rather than only where the log is.
   const lastLine = exited ? fs.readFileSync(logFile, 'utf8').trimEnd().split('\n').pop() : '';
   throw new CliError(`Cannot connect to the Berth daemon at ${DEFAULT_HOST}. Is the berth daemon running? (berthd did not start${lastLine ? `: ${lastLine}` : ''}; see ${logFile})`);
+}
+
+/**
+ * Runs `fn` for each name (rm, stop, kill ... of several objects), printing each name done and
+ * each daemon error as docker does, and failing at the end if one failed. `fn` answers false for a
+ * name it skipped (printed neither way).
+ */
+export async function forEachObject(ctx: Ctx, names: string[], fn: (name: string) => Promise<void | false>, printName = true): Promise<number> {
+  let failed = false;
+  for (const n of names) {
+    try {
+      const done = await fn(n);
+      if (printName && done !== false) ctx.out(`${n}\n`);
+    } catch (e) {
+      if (e instanceof ApiError) ctx.err(`Error response from daemon: ${e.message}\n`);
+      else if (e instanceof CliError) ctx.err(`${e.message}\n`);
+      else throw e;
+      failed = true;
+    }
+  }
+  return failed ? 1 : 0;
 }

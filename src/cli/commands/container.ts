@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApiClient, ApiError, CliError, filtersParam, timestampParam } from '../client';
-import type { CommandDef, Ctx } from '../context';
+import { forEachObject, type CommandDef, type Ctx } from '../context';
 import type { CommandSpec, FlagSpec, Parsed } from '../flags';
 import { renderRows } from '../format';
 import { ellipsis, goQuote, goTimeString, humanDuration, humanSize, tabwrite, truncateId } from '../units';
@@ -15,23 +15,6 @@ import { StdcopyDecoder, STDERR } from '../../common/stdcopy';
 import { inspectCmd } from './system';
 
 const spec = (path: string, usage: string, description: string, flags: FlagSpec[], extra: Partial<CommandSpec> = {}): CommandSpec => ({ path, usage, description, flags, ...extra });
-
-/** Runs `fn` for each name, printing daemon errors as docker does and failing at the end. */
-async function forEach(ctx: Ctx, names: string[], fn: (name: string) => Promise<void>, printName = true): Promise<number> {
-  let failed = false;
-  for (const n of names) {
-    try {
-      await fn(n);
-      if (printName) ctx.out(`${n}\n`);
-    } catch (e) {
-      if (e instanceof ApiError) ctx.err(`Error response from daemon: ${e.message}\n`);
-      else if (e instanceof CliError) ctx.err(`${e.message}\n`);
-      else throw e;
-      failed = true;
-    }
-  }
-  return failed ? 1 : 0;
-}
 
 /** Discards a response body we do not need (keeps the keep-alive connection usable). */
 async function drain(r: { res: NodeJS.ReadableStream & { resume(): void } }): Promise<void> {
@@ -110,7 +93,7 @@ const stopCmd: CommandDef = {
   spec: spec('stop', 'stop [OPTIONS] CONTAINER [CONTAINER...]', 'Stop one or more running containers', timeFlags, { minArgs: 1 }),
   async run(ctx, p) {
     const api = await ctx.api();
-    return forEach(ctx, p.args, async (n) => drain(await api.request('POST', `/containers/${n}/stop`, { query: stopQuery(p) })));
+    return forEachObject(ctx, p.args, async (n) => drain(await api.request('POST', `/containers/${n}/stop`, { query: stopQuery(p) })));
   },
 };
 
@@ -118,7 +101,7 @@ const restartCmd: CommandDef = {
   spec: spec('restart', 'restart [OPTIONS] CONTAINER [CONTAINER...]', 'Restart one or more containers', timeFlags, { minArgs: 1 }),
   async run(ctx, p) {
     const api = await ctx.api();
-    return forEach(ctx, p.args, async (n) => drain(await api.request('POST', `/containers/${n}/restart`, { query: stopQuery(p) })));
+    return forEachObject(ctx, p.args, async (n) => drain(await api.request('POST', `/containers/${n}/restart`, { query: stopQuery(p) })));
   },
 };
 
@@ -126,7 +109,7 @@ const killCmd: CommandDef = {
   spec: spec('kill', 'kill [OPTIONS] CONTAINER [CONTAINER...]', 'Kill one or more running containers', [{ long: 'signal', short: 's', kind: 'string', usage: 'Signal to send to the container' }], { minArgs: 1 }),
   async run(ctx, p) {
     const api = await ctx.api();
-    return forEach(ctx, p.args, async (n) => drain(await api.request('POST', `/containers/${n}/kill`, { query: { signal: p.opts.signal || undefined } })));
+    return forEachObject(ctx, p.args, async (n) => drain(await api.request('POST', `/containers/${n}/kill`, { query: { signal: p.opts.signal || undefined } })));
   },
 };
 
@@ -139,7 +122,7 @@ const rmCmd: CommandDef = {
   async run(ctx, p) {
     const api = await ctx.api();
     const q = { v: p.opts.volumes ? 1 : undefined, force: p.opts.force ? 1 : undefined, link: p.opts.link ? 1 : undefined };
-    return forEach(ctx, p.args, async (n) => drain(await api.request('DELETE', `/containers/${n}`, { query: q })));
+    return forEachObject(ctx, p.args, async (n) => drain(await api.request('DELETE', `/containers/${n}`, { query: q })));
   },
 };
 
@@ -147,7 +130,7 @@ const simple = (name: string, verb: string, description: string): CommandDef => 
   spec: spec(name, `${name} CONTAINER [CONTAINER...]`, description, [], { minArgs: 1 }),
   async run(ctx, p) {
     const api = await ctx.api();
-    return forEach(ctx, p.args, async (n) => drain(await api.request('POST', `/containers/${n}/${verb}`)));
+    return forEachObject(ctx, p.args, async (n) => drain(await api.request('POST', `/containers/${n}/${verb}`)));
   },
 });
 
@@ -155,7 +138,7 @@ const waitCmd: CommandDef = {
   spec: spec('wait', 'wait CONTAINER [CONTAINER...]', 'Block until one or more containers stop, then print their exit codes', [], { minArgs: 1 }),
   async run(ctx, p) {
     const api = await ctx.api();
-    return forEach(ctx, p.args, async (n) => ctx.out(`${await waitExit(api, n, '')}\n`), false);
+    return forEachObject(ctx, p.args, async (n) => ctx.out(`${await waitExit(api, n, '')}\n`), false);
   },
 };
 
@@ -753,7 +736,7 @@ const updateCmd: CommandDef = {
       RestartPolicy: set('restart') ? parseRestart(o.restart) : { Name: '', MaximumRetryCount: 0 },
     };
     const api = await ctx.api();
-    return forEach(ctx, p.args, async (name) => {
+    return forEachObject(ctx, p.args, async (name) => {
       await api.json('POST', `/containers/${encodeURIComponent(name)}/update`, { body });
     });
   },

@@ -1,7 +1,7 @@
 // Network commands: network create, ls, inspect, rm, connect, disconnect (network prune is in prune.ts).
 import * as net from 'node:net';
-import { ApiClient, ApiError, CliError, filtersParam } from '../client';
-import type { CommandDef } from '../context';
+import { ApiClient, CliError, filtersParam } from '../client';
+import { forEachObject, type CommandDef } from '../context';
 import { keyValueMap, type CommandSpec, type FlagSpec } from '../flags';
 import { renderRows } from '../format';
 import { inspectCmd } from './system';
@@ -116,21 +116,12 @@ const rm: CommandDef = {
   ], { minArgs: 1, aliases: ['berth network rm', 'berth network remove'] }),
   async run(ctx, p) {
     const api = await ctx.api();
-    let failed = false;
-    for (const name of p.args) {
-      try {
-        const r = await api.request('DELETE', `/networks/${encodeURIComponent(name)}`, { allowError: true });
-        if (r.status === 404 && p.opts.force) { r.res.resume(); continue; }
-        if (r.status >= 400) throw await ApiClient.errorOf(r);
-        r.res.resume();
-        ctx.out(`${name}\n`);
-      } catch (e) {
-        if (!(e instanceof ApiError)) throw e;
-        ctx.err(`Error response from daemon: ${e.message}\n`);
-        failed = true;
-      }
-    }
-    return failed ? 1 : 0;
+    return forEachObject(ctx, p.args, async (name) => {
+      const r = await api.request('DELETE', `/networks/${encodeURIComponent(name)}`, { allowError: true });
+      if (r.status === 404 && p.opts.force) { r.res.resume(); return false; }
+      if (r.status >= 400) throw await ApiClient.errorOf(r);
+      r.res.resume();
+    });
   },
 };
 

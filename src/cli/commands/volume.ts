@@ -1,6 +1,6 @@
 // Volume commands: volume create, ls, inspect, rm (volume prune is in prune.ts).
-import { ApiClient, ApiError, CliError, filtersParam } from '../client';
-import type { CommandDef } from '../context';
+import { ApiClient, CliError, filtersParam } from '../client';
+import { forEachObject, type CommandDef } from '../context';
 import { keyValueMap, type CommandSpec, type FlagSpec } from '../flags';
 import { renderRows } from '../format';
 import { inspectCmd } from './system';
@@ -84,20 +84,11 @@ const rm: CommandDef = {
   ], { minArgs: 1, aliases: ['berth volume rm', 'berth volume remove'] }),
   async run(ctx, p) {
     const api = await ctx.api();
-    let failed = false;
-    for (const name of p.args) {
-      try {
-        const r = await api.request('DELETE', `/volumes/${encodeURIComponent(name)}`, { query: { force: p.opts.force ? 1 : undefined }, allowError: true });
-        if (r.status >= 400) throw await ApiClient.errorOf(r);
-        r.res.resume();
-        ctx.out(`${name}\n`);
-      } catch (e) {
-        if (!(e instanceof ApiError)) throw e;
-        ctx.err(`Error response from daemon: ${e.message}\n`);
-        failed = true;
-      }
-    }
-    return failed ? 1 : 0;
+    return forEachObject(ctx, p.args, async (name) => {
+      const r = await api.request('DELETE', `/volumes/${encodeURIComponent(name)}`, { query: { force: p.opts.force ? 1 : undefined }, allowError: true });
+      if (r.status >= 400) throw await ApiClient.errorOf(r);
+      r.res.resume();
+    });
   },
 };
 
