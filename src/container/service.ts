@@ -5,14 +5,15 @@
  * (inotify on <execRoot>/exits) and re-attaches on restart (restore()).
  * Processes run through the TaskRuntime (runtime/task.ts; a fake in unit tests).
  *
- * Over 500 lines: the lifecycle verbs, exit handling and restore share one piece of
- * per-container state (Ctr: lock, waiters, pre-created runtime, exit flags) whose
- * invariants hold only while one class owns it. Pieces without that state live
- * beside it: restart policy (restart.ts), stats, prune, top, logs, attach, exec,
- * bundle and /etc files, mount points, list.
+ * This class is the facade that owns the per-container state (Ctr in ctr.ts: lock,
+ * waiters, pre-created runtime, exit flags) and the lifecycle verbs. Over 500 lines
+ * because those verbs (create, start, stop, kill, pause, update, rename, remove, wait,
+ * attach, networks) each check and change that state under the container's lock.
+ * The rest lives beside it, each with its own owner: the host side of a run
+ * (rootfs.ts), exits and restart policy (exits.ts, restart.ts), restore after a
+ * restart (restore.ts), stats, prune, top, logs, attach, exec, bundle and /etc
+ * files, mount points, list.
  */
-import { Mutex } from '../common/mutex';
-import * as fs from 'node:fs';
 import { parseDetachKeys } from './detachkeys';
 import { directorySize } from '../common/du';
 import * as fsp from 'node:fs/promises';
@@ -26,69 +27,31 @@ import type { EventBus } from '../engine/events';
 import type {
   AttachOptions, ContainerPruneReport, ContainerService, ContainerStats, ImageService, LogsOptions, NetworkAttachRequest, NetworkService, StatsOptions, WaitCondition,
 } from '../engine/types';
-import { runcMessage } from '../runtime/runc';
 import { ConmonRunc } from '../runtime/conmon-runc';
 import { TaskStartError, type TaskRuntime } from '../runtime/task';
 import { AttachBridge } from './attach';
+import { ContainerPaths, newCtr, sleep, type Ctr } from './ctr';
+import { ExitHandler } from './exits';
+import { restoreContainers } from './restore';
+import { RuntimePreparer, startFailure } from './rootfs';
 import { mergeConfig, networkSettings, validateHostConfig, checkCreateValues, endpointsWithContainerMac } from './createconfig';
 import { ExecManager } from './exec';
-import { statusText, ZERO_TIME, nowRfc3339 } from './format';
+import { ZERO_TIME, nowRfc3339 } from './format';
 import { streamLogs } from './logs';
 import { hostMounts, type RootfsMounts } from './mounts';
 import { parseSignal } from './signals';
 import { ContainerStore, type ContainerRecord } from './store';
 import { randomName, validateName } from './names';
-import { validateSpec, writeEtcFiles, writeSpec } from './bundle';
-import { copyImageContentIntoVolumes, resolveMountPoints } from './mountpoints';
+import { validateSpec } from './bundle';
+import { resolveMountPoints } from './mountpoints';
 import type { MountPoint } from '../runtime/spec';
 import type { VolumeService } from '../engine/types';
 import { pruneContainers } from './prune';
 import { containerStats } from './stats';
 import { countStates, listContainers } from './list';
 import { containerTop } from './top';
-import { restartDelayMs, shouldRestart } from './restart';
 import { HealthMonitors } from './health';
 import { keepsLog, LogRotator, rotationOf } from './logdriver';
-
-interface Ctr {
-  rec: ContainerRecord;
-  /** Serialises lifecycle operations (start/stop/remove/...). */
-  lock: Mutex;
-  /** Attach sessions waiting for the next start. */
-  pending: AttachBridge[];
-  exitWaiters: Array<() => void>;
-  removedWaiters: Array<() => void>;
-  /** Set while start is between conmon and the running state (exit handling waits for it). */
-  starting?: Promise<void>;
-  /** Set while exit cleanup (runc delete, unmount) runs. */
-  exiting?: Promise<void>;
-  /**
-   * The runtime made ahead of start (mount, bundle, conmon + runc create) right
-   * after create answered: the docker CLI's attach/wait/start round trips then
-   * overlap with runc create. Dropped again if start does not come soon.
-   */
-  prestart?: { created: Promise<PreparedRuntime>; timer: NodeJS.Timeout };
-  /** An --rm exit left runc state and the rootfs mount for destroy() to clean up. */
-  runtimeLeft?: boolean;
-  exitHandled: boolean;
-  removed: boolean;
-  removing: boolean;
-  restartTimer?: NodeJS.Timeout;
-}
-
-/** A container whose process exists (runc created, conmon watching) but has not been started. */
-interface PreparedRuntime { pid: number; conmonPid: number; networkSettings: any }
-
-/** How long a pre-created runtime waits for its start before it is torn down. */
-const PRESTART_TTL_MS = 10_000;
-
-export function startFailure(runtimeMsg: string): BerthError {
-  const msg = runcMessage(runtimeMsg);
-  const text = `failed to create task for container: failed to create shim task: OCI runtime create failed: ${msg}: unknown`;
-  if (/executable file not found|no such file or directory/.test(msg)) return new BerthError('invalid-argument', text, { exitCode: 127 });
-  if (/permission denied/.test(msg)) return new BerthError('invalid-argument', text, { exitCode: 126 });
-  return new BerthError('internal', text);
-}
 
 export class Containers implements ContainerService {
   private readonly byId = new Map<string, Ctr>();
@@ -98,8 +61,11 @@ export class Containers implements ContainerService {
   /** Runs the containers' processes (runc under conmon; a fake in unit tests). */
   readonly runtime: TaskRuntime;
   private readonly mounts: RootfsMounts;
-  /** Host cleanups of removed containers and exits being applied (shutdown waits for them). */
-  private readonly cleanups = new Set<Promise<unknown>>();
+  private readonly paths: ContainerPaths;
+  /** The host side of a run: rootfs, bundle, conmon + runc create, and undoing them. */
+  private readonly rootfs: RuntimePreparer;
+  /** What follows an exit: state, waiters, cleanup, restart policy, --rm. */
+  private readonly exits: ExitHandler;
   /** Healthcheck probes of running containers that have one. */
   private readonly health: HealthMonitors;
   /** Rotation of logs that have a max-size. */
@@ -116,11 +82,28 @@ export class Containers implements ContainerService {
     this.mounts = deps.mounts ?? hostMounts;
     this.network = deps.network;
     this.execs = new ExecManager(this);
+    this.paths = new ContainerPaths(config.execRoot, this.store);
+    this.rootfs = new RuntimePreparer({
+      config, images, runtime: this.runtime, mounts: this.mounts, network: this.network, paths: this.paths,
+      attachNetwork: (c) => this.attachNetwork(c),
+      withLock: (c, fn) => this.withLock(c, fn),
+    });
     this.health = new HealthMonitors({
       exec: (opts) => this.runtime.execDirect(opts),
       bundleDir: (id) => this.bundleDir(id),
       save: (rec) => { const c = this.byId.get(rec.Id); return c ? this.save(c, { durable: false }) : Promise.resolve(); },
       emit: (rec, action, extra) => this.emit(rec, action, extra),
+    });
+    this.exits = new ExitHandler({
+      runtime: this.runtime, network: this.network, health: this.health, logRotation: this.logRotation,
+      paths: this.paths, rootfs: this.rootfs,
+      get: (id) => this.byId.get(id),
+      save: (c, opts) => this.save(c, opts),
+      emit: (c, action, extra) => this.emit(c, action, extra),
+      execStopped: (id) => this.execs.containerStopped(id),
+      withLock: (c, fn) => this.withLock(c, fn),
+      destroy: (c, removeVolumes) => this.destroy(c, removeVolumes),
+      doStart: (c) => this.doStart(c),
     });
   }
 
@@ -139,16 +122,16 @@ export class Containers implements ContainerService {
   }
 
   // ---- paths -------------------------------------------------------------
-  bundleDir(id: string): string { return path.join(this.config.execRoot, 'b', id.slice(0, 12)); }
-  rootfsDir(id: string): string { return path.join(this.bundleDir(id), 'rootfs'); }
-  attachSocket(id: string): string { return path.join(this.bundleDir(id), 'attach'); }
-  private ctrDir(id: string): string { return this.store.dir(id); }
+  bundleDir(id: string): string { return this.paths.bundleDir(id); }
+  rootfsDir(id: string): string { return this.paths.rootfsDir(id); }
+  attachSocket(id: string): string { return this.paths.attachSocket(id); }
+  private ctrDir(id: string): string { return this.paths.ctrDir(id); }
 
   async init(): Promise<void> {
     for (const d of [path.join(this.config.execRoot, 'b'), this.store.root]) {
       await fsp.mkdir(d, { recursive: true, mode: 0o711 });
     }
-    await this.runtime.init((id) => void this.onExitFile(id));
+    await this.runtime.init((id) => void this.exits.onExitFile(id));
   }
 
   // ---- lookup ------------------------------------------------------------
@@ -278,13 +261,13 @@ export class Containers implements ContainerService {
       made = newCtr(rec);
       // The runtime is made while the snapshot and the record are written: start then finds it
       // (nearly) ready. The record refers to the snapshot, so it is written once that is durable.
-      this.prestart(made);
+      this.rootfs.prestart(made);
       await prepared.persisted;
       await this.store.save(rec);
       this.byId.set(id, made);
     } catch (err) {
       this.names.delete(fullName);
-      if (made) await this.dropPrestart(made);
+      if (made) await this.rootfs.drop(made);
       if (snapshotMade) await this.images.removeContainerRootfs(id).catch(() => undefined);
       for (const v of anonymousVolumes) await this.volumes.remove(v, true).catch(() => undefined);
       await fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
@@ -370,7 +353,7 @@ export class Containers implements ContainerService {
   }
 
   private async doStart(c: Ctr): Promise<void> {
-    const pre = this.takePrestart(c);
+    const pre = this.rootfs.take(c);
     if (c.exiting) await c.exiting;
     const id = c.rec.Id;
     let finishStart!: () => void;
@@ -379,7 +362,7 @@ export class Containers implements ContainerService {
     let created = false;
     try {
       // A pre-created runtime that failed is simply made again: a real error (e.g. 127) recurs.
-      const rt = pre ? await pre.catch(() => this.createRuntime(c)) : await this.createRuntime(c);
+      const rt = pre ? await pre.catch(() => this.rootfs.create(c)) : await this.rootfs.create(c);
       created = true;
       // Connect waiting attach sessions before the process runs, so no output is lost.
       const pending = c.pending.splice(0);
@@ -405,7 +388,7 @@ export class Containers implements ContainerService {
       this.emit(c, 'start');
     } catch (err) {
       for (const b of c.pending.splice(0)) b.finish();
-      if (created) await this.undoRuntime(id);
+      if (created) await this.rootfs.undo(id);
       const st = c.rec.State;
       st.Error = (err as Error).message;
       if (err instanceof BerthError && err.exitCode) st.ExitCode = err.exitCode;
@@ -421,214 +404,16 @@ export class Containers implements ContainerService {
     }
   }
 
-  /**
-   * Mounts the rootfs, writes the bundle and has conmon run `runc create`:
-   * the container process exists but waits for `runc start`. On failure
-   * everything it made on the host is undone before it throws.
-   */
-  private async createRuntime(c: Ctr): Promise<PreparedRuntime> {
-    const id = c.rec.Id;
-    const bundle = this.bundleDir(id);
-    const rootfs = this.rootfsDir(id);
-    let mounted = false;
-    let networkSettings: any;
-    try {
-      await fsp.mkdir(rootfs, { recursive: true });
-      const mount = await this.images.containerRootfsMount(id);
-      let netnsPath: string | undefined;
-      let linkEnv: string[] = [];
-      const persist = path.join(this.ctrDir(id), 'persist');
-      const cfg = c.rec.Config;
-      // The monitor (conmon) starts now and waits while the bundle is made.
-      const task = this.runtime.create({
-        id, bundle, name: c.rec.Name.slice(1), logPath: c.rec.LogPath, persistDir: persist,
-        terminal: !!cfg.Tty, stdin: !!cfg.OpenStdin, leaveStdinOpen: !cfg.StdinOnce,
-      });
-      try {
-        // The mount runs on the thread pool: everything that does not need the rootfs happens meanwhile.
-        // allSettled, so a failure elsewhere never leaves a mount the catch below does not know about.
-        const prep = await Promise.allSettled([
-          this.mounts.mount(mount, rootfs).then(() => { mounted = true; }),
-          this.runtime.clearExit(id),
-          this.attachNetwork(c).then(async (net) => {
-            networkSettings = net.settings;
-            netnsPath = net.netnsPath;
-            linkEnv = net.links.env;
-            await writeEtcFiles(c.rec, net.etc, net.links.hosts);
-          }),
-          fsp.rm(persist, { recursive: true, force: true }).then(() => fsp.mkdir(persist, { recursive: true })),
-        ]);
-        for (const r of prep) if (r.status === 'rejected') throw r.reason;
-        const copyUp = c.rec.Berth.volumeCopyUp;
-        if (copyUp?.length) {
-          await copyImageContentIntoVolumes(rootfs, c.rec.Mounts ?? [], copyUp);
-          c.rec.Berth.volumeCopyUp = []; // once, as Docker does at create; saved with the next record write
-        }
-        await writeSpec(c.rec, bundle, rootfs, this.config.cgroupParent, netnsPath, linkEnv);
-      } catch (err) {
-        task.cancel();
-        throw err;
-      }
-      try {
-        const { pid, monitorPid } = await task.go();
-        return { pid, conmonPid: monitorPid, networkSettings };
-      } catch (err) {
-        throw err instanceof TaskStartError ? startFailure(err.runtimeMessage) : err;
-      }
-    } catch (err) {
-      await this.network.detach(id).catch(() => undefined);
-      if (mounted) await this.mounts.unmount(rootfs).catch(() => undefined);
-      await fsp.rm(bundle, { recursive: true, force: true }).catch(() => undefined);
-      throw err;
-    }
-  }
 
-  /** Removes a created-but-unused runtime: runc state (kills the waiting process), exit file, mount, bundle. */
-  private async undoRuntime(id: string): Promise<void> {
-    await this.runtime.delete(id, true).catch(() => undefined);
-    await this.network.detach(id).catch(() => undefined);
-    await this.runtime.clearExit(id);
-    await this.mounts.unmount(this.rootfsDir(id)).catch(() => undefined);
-    await fsp.rm(this.bundleDir(id), { recursive: true, force: true }).catch(() => undefined);
-  }
 
-  /** Starts making the runtime of a just-created container, so that start finds it ready. */
-  private prestart(c: Ctr): void {
-    if (c.prestart || c.rec.State.Running) return;
-    const created = this.createRuntime(c);
-    created.catch(() => undefined); // start retries and reports
-    const timer = setTimeout(() => { void this.withLock(c, () => this.dropPrestart(c)); }, PRESTART_TTL_MS);
-    timer.unref?.();
-    c.prestart = { created, timer };
-  }
 
-  /** Hands the pre-created runtime to start (or undefined when there is none). */
-  private takePrestart(c: Ctr): Promise<PreparedRuntime> | undefined {
-    const p = c.prestart;
-    if (!p) return undefined;
-    clearTimeout(p.timer);
-    c.prestart = undefined;
-    return p.created;
-  }
 
-  /**
-   * Tears a pre-created runtime down (start did not come, or the container is
-   * removed or its rootfs is needed elsewhere). Waits for conmon to record the
-   * killed process's exit, so that no stale exit file outlives it.
-   */
-  private async dropPrestart(c: Ctr): Promise<void> {
-    const pre = this.takePrestart(c);
-    if (!pre) return;
-    const rt = await pre.catch(() => undefined);
-    if (!rt) return;
-    await this.runtime.delete(c.rec.Id, true).catch(() => undefined);
-    for (let i = 0; i < 100 && this.runtime.monitorAlive(rt.conmonPid); i++) await sleep(20);
-    await this.undoRuntime(c.rec.Id);
-  }
 
   // ---- exits -------------------------------------------------------------
-  private async scanExits(): Promise<void> {
-    for (const id of await this.runtime.exitedIds()) await this.onExitFile(id);
-  }
 
-  private async onExitFile(file: string): Promise<void> {
-    const c = this.byId.get(file);
-    if (!c || c.removed) return;
-    if (c.starting) await c.starting;
-    if (!c.rec.State.Running && !c.starting && !c.prestart && !c.exiting) {
-      // Left by a runtime that was torn down before it ran (dropped pre-start, crash mid-start).
-      await this.runtime.clearExit(file);
-      return;
-    }
-    if (c.exitHandled || !c.rec.State.Running) return;
-    const code = await this.runtime.readExit(file);
-    if (code === undefined) return;
-    if (code === null) return; // not written yet: the next event brings it
-    if (c.exitHandled) return;
-    c.exitHandled = true;
-    await this.track(this.handleExit(c, code));
-  }
 
-  /** Applies an exit: state, events, waiters first (fast `docker run`), then cleanup, restart policy, auto-remove. */
-  private async handleExit(c: Ctr, code: number): Promise<void> {
-    const id = c.rec.Id;
-    const st = c.rec.State;
-    // Off its networks at once (names, ports, endpoints); the host objects go with the runtime cleanup.
-    void this.network.detach(id).catch(() => undefined);
-    this.health.stopped(c.rec);
-    this.logRotation.unwatch(id);
-    Object.assign(st, {
-      Status: 'exited', Running: false, Paused: false, Restarting: false, OOMKilled: false,
-      Pid: 0, ExitCode: Number.isFinite(code) && code >= 0 ? code : 255, FinishedAt: nowRfc3339(),
-    });
-    c.rec.ExecIDs = null;
-    c.rec.NetworkSettings = networkSettings(c.rec.NetworkSettings?.Networks ?? {});
-    if (c.rec.HostConfig.AutoRemove && !c.removing && !c.removed && !shouldRestart(c.rec)) {
-      // --rm: the record is deleted right away, so no 'exited' record is written, and the host
-      // cleanup (runc delete, unmount) runs after the waiters are answered (destroy() does it).
-      // A crash before the record is gone finds it 'running' with an exit code: restore() redoes this.
-      c.runtimeLeft = true;
-      this.emit(c, 'die', { exitCode: String(st.ExitCode), execDuration: '0' });
-      for (const w of c.exitWaiters.splice(0)) w();
-      this.execs.containerStopped(id);
-      await this.withLock(c, () => this.destroy(c, true)).catch(() => undefined);
-      return;
-    }
-    // Anything that needs the host resources gone (start, remove, withRootfs) awaits this.
-    c.exiting = (async () => {
-      st.OOMKilled = await fsp.stat(path.join(this.ctrDir(id), 'persist', 'oom')).then(() => true, () => false);
-      await this.cleanupRuntime(id);
-      await this.runtime.clearExit(id);
-    })().finally(() => { c.exiting = undefined; });
-    await this.save(c).catch(() => undefined);
-    this.emit(c, 'die', { exitCode: String(st.ExitCode), execDuration: '0' });
-    for (const w of c.exitWaiters.splice(0)) w();
-    this.execs.containerStopped(id);
-    if (c.removing || c.removed) return;
-    if (shouldRestart(c.rec)) {
-      c.rec.RestartCount++;
-      st.Restarting = true;
-      st.Status = 'restarting';
-      await this.save(c).catch(() => undefined);
-      const delay = restartDelayMs(c.rec.RestartCount);
-      c.restartTimer = setTimeout(() => {
-        c.restartTimer = undefined;
-        void this.withLock(c, async () => {
-          if (c.removed || c.removing || !st.Restarting || st.Running) return;
-          // Restarting stays set until doStart reports running (or fails), so observers never see a gap.
-          try { await this.doStart(c); } catch {
-            st.Restarting = false;
-            st.Status = 'exited';
-            await this.save(c).catch(() => undefined);
-          }
-        });
-      }, delay);
-      return;
-    }
-    if (c.rec.HostConfig.AutoRemove) {
-      await this.withLock(c, () => this.destroy(c, true)).catch(() => undefined);
-    } else {
-      await c.exiting;
-      await this.save(c).catch(() => undefined); // OOMKilled
-    }
-  }
 
-  /** runc delete (cgroup, state) and unmount rootfs (in parallel), then drop the bundle. */
-  private async cleanupRuntime(id: string): Promise<void> {
-    await Promise.all([
-      this.runtime.delete(id, true).catch(() => undefined),
-      this.mounts.unmount(this.rootfsDir(id)).catch(() => undefined),
-    ]);
-    await this.network.detach(id).catch(() => undefined);
-    await fsp.rm(this.bundleDir(id), { recursive: true, force: true }).catch(() => undefined);
-  }
 
-  /** Registers work that shutdown waits for. */
-  private track<T>(work: Promise<T>): Promise<T> {
-    this.cleanups.add(work);
-    void work.catch(() => undefined).finally(() => this.cleanups.delete(work));
-    return work;
-  }
 
   /** Resolves once the container is not running (now, or after its next exit or removal). */
   private async stopped(c: Ctr): Promise<void> {
@@ -853,9 +638,9 @@ export class Containers implements ContainerService {
    */
   private async destroy(c: Ctr, removeVolumes = false): Promise<void> {
     if (c.removed) return;
-    await this.dropPrestart(c);
+    await this.rootfs.drop(c);
     const id = c.rec.Id;
-    if (c.rec.State.Running) await this.cleanupRuntime(id); // force-removed container whose exit was never seen
+    if (c.rec.State.Running) await this.rootfs.cleanup(id); // force-removed container whose exit was never seen
     c.removed = true;
     for (const b of c.pending.splice(0)) b.finish();
     await fsp.rm(this.store.file(id), { force: true });
@@ -867,12 +652,12 @@ export class Containers implements ContainerService {
       if (c.exiting) await c.exiting;
       if (c.runtimeLeft) {
         c.runtimeLeft = false;
-        await this.cleanupRuntime(id);
+        await this.rootfs.cleanup(id);
         await this.runtime.clearExit(id);
       }
     })();
     const rootfsGone = this.images.removeContainerRootfs(id, runtimeGone).catch(() => undefined);
-    const cleanup = this.track(rootfsGone.then(() => fsp.rm(this.ctrDir(id), { recursive: true, force: true })).catch(() => undefined));
+    const cleanup = this.exits.track(rootfsGone.then(() => fsp.rm(this.ctrDir(id), { recursive: true, force: true })).catch(() => undefined));
     this.byId.delete(id);
     this.health.forget(id);
     this.logRotation.unwatch(id);
@@ -992,7 +777,7 @@ export class Containers implements ContainerService {
     const c = this.find(idOrName);
     return this.withLock(c, async () => {
       if (c.rec.State.Running) return fn(this.rootfsDir(c.rec.Id), this.view(c.rec));
-      await this.dropPrestart(c);
+      await this.rootfs.drop(c);
       if (c.exiting) await c.exiting;
       const tmp = path.join(this.config.execRoot, 'm', `${c.rec.Id.slice(0, 12)}-${randomBytes(3).toString('hex')}`);
       await fsp.mkdir(tmp, { recursive: true });
@@ -1105,7 +890,7 @@ export class Containers implements ContainerService {
       if (c.rec.State.Running) {
         nets[name] = await this.network.connect(c.rec.Id, netRef, cfg ?? {}, { ...this.networkRequest(c), networks: { ...nets, [name]: endpoint } });
       } else {
-        await this.dropPrestart(c); // its namespace was made for the old set of networks
+        await this.rootfs.drop(c); // its namespace was made for the old set of networks
         nets[name] = endpoint;
         this.network.emitMembership('connect', netRef, c.rec.Id);
       }
@@ -1122,7 +907,7 @@ export class Containers implements ContainerService {
       if (!nets[net.Name]) throw new BerthError('forbidden', `container ${c.rec.Id} is not connected to network ${net.Name}`);
       if (net.Name === 'host' || c.rec.HostConfig.NetworkMode === 'host') throw new BerthError('forbidden', 'container cannot be disconnected from host network or connected to host network');
       if (c.rec.State.Running) await this.network.disconnect(c.rec.Id, net.Id);
-      else await this.dropPrestart(c);
+      else await this.rootfs.drop(c);
       delete nets[net.Name];
       c.rec.NetworkSettings.Networks = nets;
       await this.save(c);
@@ -1131,80 +916,36 @@ export class Containers implements ContainerService {
   }
 
   // ---- restore / shutdown --------------------------------------------------------
-  async restore(): Promise<void> {
-    const { records, orphans } = await this.store.loadAll();
-    for (const id of orphans) {
-      // Half-created (crash during create or remove): undo, host state first.
-      if (fs.existsSync(this.bundleDir(id))) await this.cleanupRuntime(id);
-      await this.runtime.clearExit(id);
-      await this.images.removeContainerRootfs(id).catch(() => undefined);
-      await fsp.rm(this.ctrDir(id), { recursive: true, force: true }).catch(() => undefined);
-    }
-    for (const rec of records) {
-      const c = newCtr(rec);
-      this.byId.set(rec.Id, c);
-      this.names.set(rec.Name, rec.Id);
-    }
-    for (const c of this.byId.values()) {
-      const st = c.rec.State;
-      if (!st.Running && !st.Restarting) {
-        // A crash mid-start can leave a mount/bundle/runc state behind for a stopped container.
-        if (fs.existsSync(this.bundleDir(c.rec.Id))) await this.cleanupRuntime(c.rec.Id);
-        continue;
-      }
-      const exitCode = await this.runtime.readExit(c.rec.Id);
-      if (exitCode !== undefined && exitCode !== null) {
-        st.Running = true;
-        c.exitHandled = true;
-        await this.handleExit(c, exitCode);
-        continue;
-      }
-      if (st.Running && this.runtime.monitorAlive(c.rec.Berth.conmonPid)) {
-        // Still running: keep watching, and the probes and log rotation go on where they were.
-        if (!st.Paused) this.health.resume(c.rec);
-        this.watchLog(c);
-        continue;
-      }
-      if (st.Restarting && !st.Running) {
-        // Daemon died between exit and restart: apply the policy again.
-        st.Restarting = false;
-        st.Status = 'exited';
-        await this.save(c).catch(() => undefined);
-        continue;
-      }
-      // conmon vanished without an exit file (e.g. reboot): use the persisted code.
-      const persisted = await fsp.readFile(path.join(this.ctrDir(c.rec.Id), 'persist', 'exit'), 'utf8').catch(() => '');
-      c.exitHandled = true;
-      await this.handleExit(c, persisted.trim() ? Number.parseInt(persisted.trim(), 10) : 255);
-    }
-    await this.scanExits();
-    await this.network.restore(new Set([...this.byId.values()].filter((c) => c.rec.State.Running).map((c) => c.rec.Id)));
+
+  restore(): Promise<void> {
+    return restoreContainers({
+      store: this.store, paths: this.paths, runtime: this.runtime, images: this.images, network: this.network,
+      health: this.health, rootfs: this.rootfs, exits: this.exits,
+      add: (c) => { this.byId.set(c.rec.Id, c); this.names.set(c.rec.Name, c.rec.Id); },
+      all: () => this.byId.values(),
+      save: (c, opts) => this.save(c, opts),
+      watchLog: (c) => this.watchLog(c),
+    });
   }
 
   async shutdown(): Promise<void> {
     // Pre-created runtimes are not containers anyone started: leave nothing of them behind.
-    await Promise.allSettled([...this.byId.values()].map((c) => this.dropPrestart(c)));
+    await Promise.allSettled([...this.byId.values()].map((c) => this.rootfs.drop(c)));
     this.runtime.close();
     this.health.close();
     this.logRotation.close();
     for (const c of this.byId.values()) if (c.restartTimer) clearTimeout(c.restartTimer);
-    await Promise.race([Promise.allSettled([...this.cleanups]), sleep(10_000)]);
+    await Promise.race([Promise.allSettled([...this.exits.cleanups]), sleep(10_000)]);
   }
 }
 
 
-function newCtr(rec: ContainerRecord): Ctr {
-  return { rec, lock: new Mutex(), pending: [], exitWaiters: [], removedWaiters: [], exitHandled: false, removed: false, removing: false };
-}
 
 function graphDriverData(options: string[], upper: string): Record<string, string> {
   const get = (k: string) => options.find((o) => o.startsWith(`${k}=`))?.slice(k.length + 1) ?? '';
   return { LowerDir: get('lowerdir'), UpperDir: get('upperdir') || upper, WorkDir: get('workdir'), MergedDir: '' };
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref?.());
-}
 
 export async function createContainerService(config: DaemonConfig, images: ImageService, events: EventBus, volumes: VolumeService,
   network: NetworkService): Promise<Containers> {

@@ -7,7 +7,7 @@ import { humanDuration } from '../../src/common/duration';
 import { mergeConfig, validateHostConfig } from '../../src/container/createconfig';
 import { parseSignal } from '../../src/container/signals';
 import { runcMessage } from '../../src/runtime/runc';
-import { startFailure } from '../../src/container/service';
+import { startFailure } from '../../src/container/rootfs';
 
 test('stdcopy: encode and decode across chunk boundaries', () => {
   const f = encodeFrame(1, 'hi\n');
