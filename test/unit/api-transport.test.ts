@@ -44,6 +44,7 @@ const containers: any = {
     return { Id: C1, Warnings: [] };
   },
   async list(opts: any) { record('list', opts); return [{ Id: C1, Names: ['/web'], State: 'running', Created: 1, Labels: {} }]; },
+  stateCounts() { return { total: 1, running: 1, paused: 0, stopped: 0 }; },
   async inspect(ref: string) {
     if (ref === C1 || ref === 'web') return { Id: C1, Name: '/web', Config: { Tty: false } };
     if (ref === TTY1 || ref === 'tty') return { Id: TTY1, Name: '/tty', Config: { Tty: true } };
