@@ -439,15 +439,15 @@ static napi_value js_addr6_add(napi_env env, napi_callback_info info) {
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-    { "netnsCreate", NULL, js_netns_create, NULL, NULL, NULL, napi_default, NULL },
-    { "bridgeCreate", NULL, js_bridge_create, NULL, NULL, NULL, napi_default, NULL },
-    { "vethCreate", NULL, js_veth_create, NULL, NULL, NULL, napi_default, NULL },
-    { "netnsConfigure", NULL, js_netns_configure, NULL, NULL, NULL, napi_default, NULL },
-    { "linkDelete", NULL, js_link_delete, NULL, NULL, NULL, napi_default, NULL },
-    { "netnsSocket", NULL, js_netns_socket, NULL, NULL, NULL, napi_default, NULL },
-    { "addr6Add", NULL, js_addr6_add, NULL, NULL, NULL, napi_default, NULL },
+    EXPORT_FN("netnsCreate", js_netns_create),
+    EXPORT_FN("bridgeCreate", js_bridge_create),
+    EXPORT_FN("vethCreate", js_veth_create),
+    EXPORT_FN("netnsConfigure", js_netns_configure),
+    EXPORT_FN("linkDelete", js_link_delete),
+    EXPORT_FN("netnsSocket", js_netns_socket),
+    EXPORT_FN("addr6Add", js_addr6_add),
   };
-  CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  DEFINE_EXPORTS(props);
   return exports;
 }
 

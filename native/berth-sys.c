@@ -331,14 +331,9 @@ out:
 
 /* reap(pid) -> null while it runs, else { code, signal } (signal 0 when it exited). Never blocks. */
 static napi_value js_reap(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result;
+  napi_value result;
   int32_t pid;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &pid) != napi_ok) {
-    napi_throw_type_error(env, NULL, "reap(pid)");
-    return NULL;
-  }
+  if (int32_only_arg(env, info, &pid, "reap(pid)")) return NULL;
   int status, err = 0;
   pid_t r;
   do {
@@ -364,14 +359,9 @@ static napi_value js_reap(napi_env env, napi_callback_info info) {
 
 /* unreadBytes(fd) -> bytes in the pipe (either end) that its reader has not read. */
 static napi_value js_unread_bytes(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result;
+  napi_value result;
   int32_t fd;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
-    napi_throw_type_error(env, NULL, "unreadBytes(fd)");
-    return NULL;
-  }
+  if (int32_only_arg(env, info, &fd, "unreadBytes(fd)")) return NULL;
   int n = 0;
   if (ioctl(fd, FIONREAD, &n) < 0) {
     int err = errno; /* before any other call can overwrite it */
@@ -447,17 +437,17 @@ static napi_value js_readlinkat(napi_env env, napi_callback_info info) {
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-    { "mount", NULL, js_mount, NULL, NULL, NULL, napi_default, NULL },
-    { "umount2", NULL, js_umount2, NULL, NULL, NULL, napi_default, NULL },
-    { "sealedCopy", NULL, js_sealed_copy, NULL, NULL, NULL, napi_default, NULL },
-    { "pipe", NULL, js_pipe, NULL, NULL, NULL, napi_default, NULL },
-    { "spawn", NULL, js_spawn, NULL, NULL, NULL, napi_default, NULL },
-    { "reap", NULL, js_reap, NULL, NULL, NULL, napi_default, NULL },
-    { "unreadBytes", NULL, js_unread_bytes, NULL, NULL, NULL, napi_default, NULL },
-    { "openat2", NULL, js_openat2, NULL, NULL, NULL, napi_default, NULL },
-    { "readlinkat", NULL, js_readlinkat, NULL, NULL, NULL, napi_default, NULL },
+    EXPORT_FN("mount", js_mount),
+    EXPORT_FN("umount2", js_umount2),
+    EXPORT_FN("sealedCopy", js_sealed_copy),
+    EXPORT_FN("pipe", js_pipe),
+    EXPORT_FN("spawn", js_spawn),
+    EXPORT_FN("reap", js_reap),
+    EXPORT_FN("unreadBytes", js_unread_bytes),
+    EXPORT_FN("openat2", js_openat2),
+    EXPORT_FN("readlinkat", js_readlinkat),
   };
-  CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  DEFINE_EXPORTS(props);
   return exports;
 }
 
