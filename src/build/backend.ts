@@ -220,7 +220,16 @@ export class EngineBuildBackend implements BuildBackend {
       const quiet = step.kind === 'container' ? await mountpointOnlyDirs(upper, scanned, skip) : new Set<string>();
       const entries = scanned.filter((e) => !quiet.has('/' + e.rel) || e.opaque);
       if (entries.length) {
-        if (step.kind === 'container') await pruneToEntries(upper, skip, quiet, entries);
+        if (step.kind === 'container') {
+          await pruneToEntries(upper, skip, quiet, entries);
+          // The files themselves carry the capped times too, as they would unpacked from the layer tar.
+          if (clampMtime) {
+            for (const e of entries) {
+              const t = e.stat.mtime > clampMtime ? clampMtime : e.stat.mtime;
+              await fsp.lutimes(path.join(upper, e.rel), t, t);
+            }
+          }
+        }
         // The step's upper dir becomes the layer in place (no second copy); a COPY snapshot is unpacked as before.
         layers.push({ open: async () => upperDirToLayerTar(upper, entries, quiet, { clampMtime }), adoptContainer: step.kind === 'container' ? step.id : undefined });
         for (const e of entries) if (e.stat.isFile()) size += e.stat.size;

@@ -54,4 +54,6 @@ test('SOURCE_DATE_EPOCH: identical image IDs from two fresh data roots', async (
   const layers = (d: typeof one) => d.cli(['image', 'inspect', '--format', '{{json .RootFS.Layers}}', 'repro:1']);
   assert.equal(ok(await layers(one)).stdout, ok(await layers(two)).stdout);
   assert.equal(ok(await one.cli(['run', '--rm', 'repro:1'])).stdout, 'one\n');
+  // Files a RUN wrote carry the capped time in the image's filesystem too, not only in the layer tar.
+  assert.equal(ok(await two.cli(['run', '--rm', 'repro:1', 'stat', '-c', '%Y', '/app/one', '/app/g'])).stdout, '1700000000\n1700000000\n');
 });
