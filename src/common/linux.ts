@@ -186,3 +186,13 @@ export async function runChild(file: string, args: string[], env: Record<string,
     clearTimeout(timer);
   }
 }
+
+/** Whether a process exists and has not exited (a zombie has). */
+export function isLive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}

@@ -22,6 +22,7 @@ import { randomBytes } from 'node:crypto';
 import type { Duplex, Writable } from 'node:stream';
 import type { AtomicWriteOptions } from '../common/atomic';
 import { BerthError, conflict, internal, invalidArgument, notFound } from '../common/errors';
+import { isLive } from '../common/linux';
 import type { DaemonConfig } from '../engine/config';
 import type { EventBus } from '../engine/events';
 import type {
@@ -503,8 +504,9 @@ export class Containers implements ContainerService {
       if (!c.rec.State.Running) throw conflict(`Container ${c.rec.Id} is not running`);
       if (c.rec.State.Paused) throw conflict(`Container ${c.rec.Id} is already paused`);
       await this.runtime.pause(c.rec.Id).catch((err) => {
-        // The process ended before its exit was handled (a short-lived container): not running, as dockerd says.
-        if (/not running|stopped/.test((err as Error).message)) throw conflict(`Container ${c.rec.Id} is not running`);
+        // The process ended before its exit was handled (a short-lived container; freezing a cgroup whose
+        // tasks are exiting can fail otherwise than "not running"): not running, as dockerd says.
+        if (/not running|stopped/.test((err as Error).message) || !isLive(c.rec.State.Pid)) throw conflict(`Container ${c.rec.Id} is not running`);
         throw internal(`Cannot pause container ${c.rec.Id}: ${(err as Error).message}`);
       });
       c.rec.State.Paused = true;

@@ -3,9 +3,9 @@
  * (conmon runs `create` and `exec`). Every call uses the engine's own
  * `--root` so berthd never sees or touches other runc users' containers.
  */
-import { constants as fsc, promises as fsp, readFileSync } from 'node:fs';
+import { constants as fsc, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { runChild, sealedCopy } from '../common/linux';
+import { isLive, runChild, sealedCopy } from '../common/linux';
 
 export interface RuncOptions {
   /** runc binary. */
@@ -128,16 +128,6 @@ export class Runc {
 }
 
 const EXEC_FIFO_DEADLINE_MS = 10_000;
-
-/** Whether a process exists and has not exited (a zombie has). */
-function isLive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 /**
  * Waits for runc init's byte on the exec FIFO. Reads return EAGAIN while init holds the
