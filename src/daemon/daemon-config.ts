@@ -2,6 +2,10 @@
  * berthd's configuration as dockerd's: flags plus daemon.json (default /etc/berth/daemon.json),
  * with dockerd's key names, its refusals (unknown keys, a key both as a flag and in the file)
  * and the checks it makes before touching anything. Every problem is one ConfigError line.
+ *
+ * Over 500 lines on purpose: one typed parser per dockerd key, the flag table and the reload
+ * rules read the same key list, and keeping them together is what makes a key impossible to
+ * add in one place and forget in another.
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
