@@ -4,6 +4,11 @@
  * step as Docker's classic builder does, with its output
  * (`Step i/N : ...`, ` ---> <id>`, ` ---> Using cache`). It reaches the engine
  * only through the BuildBackend (engine/types.ts).
+ *
+ * Over 500 lines: the per-instruction dispatch shares one step state (the image config
+ * being built, the cache key chain, build args in scope, the step counter and output),
+ * so the instructions stay together; parsing, expansion, context, cache index and the
+ * RUN mounts live in their own files beside it.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
