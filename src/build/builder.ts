@@ -7,8 +7,8 @@
  *
  * Over 500 lines: the per-instruction dispatch shares one step state (the image config
  * being built, the cache key chain, build args in scope, the step counter and output),
- * so the instructions stay together; parsing, expansion, context, cache index and the
- * RUN mounts live in their own files beside it.
+ * so the instructions stay together; the parser and expansion (dockerfile/), the context,
+ * .dockerignore, COPY, remote contexts and the engine side (backend.ts) have files of their own.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
