@@ -12,6 +12,7 @@ start_engines_with_busybox
 
 # The reference context: FROM busybox, COPY a 1 MB directory of 50 files, three RUNs
 # (200 appended lines; 20 MB from /dev/urandom; 2 000 small files), ARG, LABEL, EXPOSE, CMD.
+# Every engine builds with --network none (dockerd here has no bridge), so RUN steps cost the same setup.
 CTX=$BENCH_BASE/ctx
 mkdir -p "$CTX/data"
 for i in $(seq 1 50); do head -c 20480 /dev/urandom > "$CTX/data/file$i.bin"; done
@@ -32,20 +33,20 @@ DB=(env DOCKER_BUILDKIT=0 DOCKER_HOST=unix://$BERTH_SOCK "$DOCKER_CLI")
 DD=(env DOCKER_BUILDKIT=0 DOCKER_HOST=unix://$DOCKERD_SOCK "$DOCKER_CLI")
 PB=("${PODMAN[@]}" build --network none --runtime runc --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --layers -q)
 # one build each, to fail fast (and to fill each engine's cache for the cached runs)
-"${B[@]}" build -q -t bench:b "$CTX" >/dev/null
-"${DB[@]}" build -q -t bench:db "$CTX" >/dev/null
+"${B[@]}" build -q --network none -t bench:b "$CTX" >/dev/null
+"${DB[@]}" build -q --network none -t bench:db "$CTX" >/dev/null
 "${DD[@]}" build -q --network none -t bench:d "$CTX" >/dev/null
 "${PB[@]}" -t bench:p "$CTX" >/dev/null
 
 q() { printf '%q ' "$@"; }
 hyperfine -N --runs "$RUNS" --warmup "$WARMUP" --style basic --export-json "$BENCH_BASE/cold.json" \
-  -n "cold: berth CLI → berthd" "$(q "${B[@]}" build -q --no-cache -t bench:b "$CTX")" \
-  -n "cold: docker CLI → berthd" "$(q "${DB[@]}" build -q --no-cache -t bench:db "$CTX")" \
+  -n "cold: berth CLI → berthd" "$(q "${B[@]}" build -q --no-cache --network none -t bench:b "$CTX")" \
+  -n "cold: docker CLI → berthd" "$(q "${DB[@]}" build -q --no-cache --network none -t bench:db "$CTX")" \
   -n "cold: docker CLI → dockerd (classic)" "$(q "${DD[@]}" build -q --no-cache --network none -t bench:d "$CTX")" \
   -n "cold: podman build" "$(q "${PB[@]}" --no-cache -t bench:p "$CTX")"
 hyperfine -N --runs "$((RUNS * 3))" --warmup "$WARMUP" --style basic --export-json "$BENCH_BASE/cached.json" \
-  -n "cached: berth CLI → berthd" "$(q "${B[@]}" build -q -t bench:b "$CTX")" \
-  -n "cached: docker CLI → berthd" "$(q "${DB[@]}" build -q -t bench:db "$CTX")" \
+  -n "cached: berth CLI → berthd" "$(q "${B[@]}" build -q --network none -t bench:b "$CTX")" \
+  -n "cached: docker CLI → berthd" "$(q "${DB[@]}" build -q --network none -t bench:db "$CTX")" \
   -n "cached: docker CLI → dockerd (classic)" "$(q "${DD[@]}" build -q --network none -t bench:d "$CTX")" \
   -n "cached: podman build" "$(q "${PB[@]}" -t bench:p "$CTX")"
 PEAK=$(awk '/^VmHWM:/ { print $2 }' "/proc/$BERTHD_PID/status")

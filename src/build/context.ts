@@ -16,6 +16,9 @@ import { decompressed } from '../common/compression';
 import { IgnoreMatcher, readDockerignore } from './dockerignore';
 import { untar } from './untar';
 
+/** Up to this size a context file is read in one direct call (see hashSources). */
+const SMALL_FILE_BYTES = 256 * 1024;
+
 export class BuildContext {
   private constructor(readonly dir: string, readonly ignore: IgnoreMatcher) {}
 
@@ -60,12 +63,14 @@ export class BuildContext {
   /** All context-relative paths (files, links and directories) visible to COPY, sorted. */
   async visiblePaths(): Promise<string[]> {
     const out: string[] = [];
+    let seen = 0;
     const walk = async (rel: string) => {
       const abs = rel ? path.join(this.dir, rel) : this.dir;
-      const names = (await fsp.readdir(abs)).sort();
+      const names = fs.readdirSync(abs).sort();
       for (const n of names) {
         const r = rel ? `${rel}/${n}` : n;
-        const st = await fsp.lstat(path.join(this.dir, r));
+        const st = fs.lstatSync(path.join(this.dir, r));
+        if (++seen % 256 === 0) await new Promise((resolve) => setImmediate(resolve));
         const excluded = this.ignore.excluded(r);
         if (!excluded) out.push(r);
         if (st.isDirectory() && (!excluded || this.ignore.mayReinclude(r))) await walk(r);
@@ -82,20 +87,26 @@ export class BuildContext {
    */
   async hashSources(rels: string[], visible: Set<string>): Promise<string> {
     const h = createHash('sha256');
+    // Direct calls for metadata and small files: a cached build is mostly this walk, and each
+    // thread-pool round trip costs far more than the call itself. Big files stream; the loop
+    // yields every few hundred entries so a large context does not hold the event loop.
+    let seen = 0;
     const add = async (r: string) => {
       const abs = path.join(this.dir, r);
-      const st = await fsp.lstat(abs);
+      const st = fs.lstatSync(abs);
       h.update(`${r}\0${st.mode}\0${st.uid}\0${st.gid}\0`);
-      if (st.isSymbolicLink()) h.update(await fsp.readlink(abs));
+      if (st.isSymbolicLink()) h.update(fs.readlinkSync(abs));
       else if (st.isFile()) {
-        await pipeline(fs.createReadStream(abs), async function* (src) { for await (const c of src) h.update(c as Buffer); });
+        if (st.size <= SMALL_FILE_BYTES) h.update(fs.readFileSync(abs));
+        else await pipeline(fs.createReadStream(abs), async function* (src) { for await (const c of src) h.update(c as Buffer); });
       } else if (st.isDirectory()) {
-        for (const n of (await fsp.readdir(abs)).sort()) {
+        for (const n of fs.readdirSync(abs).sort()) {
           const child = r === '.' ? n : `${r}/${n}`;
-          if (visible.has(child) || (await fsp.lstat(path.join(this.dir, child))).isDirectory()) await add(child);
+          if (visible.has(child) || fs.lstatSync(path.join(this.dir, child)).isDirectory()) await add(child);
         }
       }
       h.update('\0');
+      if (++seen % 256 === 0) await new Promise((resolve) => setImmediate(resolve));
     };
     for (const r of rels) await add(r);
     return h.digest('hex');

@@ -45,8 +45,10 @@ export async function scanUpperDir(upper: string, skip: string[] = CONTAINER_MOU
   const opaque = await readOpaqueDirs(upper);
   const out: UpperEntry[] = [];
   const walk = async (relDir: string): Promise<void> => {
-    const names = (await fsp.readdir(path.join(upper, relDir))).sort(byteOrder);
-    const stats = await Promise.all(names.map((n) => fsp.lstat(path.join(upper, relDir, n))));
+    // Direct calls: an lstat is microseconds, its thread-pool round trip far more (many-file layers).
+    const names = fs.readdirSync(path.join(upper, relDir)).sort(byteOrder);
+    const stats = names.map((n) => fs.lstatSync(path.join(upper, relDir, n)));
+    if (names.length > 256) await new Promise((resolve) => setImmediate(resolve));
     for (let i = 0; i < names.length; i++) {
       const rel = relDir ? `${relDir}/${names[i]}` : names[i];
       if (isSkipped('/' + rel, skip)) continue;
@@ -224,7 +226,7 @@ export function upperDirToLayerTar(upper: string, entries: UpperEntry[], quietDi
         await addEntry(pack, { ...common, name: e.rel + '/', type: 'directory' });
         if (e.opaque) await addEntry(pack, { ...common, name: `${e.rel}/.wh..wh..opq`, type: 'file', size: 0, mode: st.mode & 0o777 });
       } else if (st.isSymbolicLink()) {
-        const target = await fsp.readlink(path.join(upper, e.rel));
+        const target = fs.readlinkSync(path.join(upper, e.rel));
         await addEntry(pack, { ...common, name: e.rel, type: 'symlink', linkname: target });
       } else if (st.isFile()) {
         const key = `${st.dev}:${st.ino}`;
@@ -260,10 +262,13 @@ function addEntry(pack: tar.Pack, header: TarHeader): Promise<void> {
   });
 }
 
-/** Small files are read in one call (fast for many-file layers); big ones are streamed. */
+/**
+ * Small files are read in one direct call (a many-file layer is mostly these: a thread-pool
+ * readFile is four round trips per file); big ones are streamed.
+ */
 async function addFile(pack: tar.Pack, header: TarHeader, file: string): Promise<void> {
-  if ((header.size ?? 0) <= 1 << 20) {
-    const data = await fsp.readFile(file);
+  if ((header.size ?? 0) <= 256 * 1024) {
+    const data = fs.readFileSync(file);
     if (data.length !== header.size) throw new Error(`file changed while archiving: ${file}`);
     await new Promise<void>((resolve, reject) => pack.entry(header, data, (err) => (err ? reject(err) : resolve())));
     return;

@@ -23,10 +23,12 @@ function contextTar(dir: string, ignore: IgnoreMatcher, keep: Set<string>, extra
     else pack.entry(hdr, (e) => (e ? reject(e) : resolve()));
   });
   const walk = async (rel: string): Promise<void> => {
-    for (const name of (await fsp.readdir(rel ? path.join(dir, rel) : dir)).sort()) {
+    // Direct calls for metadata and small files (most of a context): a thread-pool round trip
+    // per call costs more than the call; big files stream.
+    for (const name of fs.readdirSync(rel ? path.join(dir, rel) : dir).sort()) {
       const r = rel ? `${rel}/${name}` : name;
       const abs = path.join(dir, r);
-      const st = await fsp.lstat(abs);
+      const st = fs.lstatSync(abs);
       const excluded = !keep.has(r) && ignore.excluded(r);
       const common = { name: r, mode: st.mode & 0o7777, mtime: st.mtime, uid: 0, gid: 0 };
       if (st.isDirectory()) {
@@ -35,7 +37,11 @@ function contextTar(dir: string, ignore: IgnoreMatcher, keep: Set<string>, extra
       } else if (excluded) {
         continue;
       } else if (st.isSymbolicLink()) {
-        await add({ ...common, type: 'symlink', linkname: await fsp.readlink(abs) });
+        await add({ ...common, type: 'symlink', linkname: fs.readlinkSync(abs) });
+      } else if (st.isFile() && st.size <= 256 * 1024) {
+        const body = fs.readFileSync(abs);
+        if (body.length !== st.size) throw new CliError(`${abs} changed while the context was read`);
+        await add({ ...common, type: 'file', size: st.size }, body);
       } else if (st.isFile()) {
         await new Promise<void>((resolve, reject) => {
           const sink = pack.entry({ ...common, type: 'file', size: st.size }, (e) => (e ? reject(e) : resolve()));
