@@ -50,25 +50,33 @@ test('cp in and out through a name the running container swaps for a symlink to 
     { header: { name: `d${hostDir}/sentinel`, mode: 0o666, mtime: new Date(0) }, body: 'overwritten\n' },
     { header: { name: `d${hostDir}/lnk`, type: 'symlink', linkname: '/' } },
   ]);
+  // A request that fails outright (not an HTTP status) says which one it was, with the daemon's last words.
+  const call = async (what: string, ...args: Parameters<Daemon['api']>) => {
+    try {
+      return await d.api(...args);
+    } catch (err) {
+      throw new Error(`${what}: ${(err as Error).message}\n${d.log().split('\n').slice(-20).join('\n')}`);
+    }
+  };
   const statuses = new Map<string, number>();
   const count = (k: string) => statuses.set(k, (statuses.get(k) ?? 0) + 1);
   const deadline = Date.now() + 40_000; // bounded in time as well as in count
   for (let i = 0; i < ROUNDS && Date.now() < deadline; i++) {
     for (const dir of ['/w', '/v']) {
-      const get = await d.api('GET', `/containers/${ctr}/archive?path=${encodeURIComponent(`${dir}/d${hostDir}`)}`);
+      const get = await call('GET', 'GET', `/containers/${ctr}/archive?path=${encodeURIComponent(`${dir}/d${hostDir}`)}`);
       assert.ok(!get.raw.includes(Buffer.from(SECRET)), `GET through ${dir}/d returned the host's sentinel`);
       count(`GET ${get.status}`);
-      const head = await d.api('HEAD', `/containers/${ctr}/archive?path=${encodeURIComponent(`${dir}/d${hostDir}/sentinel`)}`);
+      const head = await call('HEAD', 'HEAD', `/containers/${ctr}/archive?path=${encodeURIComponent(`${dir}/d${hostDir}/sentinel`)}`);
       count(`HEAD ${head.status}`);
-      const put = await d.api('PUT', `/containers/${ctr}/archive?path=${dir}`, upload, { 'Content-Type': 'application/x-tar' });
+      const put = await call('PUT', 'PUT', `/containers/${ctr}/archive?path=${dir}`, upload, { 'Content-Type': 'application/x-tar' });
       assert.ok(put.status === 200 || (put.status >= 400 && put.status < 500), `PUT into ${dir}: ${put.status} ${put.raw}`);
       count(`PUT ${put.status}`);
-      const putThrough = await d.api('PUT', `/containers/${ctr}/archive?path=${encodeURIComponent(`${dir}/d`)}`, upload, { 'Content-Type': 'application/x-tar' });
+      const putThrough = await call('PUT-d', 'PUT', `/containers/${ctr}/archive?path=${encodeURIComponent(`${dir}/d`)}`, upload, { 'Content-Type': 'application/x-tar' });
       assert.ok(putThrough.status === 200 || (putThrough.status >= 400 && putThrough.status < 500), `PUT into ${dir}/d: ${putThrough.status} ${putThrough.raw}`);
       count(`PUT-d ${putThrough.status}`);
     }
     if (i % 10 === 0) {
-      const exp = await d.api('GET', `/containers/${ctr}/export`);
+      const exp = await call('export', 'GET', `/containers/${ctr}/export`);
       assert.equal(exp.status, 200);
       assert.ok(!exp.raw.includes(Buffer.from(SECRET)), 'export returned the host sentinel');
     }
