@@ -58,12 +58,26 @@ test('cp in and out through a name the running container swaps for a symlink to 
       throw new Error(`${what}: ${(err as Error).message}\n${d.log().split('\n').slice(-20).join('\n')}`);
     }
   };
+  // A tar stream whose source the container changes mid-walk may end in a closed connection once its
+  // 200 and part of the tar are out (issue 10: "a response or a closed connection"; dockerd does the
+  // same). Only the streaming reads may end so, and the daemon must answer right after.
+  const read = async (what: string, p: string) => {
+    try {
+      return await d.api('GET', p);
+    } catch (err) {
+      if (!['ECONNRESET', 'EPIPE'].includes((err as NodeJS.ErrnoException).code ?? '') && !/aborted|socket hang up/.test((err as Error).message)) {
+        throw new Error(`${what}: ${(err as Error).message}\n${d.log().split('\n').slice(-20).join('\n')}`);
+      }
+      assert.equal((await call('ping after a closed stream', 'GET', '/_ping')).status, 200);
+      return { status: -1, raw: Buffer.alloc(0) };
+    }
+  };
   const statuses = new Map<string, number>();
   const count = (k: string) => statuses.set(k, (statuses.get(k) ?? 0) + 1);
   const deadline = Date.now() + 40_000; // bounded in time as well as in count
   for (let i = 0; i < ROUNDS && Date.now() < deadline; i++) {
     for (const dir of ['/w', '/v']) {
-      const get = await call('GET', 'GET', `/containers/${ctr}/archive?path=${encodeURIComponent(`${dir}/d${hostDir}`)}`);
+      const get = await read('GET', `/containers/${ctr}/archive?path=${encodeURIComponent(`${dir}/d${hostDir}`)}`);
       assert.ok(!get.raw.includes(Buffer.from(SECRET)), `GET through ${dir}/d returned the host's sentinel`);
       count(`GET ${get.status}`);
       const head = await call('HEAD', 'HEAD', `/containers/${ctr}/archive?path=${encodeURIComponent(`${dir}/d${hostDir}/sentinel`)}`);
@@ -76,8 +90,8 @@ test('cp in and out through a name the running container swaps for a symlink to 
       count(`PUT-d ${putThrough.status}`);
     }
     if (i % 10 === 0) {
-      const exp = await call('export', 'GET', `/containers/${ctr}/export`);
-      assert.equal(exp.status, 200);
+      const exp = await read('export', `/containers/${ctr}/export`);
+      assert.ok(exp.status === 200 || exp.status === -1, `export: ${exp.status}`);
       assert.ok(!exp.raw.includes(Buffer.from(SECRET)), 'export returned the host sentinel');
     }
   }
