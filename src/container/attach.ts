@@ -39,6 +39,11 @@ export interface BridgeOptions {
   detachKeys?: number[];
   /** Delays the client's EOF until this resolves (exec: until the exit code is known). */
   holdEnd?: () => Promise<unknown>;
+  /**
+   * Told when the session can not carry the container's output: the monitor's socket could not
+   * be reached or failed, or the session was already over when the container started.
+   */
+  onTrouble?: (what: string) => void;
 }
 
 export class AttachBridge {
@@ -59,6 +64,8 @@ export class AttachBridge {
   endedByClient = false;
   /** The client got its EOF (or left): nothing more may be written to it. */
   private clientClosed = false;
+  /** Why the session ended first (for the daemon's log when output could not be carried). */
+  private endedBecause = '';
   private resolveDone!: () => void;
   /** Resolves when the session is over (output ended, or the client went away). */
   readonly done: Promise<void>;
@@ -74,7 +81,7 @@ export class AttachBridge {
       if (detached) {
         // Like dockerd: the escape sequence ends this client's session only, and closes its connection.
         this.endedByClient = true;
-        this.detach();
+        this.detach('detach keys');
         if (!this.client.destroyed) this.client.end(() => this.client.destroy());
       }
     });
@@ -86,12 +93,12 @@ export class AttachBridge {
         return;
       }
       this.endedByClient = true;
-      this.detach();
+      this.detach('end of client input');
       if (!this.client.destroyed) this.client.end();
     });
     // A client that goes away detaches; the container keeps running.
-    client.on('error', () => this.detach());
-    client.on('close', () => this.detach());
+    client.on('error', (e: Error) => this.detach(`client connection failed: ${e.message}`));
+    client.on('close', () => this.detach('client connection closed'));
   }
 
   /** Writes bytes to the client unframed (log replay, error text). */
@@ -101,16 +108,25 @@ export class AttachBridge {
 
   /** Connects to conmon's attach socket; resolves once connected (or failed: the session then ends). */
   connect(socketPath: string): Promise<void> {
-    if (this.finished) return Promise.resolve();
+    if (this.finished) {
+      if (!this.endedByClient) this.o.onTrouble?.(`attach session was over before the container ran (${this.endedBecause})`);
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       let seq: Seq;
+      let connected = false;
       try {
         seq = new SeqpacketClient();
-        seq.on('error', () => { this.finish(); resolve(); });
+        seq.on('error', (e: Error) => {
+          this.o.onTrouble?.(`attach socket ${connected ? 'failed' : 'unreachable'}: ${e.message}`);
+          this.finish('attach socket failed');
+          resolve();
+        });
         seq.on('data', (pkt: Buffer) => this.onPacket(pkt));
-        seq.on('end', () => this.finish());
-        seq.on('close', () => this.finish());
+        seq.on('end', () => this.finish('output ended'));
+        seq.on('close', () => this.finish('attach socket closed'));
         seq.once('connect', () => {
+          connected = true;
           this.seq = seq;
           const buffered = this.stdinBuf.splice(0);
           for (const b of buffered) this.stdinPending -= b.length;
@@ -119,8 +135,9 @@ export class AttachBridge {
           resolve();
         });
         seq.connect(socketPath);
-      } catch {
-        this.finish();
+      } catch (e) {
+        this.o.onTrouble?.(`attach socket unreachable: ${(e as Error).message}`);
+        this.finish('attach socket unreachable');
         resolve();
       }
     });
@@ -177,9 +194,10 @@ export class AttachBridge {
   }
 
   /** Ends the session: the client sees EOF after all output. */
-  finish(): void {
+  finish(because = 'ended by the daemon'): void {
     if (this.finished) return;
     this.finished = true;
+    this.endedBecause = because;
     this.closeSeq();
     void Promise.resolve(this.o.holdEnd?.()).catch(() => undefined).then(() => {
       this.clientClosed = true;
@@ -192,10 +210,11 @@ export class AttachBridge {
    * The client is gone (or detached): drop our end of the attach socket only, once the
    * stdin it sent has reached conmon (a client may send and close at once).
    */
-  private detach(): void {
+  private detach(because: string): void {
     this.clientClosed = true;
     if (this.finished) return;
     this.finished = true;
+    this.endedBecause = because;
     if (this.seq && this.stdinPending > 0) this.closeWhenFlushed = true;
     else this.closeSeq();
     this.resolveDone();

@@ -26,6 +26,8 @@ export interface ExecHost {
   get(idOrName: string): ContainerRecord;
   bundleDir(id: string): string;
   emit(rec: ContainerRecord, action: string, extra?: Record<string, string>): void;
+  /** The daemon's log (an attach session that could not carry the output). */
+  warn(msg: string): void;
 }
 
 interface ExecRec {
@@ -201,6 +203,7 @@ export class ExecManager {
         tty: raw, stdin: e.OpenStdin, stdout: e.OpenStdout, stderr: e.OpenStderr, closeStdinOnEof: !tty,
         detachKeys: tty ? parseDetachKeys(e.DetachKeys || undefined) : undefined,
         holdEnd: () => Promise.race([exitKnownP, new Promise((r) => setTimeout(r, 2000))]),
+        onTrouble: (what) => this.svc.warn(`exec ${id.slice(0, 12)}: ${what}`),
       })
       : undefined;
     const cleanupDir = () => fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
@@ -220,7 +223,7 @@ export class ExecManager {
         // Docker reports a failed exec start inside the hijacked stream, as stdout.
         bridge.writeRaw(raw ? Buffer.from(text + '\r\n') : encodeFrame(1, text + '\n'));
         exitKnown();
-        bridge.finish();
+        bridge.finish('the exec did not start');
         await cleanupDir();
         return;
       }

@@ -59,6 +59,8 @@ export class Containers implements ContainerService {
   private readonly names = new Map<string, string>(); // '/name' -> id
   private readonly store: ContainerStore;
   private readonly execs: ExecManager;
+  /** The daemon's log, for what a client can not be told (an attach session that could not carry output). */
+  readonly warn: (msg: string) => void;
   /** Runs the containers' processes (runc under conmon; a fake in unit tests). */
   readonly runtime: TaskRuntime;
   private readonly mounts: RootfsMounts;
@@ -76,8 +78,9 @@ export class Containers implements ContainerService {
 
   constructor(
     readonly config: DaemonConfig, readonly images: ImageService, readonly events: EventBus, readonly volumes: VolumeService,
-    deps: { runtime?: TaskRuntime; mounts?: RootfsMounts; network: NetworkService },
+    deps: { runtime?: TaskRuntime; mounts?: RootfsMounts; network: NetworkService; warn?: (msg: string) => void },
   ) {
+    this.warn = deps.warn ?? (() => undefined);
     this.store = new ContainerStore(config.dataRoot);
     this.runtime = deps.runtime ?? new ConmonRunc({ conmon: config.conmon, runc: config.runtime, execRoot: config.execRoot });
     this.mounts = deps.mounts ?? hostMounts;
@@ -388,7 +391,7 @@ export class Containers implements ContainerService {
       await this.save(c, { durable: false });
       this.emit(c, 'start');
     } catch (err) {
-      for (const b of c.pending.splice(0)) b.finish();
+      for (const b of c.pending.splice(0)) b.finish('the container did not start');
       if (created) await this.rootfs.undo(id);
       const st = c.rec.State;
       st.Error = (err as Error).message;
@@ -644,7 +647,7 @@ export class Containers implements ContainerService {
     const id = c.rec.Id;
     if (c.rec.State.Running) await this.rootfs.cleanup(id); // force-removed container whose exit was never seen
     c.removed = true;
-    for (const b of c.pending.splice(0)) b.finish();
+    for (const b of c.pending.splice(0)) b.finish('the container was removed');
     await fsp.rm(this.store.file(id), { force: true });
     // Host cleanup runs after the waiters are answered; the image service learns now that
     // the snapshot is going (rmi waits for it), and restore() finishes it after a crash.
@@ -743,6 +746,7 @@ export class Containers implements ContainerService {
       // As dockerd: a StdinOnce session (the process ends when its stdin does) answers EOF once
       // the container has stopped, so that the client's next inspect sees it exited.
       holdEnd: opts.stream && cfg.StdinOnce && !cfg.Tty ? () => Promise.race([this.stopped(c), sleep(10_000)]) : undefined,
+      onTrouble: (what) => this.warn(`container ${c.rec.Id.slice(0, 12)}: ${what}`),
     });
     if (opts.logs) {
       const ac = new AbortController();
@@ -950,8 +954,8 @@ function graphDriverData(options: string[], upper: string): Record<string, strin
 
 
 export async function createContainerService(config: DaemonConfig, images: ImageService, events: EventBus, volumes: VolumeService,
-  network: NetworkService): Promise<Containers> {
-  const svc = new Containers(config, images, events, volumes, { network });
+  network: NetworkService, warn?: (msg: string) => void): Promise<Containers> {
+  const svc = new Containers(config, images, events, volumes, { network, warn });
   await svc.init();
   return svc;
 }

@@ -53,7 +53,7 @@ export async function main(argv: string[]): Promise<void> {
   const images = await createImageService(config, events);
   const volumes = await createVolumeService(config, events);
   const network = await createNetworkService(config, events);
-  const containers = await createContainerService(config, images, events, volumes, network);
+  const containers = await createContainerService(config, images, events, volumes, network, logger.warn);
   removeStaleUploads(path.join(config.dataRoot, 'tmp')); // cp uploads cut short by a crash
   images.setUsageProbe((id) => containers.containersUsingImage(id));
   volumes.setUsageProbe((name) => containers.containersUsingVolume(name));
