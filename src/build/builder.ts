@@ -19,6 +19,7 @@ import { familiarString, normalizeName } from '../common/reference';
 import type {
   BuildBackend, BuildRequest, BuildService, BuildStepLayer, ImageRunConfig, OciImageConfig, ProgressMessage, ProgressSink, RunStepOptions,
 } from '../engine/types';
+import type { Proxies } from '../engine/config';
 import { BuildContext } from './context';
 import { cloneGitContext, fetchHttpContext, isGitUrl, isHttpUrl } from './remote';
 import { copySources, resolveContextSources, type CopySpec } from './copy';
@@ -116,7 +117,11 @@ class OrderedOutput {
 }
 
 export class Builder implements BuildService {
-  constructor(private readonly backend: BuildBackend, private readonly tmpRoot: string) {}
+  constructor(
+    private readonly backend: BuildBackend, private readonly tmpRoot: string,
+    /** The daemon's proxies: remote contexts are fetched through them. */
+    private readonly proxies: Proxies = { httpProxy: '', httpsProxy: '', noProxy: '' },
+  ) {}
 
   async build(req: BuildRequest, body: Readable, out: ProgressSink, signal?: AbortSignal): Promise<{ imageId: string }> {
     const tags = req.tags.map((t) => normalizeName(t)); // refused before any work when invalid
@@ -187,7 +192,7 @@ export class Builder implements BuildService {
     body.resume(); // Docker ignores the body when remote is given
     try {
       if (isGitUrl(req.remote)) {
-        const root = await cloneGitContext(req.remote, dir);
+        const root = await cloneGitContext(req.remote, dir, this.proxies);
         if (root === dir) return BuildContext.adopt(dir);
         // The subdirectory is the context: it takes the clone's place.
         const sub = `${dir}.sub`;
@@ -197,7 +202,7 @@ export class Builder implements BuildService {
         return BuildContext.adopt(dir);
       }
       if (!isHttpUrl(req.remote)) throw invalidArgument(`unable to prepare context: remote ${req.remote} is neither a git repository nor an http(s) URL`);
-      const got = await fetchHttpContext(req.remote);
+      const got = await fetchHttpContext(req.remote, this.proxies);
       if ('tar' in got) return await BuildContext.unpack(got.tar, dir, () => undefined);
       await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
       const name = req.dockerfile.replace(/^\.?\/+/, '') || 'Dockerfile';

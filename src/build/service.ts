@@ -6,5 +6,5 @@ import { EngineBuildBackend } from './backend';
 import { Builder } from './builder';
 
 export function createBuildService(config: DaemonConfig, images: ImageService, containers: ContainerService, distribution: DistributionService): BuildService {
-  return new Builder(new EngineBuildBackend(config, images, containers, distribution), path.join(config.dataRoot, 'builder', 'tmp'));
+  return new Builder(new EngineBuildBackend(config, images, containers, distribution), path.join(config.dataRoot, 'builder', 'tmp'), config.proxies);
 }

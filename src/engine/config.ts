@@ -72,7 +72,7 @@ export interface DaemonConfig {
   liveRestore: boolean;
   /**
    * `proxies` (`http-proxy`, `https-proxy`, `no-proxy`), else the daemon's HTTP_PROXY/HTTPS_PROXY/NO_PROXY
-   * environment (either case). Used for registry traffic only (see proxyForUrl in engine/proxy.ts),
+   * environment (either case). Used for registry traffic and remote build contexts (see proxyForUrl in engine/proxy.ts),
    * shown by info, never given to containers.
    */
   proxies: Proxies;

@@ -138,6 +138,7 @@ export interface ImageService {
    * the image's top layer. Resolves with the mount to use (it does not mount) as soon
    * as the directories exist; `persisted` settles once the snapshot is durably recorded,
    * which the caller awaits before recording anything that refers to it.
+   * An empty `imageId` is an empty rootfs (a build stage `FROM scratch`).
    */
   prepareContainerRootfs(containerId: string, imageId: string): Promise<PreparedRootfs>;
   /** Returns the mount of an existing container snapshot. */

@@ -168,6 +168,7 @@ export class ImageServiceImpl implements ImageService {
   }
 
   async prepareContainerRootfs(containerId: string, imageId: string): Promise<PreparedRootfs> {
+    if (!imageId) return this.snapshots.prepareContainer(containerId, '', ''); // FROM scratch: no lower layers
     const e = this.lookup(imageId);
     return this.snapshots.prepareContainer(containerId, e.id, this.topChain(e));
   }

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { busyboxDaemonForFile, ok } from '../helpers/daemon';
+import { busyboxDaemonForFile, ok, startDaemon } from '../helpers/daemon';
 
 const d = busyboxDaemonForFile();
 const berth = (...args: string[]) => d.cli(args, { timeoutMs: 120_000 });
@@ -436,6 +436,78 @@ test('remote contexts: a context tar.gz URL, a bare Dockerfile URL, and a git re
     server.close();
   }
   assert.deepEqual(fs.readdirSync(path.join(d.dataRoot, 'builder', 'tmp')), [], 'no context directory left');
+});
+
+test('FROM scratch then COPY: the copied files are the image\'s only layer', async () => {
+  const dir = context({ 'Dockerfile': 'FROM scratch\nCOPY a.txt /files/a.txt\nCMD ["/files/a.txt"]\n', 'a.txt': 'alone\n' });
+  ok(await berth('build', '-t', 'scratch-copy', dir));
+  const img = await inspect('scratch-copy');
+  assert.equal(img.RootFS.Layers.length, 1);
+  const c = await d.api('POST', '/containers/create', { Image: 'scratch-copy' });
+  assert.equal(c.status, 201, c.raw.toString());
+  const a = await d.api('GET', `/containers/${c.body.Id}/archive?path=/files/a.txt`);
+  assert.equal(a.status, 200);
+  assert.match(a.raw.toString('latin1'), /alone\n/);
+  ok(await berth('rm', c.body.Id));
+});
+
+test("remote contexts go through the daemon's HTTP proxy: a tar URL, a Dockerfile URL that redirects, a git repository, all on hosts only the proxy knows", async () => {
+  const http = await import('node:http');
+  const { spawnSync } = await import('node:child_process');
+  const sh = (cmd: string, args: string[], cwd?: string) => {
+    const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', HOME: d.base } });
+    assert.equal(r.status, 0, `${cmd} ${args.join(' ')}: ${r.stderr}`);
+  };
+  const served = fs.mkdtempSync(path.join(d.base, 'proxied-'));
+  const src = context({ 'Dockerfile': 'FROM scratch\nCOPY hello.txt /hello.txt\n', 'hello.txt': 'through the proxy\n' });
+  sh('tar', ['-czf', path.join(served, 'ctx.tar.gz'), '-C', src, '.']);
+  fs.writeFileSync(path.join(served, 'Dockerfile.txt'), 'FROM scratch\nLABEL via=proxy\n');
+  const work = fs.mkdtempSync(path.join(d.base, 'prepo-'));
+  const git = (...a: string[]) => sh('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', '-c', 'init.defaultBranch=main', ...a], work);
+  git('init', '-q');
+  fs.writeFileSync(path.join(work, 'Dockerfile'), 'FROM scratch\nCOPY v.txt /v.txt\n');
+  fs.writeFileSync(path.join(work, 'v.txt'), 'git through the proxy\n');
+  git('add', '-A'); git('commit', '-qm', 'one');
+  sh('git', ['clone', '-q', '--bare', work, path.join(served, 'repo.git')]);
+  sh('git', ['update-server-info'], path.join(served, 'repo.git'));
+  // A forward proxy on 127.0.0.1 that answers every absolute-form request itself: the .invalid
+  // hosts exist only here, so a build that succeeds went through it (no name is ever resolved).
+  const seen: string[] = [];
+  const proxy = http.createServer((req, res) => {
+    seen.push(req.url ?? '');
+    let u: URL;
+    try { u = new URL(req.url ?? ''); } catch { res.writeHead(400); res.end(); return; }
+    if (u.pathname === '/moved') { res.writeHead(302, { Location: 'http://files.invalid/Dockerfile.txt' }); res.end(); return; }
+    const p = path.join(served, decodeURIComponent(u.pathname));
+    if (!p.startsWith(served + '/') || !fs.existsSync(p) || !fs.statSync(p).isFile()) { res.writeHead(404); res.end(); return; }
+    res.writeHead(200); fs.createReadStream(p).pipe(res);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  const proxyUrl = `http://127.0.0.1:${(proxy.address() as import('node:net').AddressInfo).port}`;
+  const p = await startDaemon({ config: { proxies: { 'http-proxy': proxyUrl } } });
+  const fileIn = async (image: string, file: string) => {
+    const c = await p.api('POST', '/containers/create', { Image: image, Cmd: ['/none'] });
+    assert.equal(c.status, 201, c.raw.toString());
+    const a = await p.api('GET', `/containers/${c.body.Id}/archive?path=${encodeURIComponent(file)}`);
+    assert.equal(a.status, 200, a.raw.toString());
+    return a.raw.toString('latin1');
+  };
+  try {
+    ok(await p.cli(['build', '-t', 'proxied:df', 'http://context.invalid/moved']));
+    assert.equal((await p.api('GET', '/images/proxied:df/json')).body.Config.Labels.via, 'proxy');
+    ok(await p.cli(['build', '-t', 'proxied:tar', 'http://context.invalid/ctx.tar.gz']));
+    assert.match(await fileIn('proxied:tar', '/hello.txt'), /through the proxy\n/);
+    ok(await p.cli(['build', '-t', 'proxied:git', 'http://context.invalid/repo.git']));
+    assert.match(await fileIn('proxied:git', '/v.txt'), /git through the proxy\n/);
+    assert.ok(seen.includes('http://context.invalid/moved') && seen.includes('http://files.invalid/Dockerfile.txt'), seen.join(' '));
+    assert.ok(seen.some((u) => u.startsWith('http://context.invalid/repo.git/')), seen.join(' '));
+    const missing = await p.cli(['build', 'http://context.invalid/nothing.tar.gz']);
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /unable to download remote context http:\/\/context\.invalid\/nothing\.tar\.gz: 404 Not Found/);
+  } finally {
+    await p.stop();
+    proxy.close();
+  }
 });
 
 test('kill -9 of berthd during a RUN step: at start-up the step container, its snapshot and the context are swept; the build then works', async () => {
