@@ -15,9 +15,7 @@ import { invalidArgument } from '../common/errors';
 import { decompressed } from '../common/compression';
 import { IgnoreMatcher, readDockerignore } from './dockerignore';
 import { untar } from './untar';
-
-/** Up to this size a context file is read in one direct call (see hashSources). */
-const SMALL_FILE_BYTES = 256 * 1024;
+import { SMALL_FILE_BYTES } from '../common/smallfile';
 
 export class BuildContext {
   private constructor(readonly dir: string, readonly ignore: IgnoreMatcher) {}

@@ -11,6 +11,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
 import { invalidArgument } from '../common/errors';
+import { SMALL_FILE_BYTES } from '../common/smallfile';
 
 export interface UntarOptions {
   /** Host path for an entry's clean path components (parent directories made by `mkdirs`). */
@@ -22,8 +23,6 @@ export interface UntarOptions {
   /** Resolves a hard link's target components to a host path. */
   linkTarget?: (parts: string[]) => string;
 }
-
-const SMALL_FILE_BYTES = 256 * 1024;
 
 /** Returns the number of entries unpacked. */
 export async function untar(plain: Readable, opts: UntarOptions): Promise<number> {

@@ -11,6 +11,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
+import { SMALL_FILE_BYTES } from '../common/smallfile';
 
 type TarHeader = Partial<tar.Header> & { name: string };
 
@@ -267,7 +268,7 @@ function addEntry(pack: tar.Pack, header: TarHeader): Promise<void> {
  * readFile is four round trips per file); big ones are streamed.
  */
 async function addFile(pack: tar.Pack, header: TarHeader, file: string): Promise<void> {
-  if ((header.size ?? 0) <= 256 * 1024) {
+  if ((header.size ?? 0) <= SMALL_FILE_BYTES) {
     const data = fs.readFileSync(file);
     if (data.length !== header.size) throw new Error(`file changed while archiving: ${file}`);
     await new Promise<void>((resolve, reject) => pack.entry(header, data, (err) => (err ? reject(err) : resolve())));

@@ -8,7 +8,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as path from 'node:path';
 import { busyboxDaemonForFile, ok, startDaemon } from '../helpers/daemon';
 
@@ -65,7 +67,6 @@ CMD ["cat /app/built.txt"]
   const tarDir = context({ 'x/inner.txt': 'inside the tar\n' });
   ok(await d.cli(['run', '--rm', 'busybox', 'true']));
   const tarPath = path.join(dir, 'files.tar');
-  const { spawnSync } = await import('node:child_process');
   assert.equal(spawnSync('tar', ['-cf', tarPath, '-C', tarDir, 'x']).status, 0);
 
   const r = ok(await berth('build', '-t', 'demo:1', '--build-arg', 'BUILD_NO=42', dir));
@@ -282,7 +283,6 @@ test('berth build - reads a Dockerfile or a context tar from stdin; -f names ano
   const dir = context({ 'Dockerfile.dev': 'FROM busybox\nARG VERSION\nRUN echo v$VERSION > /v\n' });
   ok(await berth('build', '-f', path.join(dir, 'Dockerfile.dev'), '--build-arg', 'VERSION=2', '-t', 'dev:a', '-t', 'dev:b', dir));
   assert.equal(await runOut('dev:b', 'cat', '/v'), 'v2\n');
-  const { spawnSync } = await import('node:child_process');
   const tarball = spawnSync('tar', ['-c', '-C', dir, '.'], { maxBuffer: 1 << 24 }).stdout;
   ok(await d.cli(['build', '-f', 'Dockerfile.dev', '-t', 'stdin:tar', '-'], { input: tarball, timeoutMs: 60_000 }));
   assert.equal(await runOut('stdin:tar', 'cat', '/v'), 'v\n');
@@ -303,8 +303,6 @@ test('independent stages build concurrently; their output comes in stage order',
 });
 
 test('ADD: a URL (served on 127.0.0.1) is downloaded, not unpacked; local .tar.gz and .tar.xz are unpacked', async () => {
-  const http = await import('node:http');
-  const { spawnSync } = await import('node:child_process');
   const server = http.createServer((req, res) => {
     if (req.url === '/pkg/file.txt') { res.writeHead(200, { 'Last-Modified': 'Wed, 01 Jan 2020 00:00:00 GMT' }); res.end('downloaded\n'); }
     else { res.writeHead(404); res.end(); }
@@ -379,13 +377,13 @@ test('RUN --mount=type=secret (berth build --secret) and type=tmpfs: seen by the
   assert.equal(ok(await berth('ps', '-aq')).stdout, '');
 });
 
+/** Runs a host command (tar, git) for a test's fixtures; it must succeed. */
+function sh(cmd: string, args: string[], cwd?: string): void {
+  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', HOME: d.base } });
+  assert.equal(r.status, 0, `${cmd} ${args.join(' ')}: ${r.stderr}`);
+}
+
 test('remote contexts: a context tar.gz URL, a bare Dockerfile URL, and a git repository (#ref:subdir) served on 127.0.0.1', async () => {
-  const http = await import('node:http');
-  const { spawnSync } = await import('node:child_process');
-  const sh = (cmd: string, args: string[], cwd?: string) => {
-    const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', HOME: d.base } });
-    assert.equal(r.status, 0, `${cmd} ${args.join(' ')}: ${r.stderr}`);
-  };
   // The context tar.gz.
   const src = context({ 'Dockerfile': 'FROM busybox\nCOPY hello.txt /hello.txt\n', 'hello.txt': 'from a tar URL\n' });
   const served = fs.mkdtempSync(path.join(d.base, 'served-'));
@@ -452,12 +450,6 @@ test('FROM scratch then COPY: the copied files are the image\'s only layer', asy
 });
 
 test("remote contexts go through the daemon's HTTP proxy: a tar URL, a Dockerfile URL that redirects, a git repository, all on hosts only the proxy knows", async () => {
-  const http = await import('node:http');
-  const { spawnSync } = await import('node:child_process');
-  const sh = (cmd: string, args: string[], cwd?: string) => {
-    const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', HOME: d.base } });
-    assert.equal(r.status, 0, `${cmd} ${args.join(' ')}: ${r.stderr}`);
-  };
   const served = fs.mkdtempSync(path.join(d.base, 'proxied-'));
   const src = context({ 'Dockerfile': 'FROM scratch\nCOPY hello.txt /hello.txt\n', 'hello.txt': 'through the proxy\n' });
   sh('tar', ['-czf', path.join(served, 'ctx.tar.gz'), '-C', src, '.']);

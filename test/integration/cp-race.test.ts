@@ -51,11 +51,12 @@ test('cp in and out through a name the running container swaps for a symlink to 
     { header: { name: `d${hostDir}/lnk`, type: 'symlink', linkname: '/' } },
   ]);
   // A request that fails outright (not an HTTP status) says which one it was, with the daemon's last words.
+  const failed = (what: string, err: unknown) => new Error(`${what}: ${(err as Error).message}\n${d.log().split('\n').slice(-20).join('\n')}`);
   const call = async (what: string, ...args: Parameters<Daemon['api']>) => {
     try {
       return await d.api(...args);
     } catch (err) {
-      throw new Error(`${what}: ${(err as Error).message}\n${d.log().split('\n').slice(-20).join('\n')}`);
+      throw failed(what, err);
     }
   };
   // A tar stream whose source the container changes mid-walk may end in a closed connection once its
@@ -66,7 +67,7 @@ test('cp in and out through a name the running container swaps for a symlink to 
       return await d.api('GET', p);
     } catch (err) {
       if (!['ECONNRESET', 'EPIPE'].includes((err as NodeJS.ErrnoException).code ?? '') && !/aborted|socket hang up/.test((err as Error).message)) {
-        throw new Error(`${what}: ${(err as Error).message}\n${d.log().split('\n').slice(-20).join('\n')}`);
+        throw failed(what, err);
       }
       assert.equal((await call('ping after a closed stream', 'GET', '/_ping')).status, 200);
       return { status: -1, raw: Buffer.alloc(0) };

@@ -5,6 +5,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import * as tar from 'tar-stream';
+import { SMALL_FILE_BYTES } from '../../common/smallfile';
 import { CliError } from '../client';
 import type { CommandDef } from '../context';
 import { keyValueMap, type CommandSpec, type FlagSpec } from '../flags';
@@ -38,7 +39,7 @@ function contextTar(dir: string, ignore: IgnoreMatcher, keep: Set<string>, extra
         continue;
       } else if (st.isSymbolicLink()) {
         await add({ ...common, type: 'symlink', linkname: fs.readlinkSync(abs) });
-      } else if (st.isFile() && st.size <= 256 * 1024) {
+      } else if (st.isFile() && st.size <= SMALL_FILE_BYTES) {
         const body = fs.readFileSync(abs);
         if (body.length !== st.size) throw new CliError(`${abs} changed while the context was read`);
         await add({ ...common, type: 'file', size: st.size }, body);
