@@ -10,6 +10,7 @@ BERTH_APT_PACKAGES=(gcc libc6-dev runc conmon busybox-static debootstrap docker.
 # Registry tests: distribution 2.8 as the reference server, skopeo/umoci as OCI clients, htpasswd, TLS certs, wrk for the benchmark.
 BERTH_APT_PACKAGES+=(docker-registry skopeo umoci apache2-utils openssl curl wrk)
 BERTH_APT_PACKAGES+=(git) # build: git remote contexts (berthd runs the system git)
+BERTH_APT_PACKAGES+=(docker-compose) # interop: docker-compose 1.29 (docker-py) against berthd
 
 install_system_packages() {
   local missing=() p
