@@ -123,6 +123,12 @@ export function checkCreateValues(body: any, hc: any): void {
   if (typeof hc.MemorySwappiness === 'number' && (hc.MemorySwappiness < -1 || hc.MemorySwappiness > 100)) {
     throw invalidArgument(`invalid value: ${hc.MemorySwappiness}, valid memory swappiness range is 0-100`);
   }
+  // Berth's overlay snapshots have no per-container quota (dockerd's overlay2 needs xfs with pquota for
+  // `size`, and knows no other key): a size that would be stored and never enforced is refused.
+  for (const key of Object.keys(hc.StorageOpt ?? {})) {
+    if (key.toLowerCase() === 'size') throw invalidArgument("--storage-opt is supported only for overlay over xfs with 'pquota' mount option");
+    throw invalidArgument(`Unknown option ${key}`);
+  }
   const hcheck = body.Healthcheck;
   if (hcheck) {
     for (const k of ['Interval', 'Timeout', 'StartPeriod', 'StartInterval']) {

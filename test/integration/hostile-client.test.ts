@@ -443,6 +443,8 @@ test('values that parse but cannot work are refused at create, not at start', as
     ['negative memory', { HostConfig: { Memory: -5 } }, /memory/],
     ['negative healthcheck retries', { Healthcheck: { Test: ['CMD', 'true'], Retries: -1 } }, /Retries/],
     ['healthcheck interval of 1ns', { Healthcheck: { Test: ['CMD', 'true'], Interval: 1 } }, /Interval/],
+    ['a storage size no snapshot enforces', { HostConfig: { StorageOpt: { size: '120G' } } }, /supported only for overlay over xfs with 'pquota'/],
+    ['an unknown storage option', { HostConfig: { StorageOpt: { nope: '1' } } }, /Unknown option nope/],
   ];
   for (const [what, extra, re] of cases) {
     const r = await d.api('POST', '/containers/create', { Image: 'busybox', Cmd: ['true'], ...extra });
