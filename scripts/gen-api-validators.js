@@ -94,6 +94,34 @@ for (const op of Object.keys(OPERATIONS)) {
   schemas[op] = { $id: op, definitions: reachable(body), ...body };
 }
 
+/**
+ * Go's encoding/json matches a JSON key to a struct field exactly, else case-insensitively (docker-py sends
+ * `CPURealtimePeriod` for `CpuRealtimePeriod`). Per operation, the struct field names by lower-cased key,
+ * nested: { f: { lower: [Name, shape] }, i: array items' shape, m: map values' shape }; 0 for a leaf.
+ */
+function fieldShape(s, depth = 0) {
+  if (!s || typeof s !== 'object' || depth > 24) return 0;
+  if (s.$ref) return fieldShape(allDefinitions[s.$ref.replace('#/definitions/', '')], depth + 1);
+  const out = {};
+  const parts = s.allOf ? s.allOf.map((x) => fieldShape(x, depth + 1)).filter(Boolean) : [];
+  for (const part of parts) {
+    if (part.f) out.f = { ...out.f, ...part.f };
+    if (part.i) out.i = part.i;
+    if (part.m) out.m = part.m;
+  }
+  if (s.properties) {
+    out.f = { ...out.f };
+    for (const [name, p] of Object.entries(s.properties)) out.f[name.toLowerCase()] = [name, fieldShape(p, depth + 1)];
+  }
+  if (s.items) { const i = fieldShape(s.items, depth + 1); if (i) out.i = i; }
+  if (s.additionalProperties && typeof s.additionalProperties === 'object') {
+    const m = fieldShape(s.additionalProperties, depth + 1);
+    if (m) out.m = m;
+  }
+  return Object.keys(out).length ? out : 0;
+}
+const fieldNames = Object.fromEntries(Object.keys(OPERATIONS).map((op) => [op, fieldShape(reduce(bodySchema(op)))]));
+
 const ajv = new Ajv({ code: { source: true, esm: true, lines: false }, strict: false, allErrors: false, schemas: Object.values(schemas) });
 const code = standalone(ajv, Object.fromEntries(Object.keys(schemas).map((op) => [op, op])));
 const header = `// @ts-nocheck
@@ -102,5 +130,6 @@ const header = `// @ts-nocheck
 const outDir = path.join(root, 'src', 'api', 'generated');
 fs.mkdirSync(outDir, { recursive: true });
 const goTypes = `\n/** The Go type dockerd decodes each body into (named in error messages). */\nexport const GO_TYPES = ${JSON.stringify(OPERATIONS)};\n`;
-fs.writeFileSync(path.join(outDir, 'body-validators.ts'), header + code + goTypes);
+const names = `\n/** Struct field names by lower-cased JSON key, per body (Go matches keys case-insensitively). */\nexport const FIELD_NAMES = ${JSON.stringify(fieldNames)};\n`;
+fs.writeFileSync(path.join(outDir, 'body-validators.ts'), header + code + goTypes + names);
 console.log(`wrote src/api/generated/body-validators.ts (${Object.keys(OPERATIONS).join(', ')})`);

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { BerthError, httpStatusOf, invalidArgument } from '../common/errors';
 import { defaultApiLimits, type ApiLimits } from '../engine/config';
-import { checkJsonDepth, hasBodyValidator, validateBody } from './validate';
+import { checkJsonDepth, foldFieldNames, hasBodyValidator, validateBody } from './validate';
 
 /** API version Berth speaks; the docker CLI negotiates min(its max, this). */
 export const API_VERSION = '1.47';
@@ -193,8 +193,10 @@ export class Ctx {
     } catch (err) {
       throw invalidArgument(`invalid JSON body: ${(err as Error).message}`);
     }
-    if (this.bodyOperation) validateBody(this.bodyOperation, value);
-    return value;
+    if (!this.bodyOperation) return value;
+    const folded = foldFieldNames(this.bodyOperation, value);
+    validateBody(this.bodyOperation, folded);
+    return folded;
   }
 
   send(status: number, body?: unknown, headers: Record<string, string> = {}): void {

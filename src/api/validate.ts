@@ -13,9 +13,36 @@ type Validator = ((data: unknown) => boolean) & { errors?: Array<{ instancePath:
 const VALIDATORS = generated as unknown as Record<string, Validator>;
 const GO_TYPES = (generated as unknown as { GO_TYPES: Record<string, string> }).GO_TYPES;
 
+/** Struct field names by lower-cased key (`f`), array items' (`i`) and map values' (`m`) shapes; 0 for a leaf. */
+type FieldShape = 0 | { f?: Record<string, [string, FieldShape]>; i?: FieldShape; m?: FieldShape };
+const FIELD_NAMES = (generated as unknown as { FIELD_NAMES: Record<string, FieldShape> }).FIELD_NAMES;
+
 /** Operations that have a body validator (swagger operationIds). */
 export function hasBodyValidator(operation: string): boolean {
-  return typeof VALIDATORS[operation] === 'function' && operation !== 'GO_TYPES';
+  return typeof VALIDATORS[operation] === 'function' && operation !== 'GO_TYPES' && operation !== 'FIELD_NAMES';
+}
+
+/**
+ * The body with its struct keys spelled as the API's fields, as Go's decoder matches them: an exact name,
+ * else the field whose name equals the key case-insensitively (docker-py sends `CPURealtimePeriod`); when two
+ * keys land on one field the later wins, as in Go. Map keys (labels, ports) and unknown keys stay as sent.
+ */
+export function foldFieldNames(operation: string, body: unknown): unknown {
+  return fold(body, FIELD_NAMES[operation] ?? 0);
+}
+
+function fold(v: unknown, shape: FieldShape): unknown {
+  if (!shape || v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) return shape.i ? v.map((x) => fold(x, shape.i!)) : v;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(v)) {
+    if (shape.f) {
+      const field = shape.f[key.toLowerCase()];
+      if (field) out[field[0]] = fold(value, field[1]);
+      else out[key] = value;
+    } else out[key] = shape.m ? fold(value, shape.m) : value;
+  }
+  return out;
 }
 
 /** Deeper JSON than this is refused before it is parsed (Go's decoder stops at 10000; no API body nests past a dozen). */

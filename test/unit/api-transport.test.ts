@@ -256,6 +256,27 @@ test('create: 201 {Id,Warnings}; missing image is the 404 the CLI answers with a
   assert.equal(wrongType.status, 400);
 });
 
+test('create: struct keys match fields case-insensitively as Go decodes them; map keys stay as sent', async () => {
+  const body = {
+    image: 'busybox:local', CMD: ['true'], Labels: { MixedCase: 'kept' }, ExposedPorts: { '80/TCP': {} },
+    hostconfig: { CPURealtimePeriod: 1000, CpuRealtimeRuntime: 400, cpurealtimeruntime: 500, logconfig: { TYPE: 'none', Config: { 'Max-Size': '1m' } } },
+    NetworkingConfig: { endpointsconfig: { MyNet: { aliases: ['a'], ipamconfig: { ipv4address: '10.0.0.2' } } } },
+    Unknown: 1,
+  };
+  const r = await simple('POST', '/v1.41/containers/create', { 'Content-Type': 'application/json' }, JSON.stringify(body));
+  assert.equal(r.status, 201, r.body);
+  assert.deepEqual(calls.create.at(-1).body, {
+    Image: 'busybox:local', Cmd: ['true'], Labels: { MixedCase: 'kept' }, ExposedPorts: { '80/TCP': {} },
+    HostConfig: { CpuRealtimePeriod: 1000, CpuRealtimeRuntime: 500, LogConfig: { Type: 'none', Config: { 'Max-Size': '1m' } } },
+    NetworkingConfig: { EndpointsConfig: { MyNet: { Aliases: ['a'], IPAMConfig: { IPv4Address: '10.0.0.2' } } } },
+    Unknown: 1,
+  });
+  // A wrong type under a folded key is named by the field's own spelling.
+  const bad = await simple('POST', '/v1.41/containers/create', { 'Content-Type': 'application/json' }, JSON.stringify({ Image: 'busybox:local', hostconfig: { cpushares: 'lots' } }));
+  assert.equal(bad.status, 400);
+  assert.match(bad.body, /Go struct field ContainerConfig\.HostConfig\.CpuShares of type int64/);
+});
+
 test('start of a running container: 304 with no body and no Content-Type', async () => {
   const r = await simple('POST', '/v1.41/containers/web/start');
   assert.equal(r.status, 304);
