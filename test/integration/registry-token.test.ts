@@ -44,19 +44,19 @@ const ED25519 = ['-algorithm', 'ed25519'];
 function loadSigner(keyFile: string, certFile: string): Signer {
   return { key: createPrivateKey(fs.readFileSync(keyFile)), cert: new X509Certificate(fs.readFileSync(certFile)), keyFile, certFile };
 }
-function selfSignedCa(name: string, algo: string[]): Signer {
+function selfSignedCa(name: string, algo: string[], cn = name): Signer {
   const keyFile = genKey(name, algo);
   const certFile = path.join(work, `${name}.crt`);
-  openssl(['req', '-x509', '-new', '-key', keyFile, '-subj', `/CN=${name}`, '-days', '2', '-addext', 'basicConstraints=critical,CA:TRUE',
+  openssl(['req', '-x509', '-new', '-key', keyFile, '-subj', `/CN=${cn}`, '-days', '2', '-addext', 'basicConstraints=critical,CA:TRUE',
     '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-out', certFile]);
   return loadSigner(keyFile, certFile);
 }
-function issuedBy(ca: Signer, name: string, algo: string[], isCa: boolean): Signer {
+function issuedBy(ca: Signer, name: string, algo: string[], isCa: boolean, cn = name): Signer {
   const keyFile = genKey(name, algo);
   const csr = path.join(work, `${name}.csr`);
   const ext = path.join(work, `${name}.ext`);
   const certFile = path.join(work, `${name}.crt`);
-  openssl(['req', '-new', '-key', keyFile, '-subj', `/CN=${name}`, '-out', csr]);
+  openssl(['req', '-new', '-key', keyFile, '-subj', `/CN=${cn}`, '-out', csr]);
   fs.writeFileSync(ext, [isCa ? 'basicConstraints=critical,CA:TRUE' : 'basicConstraints=critical,CA:FALSE',
     isCa ? 'keyUsage=critical,keyCertSign' : 'keyUsage=critical,digitalSignature', 'subjectKeyIdentifier=hash', 'authorityKeyIdentifier=keyid'].join('\n') + '\n');
   openssl(['x509', '-req', '-in', csr, '-CA', ca.certFile, '-CAkey', ca.keyFile, '-set_serial', `0x${randomBytes(8).toString('hex')}`,
@@ -161,8 +161,9 @@ before(async () => {
   leafEd = issuedBy(root, 'token-signer-ed25519', ED25519, false);
   leafP384 = issuedBy(root, 'token-signer-p384', P384, false);
   kidRsa = selfSignedCa('token-kid-key', RSA);
-  rogueRoot = selfSignedCa('token-root', RSA); // same name as the real root, another key
-  rogueLeaf = issuedBy(rogueRoot, 'token-signer', P256, false);
+  // Same names as the real root and leaf, other keys.
+  rogueRoot = selfSignedCa('rogue-root', RSA, 'token-root');
+  rogueLeaf = issuedBy(rogueRoot, 'rogue-signer', P256, false, 'token-signer');
   bundle = path.join(work, 'bundle.pem');
   fs.writeFileSync(bundle, fs.readFileSync(root.certFile, 'utf8') + fs.readFileSync(kidRsa.certFile, 'utf8'));
   tokenServer = http.createServer(serveToken);
@@ -233,9 +234,9 @@ test('tokens of an outside issuer: Berth and distribution 2.8 answer each varian
     { what: 'repository token on the catalog', token: issue(pullPush), kind: 'catalog', want: 'insufficient_scope' },
   ];
   const SCOPES: Record<Kind, string | undefined> = { pull: 'repository:team/app:pull', push: 'repository:team/app:pull,push', catalog: 'registry:catalog:*', base: undefined };
-  // pull: authorized, the repository does not exist yet. push: a POST with the blob and its digest, which Berth
-  // completes at once (201) and distribution 2.8 answers as the start of an upload (202).
-  const OK_STATUS: Record<Kind, number[]> = { pull: [404], push: [201, 202], catalog: [200], base: [200] };
+  // pull: authorized; the repository is unknown (404) until the accepted push made it (200, no tags). push: a POST
+  // with the blob and its digest, which Berth completes at once (201) and distribution 2.8 takes as an upload's start (202).
+  const OK_STATUS: Record<Kind, number[]> = { pull: [404, 200], push: [201, 202], catalog: [200], base: [200] };
 
   for (const kind of ['berth', 'distribution'] as RegistryKind[]) {
     const reg: TestRegistry = await startWithTokens(kind);

@@ -278,7 +278,7 @@ export class TokenVerifier {
     try { chain = (x5c as string[]).map((c) => new X509Certificate(Buffer.from(c, 'base64'))); } catch { return undefined; }
     const now = Date.now();
     const inValidity = (c: X509Certificate) => Date.parse(c.validFrom) <= now && now <= Date.parse(c.validTo);
-    const issued = (child: X509Certificate, parent: X509Certificate) => parent.checkIssued(child) && child.verify(parent.publicKey);
+    const issued = (child: X509Certificate, parent: X509Certificate) => child.checkIssued(parent) && child.verify(parent.publicKey);
     const [leaf, ...intermediates] = chain;
     let cert = leaf;
     for (let depth = 0; depth <= intermediates.length; depth++) {
