@@ -1,7 +1,7 @@
 /**
  * `berth registry serve --token-rootcertbundle`: tokens of an outside token server are verified as
- * distribution's `auth: token:` verifies them. The token server is written here (127.0.0.1; keys and
- * a root CA -> intermediate -> leaf chain made with the openssl CLI). Each token variant goes to
+ * distribution's `auth: token:` verifies them. The token server is the tests' own (helpers/token-server.ts:
+ * 127.0.0.1, keys and certificate chains made with the openssl CLI). Each token variant goes to
  * Berth's server and to distribution 2.8 configured alike, and both must answer the same status,
  * error code and challenge; then berthd (berth CLI and docker CLI) and skopeo log in, push and
  * pull through Berth's server with tokens fetched from that token server.
@@ -9,175 +9,34 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { constants, createHash, createHmac, createPrivateKey, createPublicKey, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { startDaemon, bootstrapBusybox, ok, run, BERTH_BIN, type Daemon } from '../helpers/daemon';
 import { startRegistry, type RegistryKind, type TestRegistry } from '../helpers/registry';
+import { startTokenServer, claims, der, jwt, libtrustKid, publicJwk, thumbprintKid, ISSUER, SERVICE, type Grant, type TokenServer } from '../helpers/token-server';
 
-const SERVICE = 'berth-test-registry';
-const ISSUER = 'test-token-server';
 const sha = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('hex');
 const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
 
-// ---- keys and certificates (openssl CLI) ----
-
-interface Signer { key: KeyObject; cert: X509Certificate; keyFile: string; certFile: string }
-
+let ts: TokenServer;
 let work = '';
-const openssl = (args: string[]) => {
-  const r = spawnSync('openssl', args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
-};
-function genKey(name: string, algo: string[]): string {
-  const file = path.join(work, `${name}.key`);
-  openssl(['genpkey', ...algo, '-out', file]);
-  return file;
-}
-const RSA = ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048'];
-const P256 = ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'];
-const P384 = ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-384'];
-const ED25519 = ['-algorithm', 'ed25519'];
-
-function loadSigner(keyFile: string, certFile: string): Signer {
-  return { key: createPrivateKey(fs.readFileSync(keyFile)), cert: new X509Certificate(fs.readFileSync(certFile)), keyFile, certFile };
-}
-function selfSignedCa(name: string, algo: string[], cn = name): Signer {
-  const keyFile = genKey(name, algo);
-  const certFile = path.join(work, `${name}.crt`);
-  openssl(['req', '-x509', '-new', '-key', keyFile, '-subj', `/CN=${cn}`, '-days', '2', '-addext', 'basicConstraints=critical,CA:TRUE',
-    '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-out', certFile]);
-  return loadSigner(keyFile, certFile);
-}
-function issuedBy(ca: Signer, name: string, algo: string[], isCa: boolean, cn = name): Signer {
-  const keyFile = genKey(name, algo);
-  const csr = path.join(work, `${name}.csr`);
-  const ext = path.join(work, `${name}.ext`);
-  const certFile = path.join(work, `${name}.crt`);
-  openssl(['req', '-new', '-key', keyFile, '-subj', `/CN=${cn}`, '-out', csr]);
-  fs.writeFileSync(ext, [isCa ? 'basicConstraints=critical,CA:TRUE' : 'basicConstraints=critical,CA:FALSE',
-    isCa ? 'keyUsage=critical,keyCertSign' : 'keyUsage=critical,digitalSignature', 'subjectKeyIdentifier=hash', 'authorityKeyIdentifier=keyid'].join('\n') + '\n');
-  openssl(['x509', '-req', '-in', csr, '-CA', ca.certFile, '-CAkey', ca.keyFile, '-set_serial', `0x${randomBytes(8).toString('hex')}`,
-    '-days', '2', '-extfile', ext, '-out', certFile]);
-  return loadSigner(keyFile, certFile);
-}
-
-/** libtrust's key ID (distribution 2.x's `kid`), computed here apart from the server's code. */
-function libtrustKid(key: KeyObject): string {
-  const sum = createHash('sha256').update(createPublicKey(key).export({ type: 'spki', format: 'der' })).digest().subarray(0, 30);
-  let bits = '';
-  for (const b of sum) bits += b.toString(2).padStart(8, '0');
-  const b32 = bits.match(/.{5}/g)!.map((x) => 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'[parseInt(x, 2)]).join('');
-  return b32.match(/.{4}/g)!.join(':');
-}
-/** RFC 7638 thumbprint of an RSA key (distribution 3.x's `kid`). */
-function thumbprintKid(key: KeyObject): string {
-  const j = createPublicKey(key).export({ format: 'jwk' });
-  return createHash('sha256').update(JSON.stringify({ e: j.e, kty: j.kty, n: j.n })).digest('base64url');
-}
-const publicJwk = (key: KeyObject) => createPublicKey(key).export({ format: 'jwk' });
-const der = (s: Signer) => s.cert.raw.toString('base64');
-
-// ---- tokens ----
-
-type Alg = 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'ES256' | 'ES384' | 'EdDSA';
-function signature(alg: Alg, key: KeyObject, data: Buffer): Buffer {
-  switch (alg) {
-    case 'ES256': return sign('sha256', data, { key, dsaEncoding: 'ieee-p1363' });
-    case 'ES384': return sign('sha384', data, { key, dsaEncoding: 'ieee-p1363' });
-    case 'PS256': return sign('sha256', data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 });
-    case 'EdDSA': return sign(null, data, key);
-    default: return sign(`sha${alg.slice(2)}`, data, key);
-  }
-}
-interface Grant { type: string; name: string; actions: string[] }
-function claims(access: Grant[], over: Record<string, unknown> = {}): Record<string, unknown> {
-  const now = Math.floor(Date.now() / 1000);
-  return { iss: ISSUER, sub: 'alice', aud: SERVICE, exp: now + 300, nbf: now - 5, iat: now, jti: randomBytes(8).toString('hex'), access, ...over };
-}
-function jwt(header: Record<string, unknown>, body: Record<string, unknown>, key: KeyObject): string {
-  const data = `${b64url(JSON.stringify({ typ: 'JWT', ...header }))}.${b64url(JSON.stringify(body))}`;
-  return `${data}.${b64url(signature(header.alg as Alg, key, Buffer.from(data)))}`;
-}
-
-// ---- the token server ----
-
-const USERS: Record<string, { password: string; grants: (type: string, name: string) => string[] }> = {
-  alice: { password: 'wonderland', grants: (type, name) => type === 'repository' ? ['pull', 'push', 'delete'] : type === 'registry' && name === 'catalog' ? ['*'] : [] },
-  bob: { password: 'builder', grants: (type) => type === 'repository' ? ['pull'] : [] },
-};
-
-let root: Signer;
-let intermediate: Signer;
-let leafEc: Signer;
-let leafEd: Signer;
-let leafP384: Signer;
-let kidRsa: Signer;
-let rogueRoot: Signer;
-let rogueLeaf: Signer;
-let bundle = '';
-let tokenServer: http.Server;
-let realm = '';
-let tokenRequests = 0;
-
-/** What the token server signs with: the P-256 leaf, its chain (leaf, intermediate) in x5c. */
-const issue = (access: Grant[], over: Record<string, unknown> = {}) => jwt({ alg: 'ES256', x5c: [der(leafEc), der(intermediate)] }, claims(access, over), leafEc.key);
-
-function serveToken(req: http.IncomingMessage, res: http.ServerResponse): void {
-  tokenRequests++;
-  const url = new URL(req.url ?? '/', 'http://x');
-  const reply = (status: number, body: unknown) => { res.writeHead(status, { 'Content-Type': 'application/json' }); res.end(JSON.stringify(body)); };
-  if (url.pathname !== '/auth') return reply(404, {});
-  let subject = '';
-  const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? '');
-  if (basic) {
-    const [user, password] = Buffer.from(basic[1], 'base64').toString().split(/:(.*)/s);
-    if (USERS[user]?.password !== password) return reply(401, { details: 'incorrect username or password' });
-    subject = user;
-  }
-  if (url.searchParams.get('service') !== SERVICE) return reply(400, { details: 'unknown service' });
-  // The intersection of what is asked and what the subject has (anonymous: nothing).
-  const access: Grant[] = [];
-  for (const scope of url.searchParams.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean)) {
-    const first = scope.indexOf(':');
-    const last = scope.lastIndexOf(':');
-    const type = scope.slice(0, first);
-    const name = scope.slice(first + 1, last);
-    const granted = subject ? USERS[subject].grants(type, name) : [];
-    const actions = scope.slice(last + 1).split(',').filter((a) => granted.includes(a));
-    if (actions.length) access.push({ type, name, actions });
-  }
-  const token = issue(access, { sub: subject });
-  reply(200, { token, access_token: token, expires_in: 300, issued_at: new Date().toISOString() });
-}
-
 before(async () => {
-  work = fs.mkdtempSync('/tmp/bt-regtok-');
-  root = selfSignedCa('token-root', RSA);
-  intermediate = issuedBy(root, 'token-intermediate', P384, true);
-  leafEc = issuedBy(intermediate, 'token-signer', P256, false);
-  leafEd = issuedBy(root, 'token-signer-ed25519', ED25519, false);
-  leafP384 = issuedBy(root, 'token-signer-p384', P384, false);
-  kidRsa = selfSignedCa('token-kid-key', RSA);
-  // Same names as the real root and leaf, other keys.
-  rogueRoot = selfSignedCa('rogue-root', RSA, 'token-root');
-  rogueLeaf = issuedBy(rogueRoot, 'rogue-signer', P256, false, 'token-signer');
-  bundle = path.join(work, 'bundle.pem');
-  fs.writeFileSync(bundle, fs.readFileSync(root.certFile, 'utf8') + fs.readFileSync(kidRsa.certFile, 'utf8'));
-  tokenServer = http.createServer(serveToken);
-  await new Promise<void>((r) => tokenServer.listen(0, '127.0.0.1', () => r()));
-  realm = `http://127.0.0.1:${(tokenServer.address() as AddressInfo).port}/auth`;
+  ts = await startTokenServer();
+  work = fs.mkdtempSync('/tmp/bt-regtok-cli-');
 });
 after(async () => {
-  if (tokenServer) { tokenServer.closeAllConnections(); await new Promise((r) => tokenServer.close(r)); }
+  await ts?.stop();
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
-const startWithTokens = (kind: RegistryKind) => startRegistry(kind, { tokenServer: { realm, service: SERVICE, issuer: ISSUER, rootCertBundle: bundle } });
+/** A challenge with each scope's actions sorted: distribution 2.8 lists them in Go's map order, which varies. */
+const sortedActions = (challenge: string | null) => challenge?.replace(/scope="([^"]*)"/, (_, scopes: string) => `scope="${scopes.split(' ')
+  .map((sc) => { const i = sc.lastIndexOf(':'); return `${sc.slice(0, i)}:${sc.slice(i + 1).split(',').sort().join(',')}`; }).join(' ')}"`);
+const startWithTokens = (kind: RegistryKind) => startRegistry(kind, { tokenServer: ts.registry });
 
 test('tokens of an outside issuer: Berth and distribution 2.8 answer each variant alike', async () => {
+  const { intermediate, leafEc, leafEd, leafP384, kidRsa, rogueRoot, rogueLeaf } = ts.signers;
+  const { issue, realm } = ts;
   const now = Math.floor(Date.now() / 1000);
   const pull: Grant[] = [{ type: 'repository', name: 'team/app', actions: ['pull'] }];
   const pullPush: Grant[] = [{ type: 'repository', name: 'team/app', actions: ['pull', 'push'] }];
@@ -259,7 +118,7 @@ test('tokens of an outside issuer: Berth and distribution 2.8 answer each varian
         assert.equal(body?.errors?.[0]?.code, 'UNAUTHORIZED', label);
         const error = c.want === 'challenge' ? '' : `,error="${c.want}"`;
         const scope = SCOPES[c.kind] ? `,scope="${SCOPES[c.kind]}"` : '';
-        assert.equal(r.headers.get('www-authenticate'), `Bearer realm="${realm}",service="${SERVICE}"${scope}${error}`, label);
+        assert.equal(sortedActions(r.headers.get('www-authenticate')), `Bearer realm="${realm}",service="${SERVICE}"${scope}${error}`, label);
       }
       // Nothing a rejected request sent was stored; the accepted push was.
       const blobFile = (digest: string) => kind === 'berth' ? path.join(reg.root, 'blobs/sha256', digest.slice(7))
@@ -276,7 +135,7 @@ test('tokens of an outside issuer: Berth and distribution 2.8 answer each varian
       await reg.stop();
     }
   }
-  assert.equal(tokenRequests, 0, 'the registries never called the token server');
+  assert.equal(ts.requests(), 0, 'the registries never called the token server');
 });
 
 test('berthd (berth and docker CLIs) and skopeo push and pull with tokens from the outside issuer', async () => {
@@ -306,12 +165,12 @@ test('berthd (berth and docker CLIs) and skopeo push and pull with tokens from t
     assert.deepEqual(fs.readdirSync(path.join(reg.root, 'blobs/sha256')), []);
     assert.deepEqual(fs.readdirSync(path.join(reg.root, 'repositories')), []);
 
-    const before = tokenRequests;
+    const before = ts.requests();
     ok(await d.cli(['login', reg.addr, '-u', 'alice', '--password-stdin'], { env, input: 'wonderland\n' }));
     const push = ok(await berth('push', ref));
     assert.match(push.stdout, /Pushed/);
     const digest = /1: digest: (sha256:[a-f0-9]{64}) size: \d+/.exec(push.stdout)![1];
-    assert.ok(tokenRequests > before, 'berthd fetched its tokens from the token server');
+    assert.ok(ts.requests() > before, 'berthd fetched its tokens from the token server');
     assert.match(ok(await berth('push', ref)).stdout, /Layer already exists/);
     ok(await berth('tag', 'busybox', `${reg.addr}/other/bb:1`));
     assert.match(ok(await berth('push', `${reg.addr}/other/bb:1`)).stdout, /Mounted from team\/bb/);
@@ -351,6 +210,7 @@ test('berthd (berth and docker CLIs) and skopeo push and pull with tokens from t
 
 test('registry serve refuses incomplete or unusable token verification settings', async () => {
   const serve = (...a: string[]) => run(process.execPath, [BERTH_BIN, 'registry', 'serve', '--addr', '127.0.0.1:0', '--root', path.join(work, 'unused-root'), ...a]);
+  const { realm, bundle } = ts;
   const noIssuer = await serve('--token-realm', realm, '--token-rootcertbundle', bundle);
   assert.equal(noIssuer.code, 1);
   assert.match(noIssuer.stderr, /--token-rootcertbundle needs --token-realm and --token-issuer/);
