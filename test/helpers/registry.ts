@@ -28,6 +28,8 @@ export interface RegistryStartOptions {
   users?: Record<string, string>;
   /** Berth only: token auth (the server's own /token realm). */
   token?: boolean;
+  /** Token auth by an outside token server: the registry only verifies its tokens (distribution's `auth: token:`). */
+  tokenServer?: { realm: string; service: string; issuer: string; rootCertBundle: string };
   /** Berth only: serve HTTPS with a self-signed certificate for 127.0.0.1. */
   tls?: boolean;
   /** Reuse a root (after kill9). */
@@ -82,6 +84,8 @@ export async function startRegistry(kind: RegistryKind, opts: RegistryStartOptio
     const args = ['registry', 'serve', '--addr', addr, '--root', root];
     if (htpasswd) args.push('--htpasswd', htpasswd);
     if (opts.token) args.push('--token-realm', `${opts.tls ? 'https' : 'http'}://${addr}/token`, '--token-service', 'test-registry');
+    const ts = opts.tokenServer;
+    if (ts) args.push('--token-realm', ts.realm, '--token-service', ts.service, '--token-issuer', ts.issuer, '--token-rootcertbundle', ts.rootCertBundle);
     if (opts.tls) {
       const c = selfSignedCert(base);
       args.push('--tls-cert', c.cert, '--tls-key', c.key);
@@ -97,6 +101,8 @@ export async function startRegistry(kind: RegistryKind, opts: RegistryStartOptio
       '  delete: {enabled: true}',
       `http: {addr: "${addr}"}`,
       ...(htpasswd ? ['auth:', `  htpasswd: {realm: test, path: ${htpasswd}}`] : []),
+      ...(opts.tokenServer ? ['auth:', '  token:', ...Object.entries({ realm: opts.tokenServer.realm, service: opts.tokenServer.service,
+        issuer: opts.tokenServer.issuer, rootcertbundle: opts.tokenServer.rootCertBundle }).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}`)] : []),
     ].join('\n') + '\n');
     child = spawn(DISTRIBUTION_BIN, ['serve', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
   }

@@ -12,20 +12,30 @@ const serve: CommandDef = {
     { long: 'htpasswd', kind: 'string', usage: 'htpasswd file (bcrypt) for basic authentication' },
     { long: 'tls-cert', kind: 'string', usage: 'TLS certificate (PEM)' },
     { long: 'tls-key', kind: 'string', usage: 'TLS private key (PEM)' },
-    { long: 'token-realm', kind: 'string', usage: 'Token authentication: the realm URL clients get tokens from (this server answers <url>/token)' },
-    { long: 'token-service', kind: 'string', def: 'berth-registry', usage: 'Token authentication: the service name' },
+    { long: 'token-realm', kind: 'string', usage: 'Token authentication: the realm URL clients get tokens from (this server answers <url>/token unless --token-rootcertbundle)' },
+    { long: 'token-service', kind: 'string', def: 'berth-registry', usage: 'Token authentication: the service name (the tokens\' audience)' },
+    { long: 'token-issuer', kind: 'string', usage: 'Token authentication: the issuer name (the tokens\' iss claim)' },
+    { long: 'token-rootcertbundle', kind: 'string', usage: 'Token authentication by an outside token server: PEM certificates its signing keys chain to; tokens are only verified' },
     { long: 'log-requests', kind: 'bool', usage: 'Log every request to stderr' },
   ], { maxArgs: 0 }),
   async run(ctx, p) {
     const o = p.opts;
     if (Boolean(o['tls-cert']) !== Boolean(o['tls-key'])) throw new CliError('--tls-cert and --tls-key go together', 1);
+    if (o['token-rootcertbundle'] && !(o['token-realm'] && o['token-issuer'])) throw new CliError('--token-rootcertbundle needs --token-realm and --token-issuer (the outside token server)', 1);
+    if (o['token-rootcertbundle'] && o.htpasswd) throw new CliError('--htpasswd does not go with --token-rootcertbundle (the token server authenticates users)', 1);
     const { RegistryServer } = await import('../../registry/server/server');
     const log = (s: string) => ctx.err(`${new Date().toISOString()} ${s}\n`);
-    const server = new RegistryServer({
-      root: o.root, addr: o.addr, htpasswd: o.htpasswd || undefined, tlsCert: o['tls-cert'] || undefined, tlsKey: o['tls-key'] || undefined,
-      tokenRealm: o['token-realm'] || undefined, tokenService: o['token-service'],
-      log: o['log-requests'] ? log : (s) => { if (!/ \d{3} \d+ms$/.test(s)) log(s); },
-    });
+    let server: InstanceType<typeof RegistryServer>;
+    try {
+      server = new RegistryServer({
+        root: o.root, addr: o.addr, htpasswd: o.htpasswd || undefined, tlsCert: o['tls-cert'] || undefined, tlsKey: o['tls-key'] || undefined,
+        tokenRealm: o['token-realm'] || undefined, tokenService: o['token-service'],
+        tokenIssuer: o['token-issuer'] || undefined, tokenRootCertBundle: o['token-rootcertbundle'] || undefined,
+        log: o['log-requests'] ? log : (s) => { if (!/ \d{3} \d+ms$/.test(s)) log(s); },
+      });
+    } catch (e) {
+      throw new CliError(`registry: ${(e as Error).message}`, 1);
+    }
     const addr = await server.start().catch((e: Error) => { throw new CliError(`registry: ${e.message}`, 1); });
     log(`listening on ${addr} (${o['tls-cert'] ? 'https' : 'http'}, root ${o.root})`);
     await new Promise<void>((resolve) => {

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { RegistryStorage, DIGEST_RE, TAG_RE, validName, byteOrder } from './storage';
-import { Htpasswd, TokenIssuer, basicCredentials, parseScopes, allows, type Access } from './auth';
+import { Htpasswd, TokenIssuer, TokenVerifier, basicCredentials, parseScopes, allows, requiredActions, type Access } from './auth';
 
 export interface RegistryOptions {
   root: string;
@@ -21,9 +21,13 @@ export interface RegistryOptions {
   htpasswd?: string;
   tlsCert?: string;
   tlsKey?: string;
-  /** Token auth: the realm clients fetch tokens from (this server's /token, e.g. http://127.0.0.1:5000/token). */
+  /** Token auth: the realm clients fetch tokens from (this server's /token, e.g. http://127.0.0.1:5000/token, unless tokenRootCertBundle). */
   tokenRealm?: string;
   tokenService?: string;
+  /** The `iss` of the tokens (issued, or required of an outside token server's). */
+  tokenIssuer?: string;
+  /** PEM certificates vouching for an outside token server's signing keys: the server only verifies tokens. */
+  tokenRootCertBundle?: string;
   log?: (line: string) => void;
 }
 
@@ -66,15 +70,17 @@ export class RegistryServer {
   readonly storage: RegistryStorage;
   private server: http.Server | undefined;
   private readonly htpasswd: Htpasswd | undefined;
-  private readonly tokens: TokenIssuer | undefined;
+  private readonly tokens: TokenIssuer | TokenVerifier | undefined;
   private readonly log: (line: string) => void;
 
   constructor(private readonly opts: RegistryOptions) {
     this.storage = new RegistryStorage(opts.root);
     this.htpasswd = opts.htpasswd ? new Htpasswd(opts.htpasswd) : undefined;
-    this.tokens = opts.tokenRealm
-      ? new TokenIssuer(opts.tokenRealm, opts.tokenService ?? 'berth-registry', path.join(opts.root, '.token-key'))
-      : undefined;
+    const service = opts.tokenService ?? 'berth-registry';
+    if (opts.tokenRootCertBundle && !(opts.tokenRealm && opts.tokenIssuer)) throw new Error('token verification needs the realm and the issuer of the token server');
+    this.tokens = opts.tokenRootCertBundle ? new TokenVerifier(opts.tokenRealm!, service, opts.tokenIssuer!, opts.tokenRootCertBundle)
+      : opts.tokenRealm ? new TokenIssuer(opts.tokenRealm, service, path.join(opts.root, '.token-key'), opts.tokenIssuer)
+        : undefined;
     this.log = opts.log ?? (() => undefined);
   }
 
@@ -130,11 +136,11 @@ export class RegistryServer {
     if (this.tokens) {
       const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
       const granted = m ? this.tokens.verify(m[1]) : undefined;
-      const ok = granted && scopes.every((s) => s.name === '' ? allows(granted, 'registry', 'catalog', '*') : allows(granted, 'repository', s.name, s.action));
-      if (ok) return;
-      const scope = scopes.map((s) => s.name === '' ? 'registry:catalog:*' : `repository:${s.name}:${s.action === 'pull' ? 'pull' : 'pull,push'}`).join(' ');
+      const wanted = scopes.map((s) => s.name === '' ? { type: 'registry', name: 'catalog', actions: ['*'] } : { type: 'repository', name: s.name, actions: requiredActions(s.action) });
+      if (granted && wanted.every((w) => w.actions.every((a) => allows(granted, w.type, w.name, a)))) return;
+      const scope = wanted.map((w) => `${w.type}:${w.name}:${w.actions.join(',')}`).join(' ');
       res.setHeader('WWW-Authenticate', this.tokens.challenge(scope || undefined, granted ? 'insufficient_scope' : m ? 'invalid_token' : undefined));
-      throw new RegistryError(granted ? 'DENIED' : 'UNAUTHORIZED', scopes.map((s) => ({ Type: 'repository', Name: s.name, Action: s.action })));
+      throw new RegistryError(granted ? this.tokens.insufficientScope : 'UNAUTHORIZED', wanted.flatMap((w) => w.actions.map((a) => ({ Type: w.type, Name: w.name, Action: a }))));
     }
     if (this.htpasswd) {
       const c = basicCredentials(req.headers.authorization);
@@ -146,7 +152,7 @@ export class RegistryServer {
 
   /** GET /token: Docker's token endpoint, for the token flow this server asks clients to follow. */
   private async issueToken(req: Req, res: Res, url: URL): Promise<void> {
-    const tokens = this.tokens!;
+    const tokens = this.tokens as TokenIssuer;
     let subject = '';
     const c = basicCredentials(req.headers.authorization);
     if (this.htpasswd) {
@@ -168,7 +174,7 @@ export class RegistryServer {
   private async route(req: Req, res: Res, url: URL): Promise<void> {
     const p = url.pathname;
     const method = req.method ?? 'GET';
-    if (p === '/token' && this.tokens) return this.issueToken(req, res, url);
+    if (p === '/token' && this.tokens instanceof TokenIssuer) return this.issueToken(req, res, url);
     if (p === '/v2/' || p === '/v2') {
       await this.authorize(req, res, []);
       return sendJson(res, 200, {}, method === 'HEAD');
