@@ -9,7 +9,7 @@ const [kind, jsonFiles, rssBefore, rssAfter, runs, mdFile] = process.argv.slice(
 const results = jsonFiles.split(',').flatMap((f) => JSON.parse(fs.readFileSync(f, 'utf8')).results);
 const median = (name) => results.find((r) => r.command === name || r.command.startsWith(name))?.median;
 const ms = (s) => (s === undefined ? 'n/a' : `${(s * 1000).toFixed(1)} ms`);
-const ratio = (a, b) => (a === undefined || b === undefined ? 'n/a' : `${(median(a) / median(b)).toFixed(2)}×`);
+const ratio = (a, b) => (median(a) === undefined || median(b) === undefined ? 'n/a' : `${(median(a) / median(b)).toFixed(2)}×`);
 const goal = (a, b, max) => {
   if (median(a) === undefined || median(b) === undefined) return 'n/a';
   return median(a) / median(b) <= max ? `met (≤ ${max}×)` : `**not met** (goal ≤ ${max}×)`;

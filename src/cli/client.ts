@@ -68,6 +68,21 @@ export class Response {
     const v = this.res.headers[name.toLowerCase()];
     return Array.isArray(v) ? v[0] : v;
   }
+  /**
+   * Reads the body to its end and drops it: the connection then goes back to the agent, and the
+   * next request reuses it instead of connecting again (as the docker CLI does after its ping).
+   */
+  drain(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.res.readableEnded || this.res.destroyed) {
+        resolve();
+        return;
+      }
+      this.res.once('end', resolve);
+      this.res.once('close', resolve);
+      this.res.resume();
+    });
+  }
   async buffer(): Promise<Buffer> {
     const chunks: Buffer[] = [];
     for await (const c of this.res) chunks.push(c as Buffer);
@@ -145,10 +160,10 @@ export class ApiClient {
     if (!this.negotiating) {
       this.negotiating = (async () => {
         let r = await this.raw('HEAD', '/_ping', {});
-        r.res.resume();
+        await r.drain();
         if (r.status !== 200 && r.status !== 500) {
           r = await this.raw('GET', '/_ping', {});
-          r.res.resume();
+          await r.drain();
         }
         for (const [k, v] of Object.entries(r.res.headers)) if (typeof v === 'string') this.pingHeaders[k] = v;
         const sv = r.header('api-version');

@@ -204,7 +204,7 @@ export function goTimeString(d: Date): string {
 /** Go duration syntax (300ms, 1.5h, 2h45m) in milliseconds; null if not a duration. */
 export function parseGoDuration(s: string): number | null {
   if (s === '0') return 0;
-  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/y;
+  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|ms|s|m|h)/y;
   const mult: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60000, h: 3600000 };
   let sign = 1;
   let i = 0;

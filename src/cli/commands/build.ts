@@ -3,10 +3,9 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
-import * as tar from 'tar-stream';
-import { SMALL_FILE_BYTES } from '../../common/smallfile';
+import { Readable } from 'node:stream';
 import { CliError } from '../client';
+import { ContextTar, tarOf } from '../contexttar';
 import type { CommandDef } from '../context';
 import { keyValueMap, type CommandSpec, type FlagSpec } from '../flags';
 import { forEachLine } from '../jsonlines';
@@ -14,50 +13,23 @@ import { humanSize } from '../units';
 import { IgnoreMatcher, readDockerignore } from '../../build/dockerignore';
 import { clientProxyVars } from '../proxyenv';
 
-const spec = (p: string, usage: string, description: string, flags: FlagSpec[], extra: Partial<CommandSpec> = {}): CommandSpec => ({ path: p, usage, description, flags, ...extra });
-
-/** Tar of a context directory (sorted, .dockerignore applied; the Dockerfile and .dockerignore always go). */
-function contextTar(dir: string, ignore: IgnoreMatcher, keep: Set<string>, extra?: { name: string; data: Buffer }): Readable {
-  const pack = tar.pack();
-  const add = (hdr: Partial<tar.Header> & { name: string }, body?: Buffer) => new Promise<void>((resolve, reject) => {
-    if (body) pack.entry(hdr, body, (e) => (e ? reject(e) : resolve()));
-    else pack.entry(hdr, (e) => (e ? reject(e) : resolve()));
-  });
-  const walk = async (rel: string): Promise<void> => {
-    // Direct calls for metadata and small files (most of a context): a thread-pool round trip
-    // per call costs more than the call; big files stream.
-    for (const name of fs.readdirSync(rel ? path.join(dir, rel) : dir).sort()) {
-      const r = rel ? `${rel}/${name}` : name;
-      const abs = path.join(dir, r);
-      const st = fs.lstatSync(abs);
-      const excluded = !keep.has(r) && ignore.excluded(r);
-      const common = { name: r, mode: st.mode & 0o7777, mtime: st.mtime, uid: 0, gid: 0 };
-      if (st.isDirectory()) {
-        if (!excluded) await add({ ...common, name: r + '/', type: 'directory' });
-        if (!excluded || ignore.mayReinclude(r)) await walk(r);
-      } else if (excluded) {
-        continue;
-      } else if (st.isSymbolicLink()) {
-        await add({ ...common, type: 'symlink', linkname: fs.readlinkSync(abs) });
-      } else if (st.isFile() && st.size <= SMALL_FILE_BYTES) {
-        const body = fs.readFileSync(abs);
-        if (body.length !== st.size) throw new CliError(`${abs} changed while the context was read`);
-        await add({ ...common, type: 'file', size: st.size }, body);
-      } else if (st.isFile()) {
-        await new Promise<void>((resolve, reject) => {
-          const sink = pack.entry({ ...common, type: 'file', size: st.size }, (e) => (e ? reject(e) : resolve()));
-          fs.createReadStream(abs).on('error', reject).pipe(sink);
-        });
-      }
-    }
-  };
-  void (async () => {
-    await walk('');
-    if (extra) await add({ name: extra.name, mode: 0o644, type: 'file', mtime: new Date() }, extra.data);
-    pack.finalize();
-  })().catch((err) => pack.destroy(err));
-  return Readable.from(pack as AsyncIterable<Buffer>, { objectMode: false });
+function statOrUndefined(p: string): fs.Stats | undefined {
+  try {
+    return fs.statSync(p);
+  } catch {
+    return undefined;
+  }
 }
+
+function readOrEmpty(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+const spec = (p: string, usage: string, description: string, flags: FlagSpec[], extra: Partial<CommandSpec> = {}): CommandSpec => ({ path: p, usage, description, flags, ...extra });
 
 function isArchiveHead(b: Buffer): boolean {
   if (b[0] === 0x1f && b[1] === 0x8b) return true; // gzip
@@ -67,15 +39,12 @@ function isArchiveHead(b: Buffer): boolean {
 }
 
 /** Everything on stdin: a context tar as is, or a Dockerfile wrapped in one (`berth build - < Dockerfile`). */
-async function stdinContext(): Promise<{ body: Readable; dockerfile?: string }> {
+async function stdinContext(): Promise<{ body: Buffer; dockerfile?: string }> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
   const data = Buffer.concat(chunks);
-  if (isArchiveHead(data)) return { body: Readable.from([data]) };
-  const pack = tar.pack();
-  pack.entry({ name: 'Dockerfile', mode: 0o644, mtime: new Date() }, data);
-  pack.finalize();
-  return { body: Readable.from(pack as AsyncIterable<Buffer>, { objectMode: false }), dockerfile: 'Dockerfile' };
+  if (isArchiveHead(data)) return { body: data };
+  return { body: tarOf([{ member: { name: 'Dockerfile', type: 'file', mode: 0o644, mtime: new Date() }, body: data }]), dockerfile: 'Dockerfile' };
 }
 
 /** `--secret id=x[,src=FILE|,env=VAR]` (BuildKit's syntax) as the X-Berth-Build-Secrets header. */
@@ -129,6 +98,8 @@ const build: CommandDef = {
     const o = p.opts;
     const contextArg = p.args[0];
     let body: Readable;
+    /** Bytes of context sent (printed once the daemon answers, when it has read all of it). */
+    let sent = () => 0;
     let dockerfile: string | undefined = o.file || undefined;
     let remote: string | undefined;
     if (/^(https?:\/\/|git:\/\/|git@|github\.com\/)/i.test(contextArg)) {
@@ -137,14 +108,15 @@ const build: CommandDef = {
       body = Readable.from([]);
     } else if (contextArg === '-') {
       const s = await stdinContext();
-      body = s.body;
+      body = Readable.from([s.body]);
+      sent = () => s.body.length;
       dockerfile = s.dockerfile ?? dockerfile;
     } else {
       const dir = path.resolve(contextArg);
-      const st = await fsp.stat(dir).catch(() => undefined);
+      // Direct calls: the CLI has nothing else to do meanwhile, and a thread-pool round trip costs more.
+      const st = statOrUndefined(dir);
       if (!st?.isDirectory()) throw new CliError(`unable to prepare context: path "${contextArg}" not found`, 1);
-      const ignoreText = await fsp.readFile(path.join(dir, '.dockerignore'), 'utf8').catch(() => '');
-      const ignore = new IgnoreMatcher(readDockerignore(ignoreText));
+      const ignore = new IgnoreMatcher(readDockerignore(readOrEmpty(path.join(dir, '.dockerignore'))));
       let extra: { name: string; data: Buffer } | undefined;
       let dfRel = 'Dockerfile';
       if (o.file) {
@@ -164,13 +136,10 @@ const build: CommandDef = {
         }
       }
       dockerfile = dfRel;
-      body = contextTar(dir, ignore, new Set([dfRel, '.dockerignore']), extra);
+      const tarStream = new ContextTar(dir, ignore, new Set([dfRel, '.dockerignore']), extra);
+      body = tarStream;
+      sent = () => tarStream.bytes;
     }
-    let sent = 0;
-    const counted = new PassThrough();
-    body.on('data', (b: Buffer) => { sent += b.length; });
-    body.on('error', (e) => counted.destroy(e));
-    body.pipe(counted);
 
     const buildArgs: Record<string, string | null> = {};
     for (const a of (o['build-arg'] ?? []) as string[]) {
@@ -201,11 +170,11 @@ const build: CommandDef = {
         cachefrom: o['cache-from']?.length ? JSON.stringify(o['cache-from']) : undefined,
         remote,
       },
-      body: counted,
+      body,
       contentType: 'application/x-tar',
       headers: { 'X-Registry-Config': Buffer.from('{}').toString('base64'), ...(await secretsHeader((o.secret ?? []) as string[])) },
     });
-    if (!quiet && !remote) ctx.out(`Sending build context to Berth daemon  ${humanSize(sent, 4)}\n`);
+    if (!quiet && !remote) ctx.out(`Sending build context to Berth daemon  ${humanSize(sent(), 4)}\n`);
     let imageId = '';
     let failure: { message: string; code: number } | undefined;
     let stepStart = 0;
