@@ -11,6 +11,7 @@ import * as https from 'node:https';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { sendFileToSocket } from '../../common/linux';
 import { RegistryStorage, DIGEST_RE, TAG_RE, validName, byteOrder } from './storage';
 import { Htpasswd, TokenIssuer, basicCredentials, parseScopes, allows, type Access } from './auth';
 
@@ -276,6 +277,9 @@ export class RegistryServer {
     headers['Content-Length'] = String(end - start + 1);
     res.writeHead(status, headers);
     if (head || size === 0) return void res.end();
+    const fd = this.opts.tlsCert ? undefined : socketFd(res);
+    if (fd !== undefined) return sendFileBody(res, fd, this.storage.blobPath(digest), start, end - start + 1);
+    // TLS (the kernel cannot encrypt what sendfile sends) or no socket of our own yet: through JS.
     const stream = fs.createReadStream(this.storage.blobPath(digest), { start, end, highWaterMark: 256 << 10 });
     stream.pipe(res);
     await new Promise<void>((resolve) => {
@@ -408,6 +412,41 @@ export class RegistryServer {
     await this.storage.putManifest(name, digest, mediaType, body, isDigest ? undefined : ref);
     res.writeHead(201, { Location: `/v2/${name}/manifests/${digest}`, 'Docker-Content-Digest': digest, 'Content-Length': '0' });
     res.end();
+  }
+}
+
+/** The descriptor of the plain TCP socket the response is on, when it has one. */
+function socketFd(res: Res): number | undefined {
+  const socket = res.socket as (Res['socket'] & { encrypted?: boolean; _handle?: { fd?: number } }) | null;
+  const fd = socket?._handle?.fd;
+  return socket && !socket.encrypted && typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
+const NOTHING = Buffer.alloc(0);
+
+/**
+ * A body straight from the page cache into the socket with sendfile(2) (native/berth-sys.c): no
+ * copy through JS buffers, which cost the CPU and the memory of streaming blobs. The headers go
+ * first through Node; a zero-length write after them calls back once everything Node queued has
+ * reached the kernel, and only then may sendfile write to the descriptor.
+ */
+async function sendFileBody(res: Res, fd: number, file: string, offset: number, length: number): Promise<void> {
+  const socket = res.socket!;
+  res.flushHeaders();
+  await new Promise<void>((resolve) => socket.write(NOTHING, () => resolve()));
+  if (socket.destroyed) return;
+  const transfer = sendFileToSocket(fd, file, offset, length);
+  // The client went away or the server closes: stop at once (our dup of the descriptor would keep the connection).
+  const cancel = () => transfer.cancel();
+  res.once('close', cancel);
+  try {
+    await transfer.done;
+    res.end();
+  } catch {
+    // EPIPE/ECONNRESET (the client left) or a blob cut short: the response cannot be completed.
+    res.destroy();
+  } finally {
+    res.off('close', cancel);
   }
 }
 
