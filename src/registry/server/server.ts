@@ -11,7 +11,7 @@ import * as https from 'node:https';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { sendFileToSocket } from '../../common/linux';
+import { mallocTrim, sendFileToSocket } from '../../common/linux';
 import { RegistryStorage, DIGEST_RE, TAG_RE, validName, byteOrder } from './storage';
 import { Htpasswd, TokenIssuer, basicCredentials, parseScopes, allows, type Access } from './auth';
 
@@ -36,6 +36,11 @@ const MANIFEST_TYPES = new Set([
 ]);
 const INDEX_TYPES = new Set(['application/vnd.docker.distribution.manifest.list.v2+json', 'application/vnd.oci.image.index.v1+json']);
 const MAX_MANIFEST = 4 << 20;
+/**
+ * How often the C heap is handed back to the kernel after requests: an upload's chunks are freed
+ * by V8 in bursts and glibc keeps the freed pages mapped (tens of MiB after one large blob).
+ */
+const TRIM_INTERVAL_MS = 2000;
 
 const MESSAGES: Record<string, [number, string]> = {
   BLOB_UNKNOWN: [404, 'blob unknown to registry'],
@@ -69,6 +74,8 @@ export class RegistryServer {
   private readonly htpasswd: Htpasswd | undefined;
   private readonly tokens: TokenIssuer | undefined;
   private readonly log: (line: string) => void;
+  private trimTimer: NodeJS.Timeout | undefined;
+  private servedSinceTrim = false;
 
   constructor(private readonly opts: RegistryOptions) {
     this.storage = new RegistryStorage(opts.root);
@@ -95,16 +102,23 @@ export class RegistryServer {
       this.server!.listen(port, host.replace(/^\[|\]$/g, ''), () => resolve());
     });
     const a = this.server.address() as AddressInfo;
+    this.trimTimer = setInterval(() => {
+      if (!this.servedSinceTrim) return;
+      this.servedSinceTrim = false;
+      mallocTrim();
+    }, TRIM_INTERVAL_MS).unref();
     return `${host}:${a.port}`;
   }
 
   async close(): Promise<void> {
     if (!this.server) return;
+    clearInterval(this.trimTimer);
     this.server.closeAllConnections();
     await new Promise<void>((r) => this.server!.close(() => r()));
   }
 
   private async handle(req: Req, res: Res): Promise<void> {
+    this.servedSinceTrim = true;
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
     const url = new URL(req.url ?? '/', 'http://registry');
     const started = Date.now();
