@@ -588,11 +588,14 @@ static napi_value js_sendfile_to_socket(napi_env env, napi_callback_info info) {
     return NULL;
   }
   napi_value name;
-  int rc;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok || (rc = uv_poll_init(loop, &p->poll, p->sock)) < 0 ||
-      napi_create_reference(env, argv[4], 1, &p->callback) != napi_ok ||
+  bool referenced = false, context = false;
+  /* The poll handle last: once initialised it belongs to the loop and can only go through uv_close. */
+  if (!(referenced = napi_create_reference(env, argv[4], 1, &p->callback) == napi_ok) ||
       napi_create_string_utf8(env, "berth-sendfile", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_async_init(env, NULL, name, &p->context) != napi_ok) {
+      !(context = napi_async_init(env, NULL, name, &p->context) == napi_ok) ||
+      napi_get_uv_event_loop(env, &loop) != napi_ok || uv_poll_init(loop, &p->poll, p->sock) < 0) {
+    if (referenced) napi_delete_reference(env, p->callback);
+    if (context) napi_async_destroy(env, p->context);
     close(p->sock);
     free(path);
     free(p);

@@ -1,6 +1,7 @@
 /**
  * The Linux system calls Node lacks (native/berth-sys.c): mount(2), umount2(2)
- * on the thread pool, sealed memfd copies, and posix_spawn-based child processes.
+ * on the thread pool, sealed memfd copies, posix_spawn-based child processes, sendfile(2)
+ * into sockets and malloc_trim(3).
  * Loaded on first use from native/berth-sys.node, which `npm run build` compiles.
  */
 import * as fs from 'node:fs';
