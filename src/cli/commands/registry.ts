@@ -24,7 +24,7 @@ const serve: CommandDef = {
     const server = new RegistryServer({
       root: o.root, addr: o.addr, htpasswd: o.htpasswd || undefined, tlsCert: o['tls-cert'] || undefined, tlsKey: o['tls-key'] || undefined,
       tokenRealm: o['token-realm'] || undefined, tokenService: o['token-service'],
-      log: o['log-requests'] ? log : (s) => { if (!/ \d{3} \d+ms$/.test(s)) log(s); },
+      log, logRequests: o['log-requests'],
     });
     const addr = await server.start().catch((e: Error) => { throw new CliError(`registry: ${e.message}`, 1); });
     log(`listening on ${addr} (${o['tls-cert'] ? 'https' : 'http'}, root ${o.root})`);

@@ -26,6 +26,8 @@ export interface RegistryOptions {
   tokenRealm?: string;
   tokenService?: string;
   log?: (line: string) => void;
+  /** Also log every request (method, path, status, milliseconds). */
+  logRequests?: boolean;
 }
 
 const MANIFEST_TYPES = new Set([
@@ -37,10 +39,11 @@ const MANIFEST_TYPES = new Set([
 const INDEX_TYPES = new Set(['application/vnd.docker.distribution.manifest.list.v2+json', 'application/vnd.oci.image.index.v1+json']);
 const MAX_MANIFEST = 4 << 20;
 /**
- * How often the C heap is handed back to the kernel after requests: an upload's chunks are freed
- * by V8 in bursts and glibc keeps the freed pages mapped (tens of MiB after one large blob).
+ * How often the C heap is handed back to the kernel after uploads: their body chunks are freed by
+ * V8 in bursts and glibc keeps the freed pages mapped (tens of MiB after one large blob).
  */
 const TRIM_INTERVAL_MS = 2000;
+const TRIM_ROUNDS = 5;
 
 const MESSAGES: Record<string, [number, string]> = {
   BLOB_UNKNOWN: [404, 'blob unknown to registry'],
@@ -75,7 +78,8 @@ export class RegistryServer {
   private readonly tokens: TokenIssuer | undefined;
   private readonly log: (line: string) => void;
   private trimTimer: NodeJS.Timeout | undefined;
-  private servedSinceTrim = false;
+  /** Trims still due: the upload's chunks are freed whenever V8 next collects, not at once. */
+  private trimRounds = 0;
 
   constructor(private readonly opts: RegistryOptions) {
     this.storage = new RegistryStorage(opts.root);
@@ -103,8 +107,8 @@ export class RegistryServer {
     });
     const a = this.server.address() as AddressInfo;
     this.trimTimer = setInterval(() => {
-      if (!this.servedSinceTrim) return;
-      this.servedSinceTrim = false;
+      if (this.trimRounds === 0) return;
+      this.trimRounds--;
       mallocTrim();
     }, TRIM_INTERVAL_MS).unref();
     return `${host}:${a.port}`;
@@ -118,10 +122,9 @@ export class RegistryServer {
   }
 
   private async handle(req: Req, res: Res): Promise<void> {
-    this.servedSinceTrim = true;
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
     const url = new URL(req.url ?? '/', 'http://registry');
-    const started = Date.now();
+    const started = this.opts.logRequests ? Date.now() : 0;
     try {
       await this.route(req, res, url);
     } catch (err) {
@@ -134,7 +137,7 @@ export class RegistryServer {
       res.end(req.method === 'HEAD' ? undefined : body);
       drain(req);
     } finally {
-      this.log(`${req.method} ${url.pathname}${url.search} ${res.statusCode} ${Date.now() - started}ms`);
+      if (this.opts.logRequests) this.log(`${req.method} ${url.pathname}${url.search} ${res.statusCode} ${Date.now() - started}ms`);
     }
   }
 
@@ -294,6 +297,7 @@ export class RegistryServer {
     const fd = this.opts.tlsCert ? undefined : socketFd(res);
     if (fd !== undefined) return sendFileBody(res, fd, this.storage.blobPath(digest), start, end - start + 1);
     // TLS (the kernel cannot encrypt what sendfile sends) or no socket of our own yet: through JS.
+    this.trimRounds = TRIM_ROUNDS;
     const stream = fs.createReadStream(this.storage.blobPath(digest), { start, end, highWaterMark: 256 << 10 });
     stream.pipe(res);
     await new Promise<void>((resolve) => {
@@ -304,6 +308,7 @@ export class RegistryServer {
   }
 
   private async uploads(req: Req, res: Res, url: URL, name: string, uuid: string, method: string): Promise<void> {
+    this.trimRounds = TRIM_ROUNDS;
     if (uuid === '') {
       if (method !== 'POST') throw new RegistryError('UNSUPPORTED');
       const mount = url.searchParams.get('mount');
