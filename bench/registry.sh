@@ -4,11 +4,16 @@
 #     distribution 2.8: berth (CLI -> berthd) vs docker (CLI -> a real dockerd); both engines hold
 #     the same image (docker save -> berth load), the registry is emptied before every push.
 #  2. Berth's registry server vs distribution 2.8 with wrk on 127.0.0.1: GET of a 50 MiB blob with
-#     8 connections (throughput), manifest GET (server CPU per request), RSS.
+#     8 connections (throughput), manifest GET (server CPU per request), RSS; ROUNDS alternating
+#     rounds of WRK_SECONDS per run and server.
+# SERVERS_ONLY=1 runs part 2 alone (no berthd, no dockerd): the manifest served is then a
+# 5-layer schema 2 manifest put with curl, and the report keeps the section's pull/push tables.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 RUNS=${RUNS:-3}
-WRK_SECONDS=${WRK_SECONDS:-10}
+WRK_SECONDS=${WRK_SECONDS:-5}
+ROUNDS=${ROUNDS:-3}
+SERVERS_ONLY=${SERVERS_ONLY:-0}
 [ -x "$REPO/bin/berth" ] || { echo "bench: run npm run build first" >&2; exit 1; }
 command -v wrk >/dev/null && command -v docker-registry >/dev/null || { echo "bench: needs wrk and docker-registry (scripts/deps.sh)" >&2; exit 1; }
 BERTH=(node "$REPO/bin/berth" -H "unix://$BERTH_SOCK")
@@ -43,6 +48,7 @@ wait_http() {
   echo "bench: registry at $1 did not start" >&2; return 1
 }
 
+if [ "$SERVERS_ONLY" != 1 ]; then
 start_berthd
 start_dockerd
 
@@ -108,43 +114,95 @@ hyperfine --runs "$RUNS" --style basic --export-json "$BENCH_BASE/pull.json" \
   -n "berth pull" --prepare "${BERTH[*]} rmi $REG/bench/big:1 >/dev/null 2>&1; true" "${BERTH[*]} pull $REG/bench/big:1" \
   -n "docker pull (dockerd)" --prepare "${DK[*]} rmi $REG/bench/big:1 >/dev/null 2>&1; true" "${DK[*]} pull $REG/bench/big:1"
 DIST_PID=$(cat "$BENCH_BASE/dist.pid"); BENCH_PIDS+=("$DIST_PID")
+fi
 
 echo "==> servers: 50 MiB blob GET (8 connections), manifest GET CPU, RSS"
 head -c $((50 << 20)) /dev/urandom > "$BENCH_BASE/blob50"
 BLOB=sha256:$(sha256sum "$BENCH_BASE/blob50" | cut -d' ' -f1)
 MANIFEST_TYPE=application/vnd.docker.distribution.manifest.v2+json
-server_bench() { # name pid addr -> appends a JSON line to servers.jsonl
-  local name=$1 pid=$2 addr=$3
+upload_blob() { # addr repo file digest: POST then PUT (distribution ignores a POST's body)
   local loc
-  loc=$(curl -sf -D - -o /dev/null -X POST "http://$addr/v2/bench/blob/blobs/uploads/" | awk 'tolower($1) == "location:" { print $2 }' | tr -d '\r')
-  case $loc in http*) ;; *) loc="http://$addr$loc" ;; esac
-  case $loc in *\?*) loc="$loc&digest=$BLOB" ;; *) loc="$loc?digest=$BLOB" ;; esac
-  curl -sf -o /dev/null -X PUT --data-binary @"$BENCH_BASE/blob50" -H 'Content-Type: application/octet-stream' "$loc"
-  [ "$(curl -s -o /dev/null -w '%{http_code}' -I "http://$addr/v2/bench/blob/blobs/$BLOB")" = 200 ] || { echo "bench: blob upload to $name failed" >&2; exit 1; }
-  "${BERTH[@]}" tag "$REG/bench/big:1" "$addr/bench/big:1"
-  "${BERTH[@]}" push "$addr/bench/big:1" >/dev/null
-  "${BERTH[@]}" rmi "$addr/bench/big:1" >/dev/null
-  wrk -t2 -c8 -d2s "http://$addr/v2/bench/blob/blobs/$BLOB" >/dev/null # warm-up
-  local blob_out man_out cpu0 cpu1
-  blob_out=$(wrk -t8 -c8 -d"${WRK_SECONDS}s" "http://$addr/v2/bench/blob/blobs/$BLOB")
-  cpu0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-  man_out=$(wrk -t2 -c8 -d"${WRK_SECONDS}s" -H "Accept: $MANIFEST_TYPE" "http://$addr/v2/bench/big/manifests/1")
-  cpu1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-  node -e '
-    const [name, blob, man, ticks, rss, hwm] = process.argv.slice(1);
-    const num = (re, s) => { const m = re.exec(s); return m ? m[1] : undefined; };
-    const bytes = (s) => { const m = /Transfer\/sec:\s+([\d.]+)(\w+)/.exec(s); const u = { B: 1, KB: 1024, MB: 1 << 20, GB: 1 << 30 }; return m ? Number(m[1]) * u[m[2]] : undefined; };
-    const reqs = Number(num(/(\d+) requests in/, man));
-    console.log(JSON.stringify({ name, blobBytesPerSec: bytes(blob), blobReqPerSec: Number(num(/Requests\/sec:\s+([\d.]+)/, blob)),
-      manifestReqPerSec: Number(num(/Requests\/sec:\s+([\d.]+)/, man)), manifestRequests: reqs,
-      cpuMsPerManifest: (Number(ticks) / 100) * 1000 / reqs, rssKB: Number(rss), hwmKB: Number(hwm) }));
-  ' "$name" "$blob_out" "$man_out" "$((cpu1 - cpu0))" "$(rss_kb "$pid")" "$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")" >> "$BENCH_BASE/servers.jsonl"
+  loc=$(curl -sf -D - -o /dev/null -X POST "http://$1/v2/$2/blobs/uploads/" | awk 'tolower($1) == "location:" { print $2 }' | tr -d '\r')
+  case $loc in http*) ;; *) loc="http://$1$loc" ;; esac
+  case $loc in *\?*) loc="$loc&digest=$4" ;; *) loc="$loc?digest=$4" ;; esac
+  curl -sf -o /dev/null -X PUT --data-binary @"$3" -H 'Content-Type: application/octet-stream' "$loc"
 }
+# SERVERS_ONLY: bench/big:1 as a config and 5 small layers under a schema 2 manifest (the pushed image's shape).
+put_synthetic_manifest() { # addr
+  local addr=$1 i f d layers=() config
+  for i in 0 1 2 3 4 5; do
+    f=$BENCH_BASE/synthetic-$i
+    [ -e "$f" ] || head -c $((1000 + i * 997)) /dev/urandom > "$f"
+    d=sha256:$(sha256sum "$f" | cut -d' ' -f1)
+    upload_blob "$addr" bench/big "$f" "$d"
+    if [ "$i" = 0 ]; then config="{\"mediaType\":\"application/vnd.docker.container.image.v1+json\",\"size\":$(stat -c %s "$f"),\"digest\":\"$d\"}"
+    else layers+=("{\"mediaType\":\"application/vnd.docker.image.rootfs.diff.tar.gzip\",\"size\":$(stat -c %s "$f"),\"digest\":\"$d\"}"); fi
+  done
+  local IFS=,
+  printf '{"schemaVersion":2,"mediaType":"%s","config":%s,"layers":[%s]}' "$MANIFEST_TYPE" "$config" "${layers[*]}" > "$BENCH_BASE/synthetic-manifest"
+  curl -sf -o /dev/null -X PUT -H "Content-Type: $MANIFEST_TYPE" --data-binary @"$BENCH_BASE/synthetic-manifest" "http://$addr/v2/bench/big/manifests/1" ||
+    { echo "bench: manifest put to $addr failed" >&2; exit 1; }
+}
+server_setup() { # name addr: the 50 MiB blob, bench/big:1, a warm-up
+  local name=$1 addr=$2
+  upload_blob "$addr" bench/blob "$BENCH_BASE/blob50" "$BLOB"
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -I "http://$addr/v2/bench/blob/blobs/$BLOB")" = 200 ] || { echo "bench: blob upload to $name failed" >&2; exit 1; }
+  if [ "$SERVERS_ONLY" = 1 ]; then
+    put_synthetic_manifest "$addr"
+  else
+    "${BERTH[@]}" tag "$REG/bench/big:1" "$addr/bench/big:1"
+    "${BERTH[@]}" push "$addr/bench/big:1" >/dev/null
+    "${BERTH[@]}" rmi "$addr/bench/big:1" >/dev/null
+  fi
+  wrk -t2 -c8 -d2s "http://$addr/v2/bench/blob/blobs/$BLOB" >/dev/null # warm-up
+}
+server_round() { # tag pid addr round: one blob run and one manifest run (with the server's CPU ticks); RSS after the last
+  local tag=$1 pid=$2 addr=$3 r=$4 cpu0 cpu1
+  wrk -t8 -c8 -d"${WRK_SECONDS}s" "http://$addr/v2/bench/blob/blobs/$BLOB" > "$BENCH_BASE/$tag-blob-$r.txt"
+  cpu0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+  wrk -t2 -c8 -d"${WRK_SECONDS}s" -H "Accept: $MANIFEST_TYPE" "http://$addr/v2/bench/big/manifests/1" > "$BENCH_BASE/$tag-man-$r.txt"
+  cpu1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+  echo "$((cpu1 - cpu0))" > "$BENCH_BASE/$tag-ticks-$r.txt"
+  if [ "$r" = "$ROUNDS" ]; then
+    echo "$(rss_kb "$pid") $(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")" > "$BENCH_BASE/$tag-rss.txt"
+  fi
+}
+server_result() { # tag name -> appends a JSON line to servers.jsonl (throughput and CPU summed over the rounds)
+  node -e '
+    const fs = require("node:fs");
+    const [base, tag, name, rounds] = process.argv.slice(1);
+    const read = (f) => fs.readFileSync(`${base}/${tag}-${f}`, "utf8");
+    const num = (re, s) => { const m = re.exec(s); return m ? Number(m[1]) : NaN; };
+    const bytes = (s) => { const m = /Transfer\/sec:\s+([\d.]+)(\w+)/.exec(s); const u = { B: 1, KB: 1024, MB: 1 << 20, GB: 1 << 30 }; return m ? Number(m[1]) * u[m[2]] : NaN; };
+    let blobBytes = 0, blobReqs = 0, manReqs = 0, ticks = 0, blobSecs = 0, manSecs = 0;
+    for (let r = 1; r <= Number(rounds); r++) {
+      const blob = read(`blob-${r}.txt`), man = read(`man-${r}.txt`);
+      const bs = num(/requests in ([\d.]+)s/, blob), ms = num(/requests in ([\d.]+)s/, man);
+      blobBytes += bytes(blob) * bs; blobSecs += bs; blobReqs += num(/(\d+) requests in/, blob);
+      manReqs += num(/(\d+) requests in/, man); manSecs += ms; ticks += Number(read(`ticks-${r}.txt`));
+    }
+    const [rss, hwm] = read("rss.txt").trim().split(" ").map(Number);
+    console.log(JSON.stringify({ name, blobBytesPerSec: blobBytes / blobSecs, blobReqPerSec: blobReqs / blobSecs,
+      manifestReqPerSec: manReqs / manSecs, manifestRequests: manReqs,
+      cpuMsPerManifest: (ticks / 100) * 1000 / manReqs, rssKB: rss, hwmKB: hwm }));
+  ' "$BENCH_BASE" "$1" "$2" "$ROUNDS" >> "$BENCH_BASE/servers.jsonl"
+}
+# Both servers up at once, measured in alternation (ROUNDS rounds of WRK_SECONDS per run): on a shared,
+# loaded host a change of load then hits both alike instead of whichever ran second.
 P1=$(free_port); start_berth_registry "$P1" "$BENCH_BASE/berth-reg"; BPID=$REG_PID
-server_bench "berth registry serve" "$BPID" "127.0.0.1:$P1"
-kill -TERM "$BPID"
 P2=$(free_port); start_distribution "$P2" "$BENCH_BASE/dist2"; DPID=$REG_PID
-server_bench "distribution 2.8" "$DPID" "127.0.0.1:$P2"
-kill -TERM "$DPID"
+server_setup "berth registry serve" "127.0.0.1:$P1"
+server_setup "distribution 2.8" "127.0.0.1:$P2"
+for r in $(seq 1 "$ROUNDS"); do
+  server_round berth "$BPID" "127.0.0.1:$P1" "$r"
+  server_round dist "$DPID" "127.0.0.1:$P2" "$r"
+done
+server_result berth "berth registry serve"
+server_result dist "distribution 2.8"
+kill -TERM "$BPID" "$DPID"
 
-node "$REPO/bench/registry-report.js" "$BENCH_BASE/push.json" "$BENCH_BASE/pull.json" "$BENCH_BASE/servers.jsonl" "$RUNS" "$LAYERS" "$SIZE" "$REPO/docs/benchmarks.md"
+if [ "$SERVERS_ONLY" = 1 ]; then
+  node "$REPO/bench/registry-report.js" - - "$BENCH_BASE/servers.jsonl" - - - "$REPO/docs/benchmarks.md"
+else
+  node "$REPO/bench/registry-report.js" "$BENCH_BASE/push.json" "$BENCH_BASE/pull.json" "$BENCH_BASE/servers.jsonl" "$RUNS" "$LAYERS" "$SIZE" "$REPO/docs/benchmarks.md"
+fi

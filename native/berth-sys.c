@@ -21,6 +21,14 @@
  *   symlink meanwhile is never followed out of its scope (RESOLVE_IN_ROOT, RESOLVE_BENEATH,
  *   RESOLVE_NO_SYMLINKS, RESOLVE_NO_MAGICLINKS enforced by the kernel).
  *
+ * - sendfile(2) of a file into a TCP socket, for the registry server's blob bodies: the
+ *   bytes go from the page cache to the socket without passing through JS buffers. The
+ *   calls run on libuv's thread pool (a cold page cache never blocks the event loop), each
+ *   only until the socket is full or SENDFILE_STEP bytes are out, so a slow client never
+ *   holds a pool thread and 8 transfers interleave on 4 threads; a full socket is waited
+ *   for with a uv_poll on a dup of its descriptor (libuv's own handle already watches the
+ *   original). malloc_trim(3), to hand freed heap back to the kernel once the server idles.
+ *
  * Errors reject/throw an Error with `code` (e.g. "EBUSY"), `errno` and `syscall`. Every
  * error path copies errno into a local right after the failing call: anything called
  * later (close, free, N-API) may overwrite it.
@@ -42,8 +50,10 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <linux/openat2.h>
+#include <malloc.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <uv.h>
 
 #define ADDON_NAME "berth-sys"
 #include "berth-napi.h"
@@ -435,6 +445,198 @@ static napi_value js_readlinkat(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* ---- sendfile into a socket ---------------------------------------------------- */
+
+/* Bytes one pool job may send before it yields its thread to the other transfers. */
+#define SENDFILE_STEP (8u << 20)
+
+typedef struct file_pump {
+  napi_env env;
+  uint32_t id;
+  struct file_pump *next;
+  uv_poll_t poll;     /* POLLOUT on `sock` while the socket is full */
+  uv_work_t work;     /* one step of sendfile calls on the pool */
+  int sock;           /* our dup of the socket: closed when the transfer ends */
+  int file;           /* opened by the first step */
+  char *path;
+  off_t offset;
+  uint64_t left, sent;
+  int err;            /* errno that ended the transfer */
+  bool full;          /* the last step stopped on EAGAIN */
+  bool in_pool, cancelled;
+  napi_ref callback;
+  napi_async_context context;
+} file_pump;
+
+static file_pump *pumps;
+static uint32_t next_pump_id = 1;
+
+/* On the pool: open the file once, then sendfile until done, EAGAIN, an error or the step's budget. */
+static void pump_step(uv_work_t *w) {
+  file_pump *p = w->data;
+  p->full = false;
+  if (p->file < 0 && (p->file = open(p->path, O_RDONLY | O_CLOEXEC)) < 0) { p->err = errno; return; }
+  uint64_t budget = SENDFILE_STEP;
+  while (p->left > 0 && budget > 0) {
+    size_t n = (size_t)(p->left < budget ? p->left : budget);
+    ssize_t r = sendfile(p->sock, p->file, &p->offset, n);
+    int e = r < 0 ? errno : 0;
+    if (e == EINTR) continue;
+    if (e == EAGAIN) { p->full = true; return; }
+    if (r < 0) { p->err = e; return; }
+    if (r == 0) { p->err = EIO; return; } /* the file is shorter than the response promised */
+    p->left -= (uint64_t)r;
+    p->sent += (uint64_t)r;
+    budget -= (uint64_t)r > budget ? budget : (uint64_t)r;
+  }
+}
+
+static void pump_closed(uv_handle_t *h) {
+  file_pump *p = h->data;
+  napi_env env = p->env;
+  for (file_pump **q = &pumps; *q; q = &(*q)->next) if (*q == p) { *q = p->next; break; }
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) == napi_ok) {
+    napi_value cb, recv, argv[2];
+    if (p->err) argv[0] = errno_error(env, p->err, "sendfile", p->path);
+    else napi_get_null(env, &argv[0]);
+    napi_create_double(env, (double)p->sent, &argv[1]);
+    napi_get_global(env, &recv); /* make_callback wants an object (its context is entered) */
+    if (napi_get_reference_value(env, p->callback, &cb) == napi_ok) napi_make_callback(env, p->context, recv, cb, 2, argv, NULL);
+    napi_close_handle_scope(env, scope);
+  }
+  napi_delete_reference(env, p->callback);
+  napi_async_destroy(env, p->context);
+  free(p->path);
+  free(p);
+}
+
+/* Ends a transfer that is neither on the pool nor polled; the callback runs from the loop. */
+static void pump_finish(file_pump *p) {
+  if (p->file >= 0) close(p->file);
+  uv_close((uv_handle_t *)&p->poll, pump_closed); /* stops the poll (removes the fd from epoll) */
+  close(p->sock);
+}
+
+static void pump_writable(uv_poll_t *h, int status, int events);
+static void pump_after_step(uv_work_t *w, int status);
+
+static void pump_queue(file_pump *p) {
+  uv_loop_t *loop;
+  int rc = napi_get_uv_event_loop(p->env, &loop) == napi_ok ? uv_queue_work(loop, &p->work, pump_step, pump_after_step) : UV_EINVAL;
+  if (rc < 0) { p->err = -rc; pump_finish(p); return; }
+  p->in_pool = true;
+}
+
+/* After a step (main thread): done, failed, wait for room in the socket, or go on. */
+static void pump_after_step(uv_work_t *w, int status) {
+  file_pump *p = w->data;
+  p->in_pool = false;
+  if (status < 0 && !p->err) p->err = -status;
+  if (p->cancelled && !p->err) p->err = ECANCELED;
+  if (p->err || p->left == 0) { pump_finish(p); return; }
+  if (p->full) {
+    int rc = uv_poll_start(&p->poll, UV_WRITABLE, pump_writable);
+    if (rc < 0) { p->err = -rc; pump_finish(p); }
+    return;
+  }
+  pump_queue(p); /* the step's budget is spent: back in the pool's queue behind the others */
+}
+
+static void pump_writable(uv_poll_t *h, int status, int events) {
+  (void)events;
+  file_pump *p = h->data;
+  uv_poll_stop(&p->poll);
+  if (status < 0) { p->err = -status; pump_finish(p); return; }
+  pump_queue(p);
+}
+
+/*
+ * sendfileToSocket(socketFd, path, offset, length, callback(err, sent)) -> id. Sends `length` bytes
+ * of the file from `offset` into the (non-blocking) socket; the caller's descriptor stays its own.
+ */
+static napi_value js_sendfile_to_socket(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5], result;
+  int32_t sock;
+  double offset, length;
+  char *path = NULL;
+  napi_valuetype cbt = napi_undefined;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5 || napi_get_value_int32(env, argv[0], &sock) != napi_ok || string_arg(env, argv[1], &path) || !path ||
+      napi_get_value_double(env, argv[2], &offset) != napi_ok || napi_get_value_double(env, argv[3], &length) != napi_ok ||
+      offset < 0 || length < 0 || napi_typeof(env, argv[4], &cbt) != napi_ok || cbt != napi_function) {
+    free(path);
+    napi_throw_type_error(env, NULL, "sendfileToSocket(socketFd, path, offset, length, callback)");
+    return NULL;
+  }
+  file_pump *p = calloc(1, sizeof *p);
+  uv_loop_t *loop;
+  if (!p) { free(path); napi_throw_error(env, NULL, "berth-sys: out of memory"); return NULL; }
+  p->env = env;
+  p->path = path;
+  p->file = -1;
+  p->offset = (off_t)offset;
+  p->left = (uint64_t)length;
+  p->work.data = p;
+  p->poll.data = p;
+  if ((p->sock = fcntl(sock, F_DUPFD_CLOEXEC, 3)) < 0) {
+    int err = errno; /* before any other call can overwrite it */
+    free(path);
+    free(p);
+    napi_throw(env, errno_error(env, err, "fcntl(F_DUPFD)", NULL));
+    return NULL;
+  }
+  napi_value name;
+  bool referenced = false, context = false;
+  /* The poll handle last: once initialised it belongs to the loop and can only go through uv_close. */
+  if (!(referenced = napi_create_reference(env, argv[4], 1, &p->callback) == napi_ok) ||
+      napi_create_string_utf8(env, "berth-sendfile", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      !(context = napi_async_init(env, NULL, name, &p->context) == napi_ok) ||
+      napi_get_uv_event_loop(env, &loop) != napi_ok || uv_poll_init(loop, &p->poll, p->sock) < 0) {
+    if (referenced) napi_delete_reference(env, p->callback);
+    if (context) napi_async_destroy(env, p->context);
+    close(p->sock);
+    free(path);
+    free(p);
+    napi_throw_error(env, NULL, "berth-sys: cannot start sendfile");
+    return NULL;
+  }
+  p->id = next_pump_id++;
+  if (next_pump_id == 0) next_pump_id = 1;
+  p->next = pumps;
+  pumps = p;
+  pump_queue(p);
+  CHECK(napi_create_uint32(env, p->id, &result));
+  return result;
+}
+
+/* sendfileCancel(id): ends a transfer (its callback gets ECANCELED); nothing when it has ended. */
+static napi_value js_sendfile_cancel(napi_env env, napi_callback_info info) {
+  int32_t id;
+  if (int32_only_arg(env, info, &id, "sendfileCancel(id)")) return NULL;
+  for (file_pump *p = pumps; p; p = p->next) {
+    if (p->id != (uint32_t)id || p->cancelled) continue;
+    p->cancelled = true;
+    /* On the pool: the step ends on its own (a non-blocking socket) and sees the flag. */
+    if (!p->in_pool && !uv_is_closing((uv_handle_t *)&p->poll)) {
+      uv_poll_stop(&p->poll);
+      if (!p->err) p->err = ECANCELED;
+      pump_finish(p);
+    }
+    break;
+  }
+  return NULL;
+}
+
+/* mallocTrim() -> whether memory was released: glibc keeps freed heap mapped until told. */
+static napi_value js_malloc_trim(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  CHECK(napi_get_boolean(env, malloc_trim(0) != 0, &result));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     EXPORT_FN("mount", js_mount),
@@ -446,6 +648,9 @@ static napi_value init(napi_env env, napi_value exports) {
     EXPORT_FN("unreadBytes", js_unread_bytes),
     EXPORT_FN("openat2", js_openat2),
     EXPORT_FN("readlinkat", js_readlinkat),
+    EXPORT_FN("sendfileToSocket", js_sendfile_to_socket),
+    EXPORT_FN("sendfileCancel", js_sendfile_cancel),
+    EXPORT_FN("mallocTrim", js_malloc_trim),
   };
   DEFINE_EXPORTS(props);
   return exports;

@@ -1,6 +1,7 @@
 /**
  * The Linux system calls Node lacks (native/berth-sys.c): mount(2), umount2(2)
- * on the thread pool, sealed memfd copies, and posix_spawn-based child processes.
+ * on the thread pool, sealed memfd copies, posix_spawn-based child processes, sendfile(2)
+ * into sockets and malloc_trim(3).
  * Loaded on first use from native/berth-sys.node, which `npm run build` compiles.
  */
 import * as fs from 'node:fs';
@@ -17,6 +18,9 @@ interface BerthSys {
   unreadBytes(fd: number): number;
   openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number;
   readlinkat(dirfd: number, path: string): string;
+  sendfileToSocket(socketFd: number, file: string, offset: number, length: number, done: (err: NodeJS.ErrnoException | null, sent: number) => void): number;
+  sendfileCancel(id: number): void;
+  mallocTrim(): boolean;
 }
 
 export const MNT_DETACH = 2;
@@ -81,6 +85,32 @@ export function openat2(dirfd: number, file: string, flags: number, mode: number
 /** readlinkat(2); `file` "" reads the symlink an O_PATH descriptor refers to. */
 export function readlinkat(dirfd: number, file: string): string {
   return load().readlinkat(dirfd, file);
+}
+
+/** A transfer started by sendFileToSocket. */
+export interface SocketFileTransfer {
+  /** Bytes sent; rejects (code EPIPE, ECONNRESET, ECANCELED, ...) when the transfer ends early. */
+  done: Promise<number>;
+  /** Ends the transfer (done rejects with ECANCELED); nothing once it has ended. */
+  cancel(): void;
+}
+
+/**
+ * sendfile(2) of `length` bytes of `file` from `offset` into a connected, non-blocking socket, off
+ * the event loop (native/berth-sys.c). Nothing else may write to the socket until `done` settles.
+ */
+export function sendFileToSocket(socketFd: number, file: string, offset: number, length: number): SocketFileTransfer {
+  const sys = load();
+  let id = 0;
+  const done = new Promise<number>((resolve, reject) => {
+    id = sys.sendfileToSocket(socketFd, file, offset, length, (err, sent) => (err ? reject(err) : resolve(sent)));
+  });
+  return { done, cancel: () => sys.sendfileCancel(id) };
+}
+
+/** malloc_trim(3): hands the C heap's free pages back to the kernel (glibc keeps them otherwise). */
+export function mallocTrim(): boolean {
+  return load().mallocTrim();
 }
 
 /** A child's descriptor: /dev/null, a pipe it reads ('in') or one it writes ('out'). */

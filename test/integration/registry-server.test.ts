@@ -6,6 +6,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { run, ok, BERTH_BIN } from '../helpers/daemon';
@@ -137,6 +140,7 @@ test('cross-repository mount, manifests byte-exact by tag and digest, index, del
   // DELETE by digest removes the manifest and its tags.
   assert.equal((await req('DELETE', `/v2/team/mounted/manifests/${sha(idx)}`)).status, 202);
   assert.equal((await req('GET', '/v2/team/mounted/manifests/multi')).status, 404);
+  assert.equal((await req('GET', `/v2/team/mounted/manifests/${sha(idx)}`)).status, 404, 'not served from the cache of manifest bytes');
   assert.equal((await req('DELETE', `/v2/team/mounted/blobs/${sha(layer)}`)).status, 202);
   assert.equal((await req('HEAD', `/v2/team/mounted/blobs/${sha(layer)}`)).status, 404);
   assert.equal((await req('HEAD', `/v2/base/img/blobs/${sha(layer)}`)).status, 200, 'other repositories keep it');
@@ -205,7 +209,6 @@ test('kill -9 during an upload: completed blobs served, the partial one not', as
     const loc = s.headers.get('location')!;
     const partial = randomBytes(4 << 20);
     // Send half the body, then kill the server while the request is open.
-    const http = await import('node:http');
     const sent = new Promise<void>((resolve) => {
       const rq = http.request(`${b}${loc}`, { method: 'PATCH', headers: { 'Content-Length': String(partial.length) } });
       rq.on('error', () => undefined);
@@ -274,5 +277,165 @@ test('htpasswd basic auth, token auth and TLS', async () => {
     assert.equal(r.stdout, '200');
   } finally {
     await Promise.all([basic.stop(), token.stop(), tls.stop()]);
+  }
+});
+
+/** One request on its own connection (closed after), body and all: what the blob tests compare byte for byte. */
+function rawRequest(url: string, opts: { method?: string; headers?: Record<string, string> } = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const mod = u.protocol === 'https:' ? https : http;
+    const rq = mod.request(u, { method: opts.method ?? 'GET', headers: { Connection: 'close', ...opts.headers }, agent: false, rejectUnauthorized: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    rq.on('error', reject);
+    rq.end();
+  });
+}
+
+/** Neither gone nor a zombie. */
+function isRunning(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+const fdCount = (pid: number) => fs.readdirSync(`/proc/${pid}/fd`).length;
+
+/** The server's descriptor count once it has not changed for 300 ms (connections close asynchronously), or after 5 s. */
+async function stableFdCount(pid: number): Promise<number> {
+  let n = fdCount(pid);
+  for (let same = 0, i = 0; same < 6 && i < 100; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    const m = fdCount(pid);
+    same = m === n ? same + 1 : 0;
+    n = m;
+  }
+  return n;
+}
+
+/** Until the server holds `want` descriptors (closing is asynchronous), or 5 s; returns the last count. */
+async function settleFds(pid: number, want: number): Promise<number> {
+  let n = fdCount(pid);
+  for (let i = 0; i < 100 && n !== want; i++) { await new Promise((r) => setTimeout(r, 50)); n = fdCount(pid); }
+  return n;
+}
+
+/** A GET of `path` that reads `keep` bytes of the response, then leaves: 'end' (FIN), 'reset' (RST) or 'stall' (stops reading, socket full). */
+function leaveMidBody(addr: string, path: string, keep: number, how: 'end' | 'reset' | 'stall'): Promise<net.Socket> {
+  const [host, port] = addr.split(':');
+  return new Promise((resolve, reject) => {
+    const s = net.connect(Number(port), host, () => s.write(`GET ${path} HTTP/1.1\r\nHost: ${addr}\r\n\r\n`));
+    let got = 0;
+    s.on('error', () => undefined);
+    s.on('data', (c: Buffer) => {
+      got += c.length;
+      if (got < keep) return;
+      s.removeAllListeners('data');
+      if (how === 'stall') { s.pause(); setTimeout(() => resolve(s), 300); return; }
+      if (how === 'reset') s.resetAndDestroy(); else s.destroy();
+      resolve(s);
+    });
+    s.once('close', () => { if (got < keep) reject(new Error(`closed after ${got} bytes`)); });
+  });
+}
+
+test('blob bodies by sendfile: whole and ranged bytes equal the file, HEAD as GET without a body, clients leaving mid-body', async () => {
+  const own = await startRegistry('berth');
+  try {
+    const b = `http://${own.addr}`;
+    const data = randomBytes(24 << 20); // larger than the socket buffers: a transfer is still running when a client leaves
+    const d = sha(data);
+    assert.equal((await fetch(`${b}/v2/sf/blob/blobs/uploads/?digest=${d}`, { method: 'POST', body: data })).status, 201);
+    const url = `${b}/v2/sf/blob/blobs/${d}`;
+
+    const whole = await rawRequest(url);
+    assert.equal(whole.status, 200);
+    assert.equal(whole.headers['content-length'], String(data.length));
+    assert.equal(sha(whole.body), d);
+    for (const [range, from, to] of [['bytes=1000-5000000', 1000, 5000001], ['bytes=-100', data.length - 100, data.length], [`bytes=${data.length - 7}-`, data.length - 7, data.length], ['bytes=0-0', 0, 1]] as const) {
+      const part = await rawRequest(url, { headers: { Range: range } });
+      assert.equal(part.status, 206, range);
+      assert.equal(part.headers['content-range'], `bytes ${from}-${to - 1}/${data.length}`);
+      assert.equal(sha(part.body), sha(data.subarray(from, to)), range);
+    }
+    const unsatisfiable = await rawRequest(url, { headers: { Range: `bytes=${data.length}-` } });
+    assert.equal(unsatisfiable.status, 416);
+    assert.equal(unsatisfiable.headers['content-range'], `bytes */${data.length}`);
+    const head = await rawRequest(url, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.body.length, 0);
+    for (const h of ['content-length', 'content-type', 'docker-content-digest', 'etag', 'accept-ranges']) assert.equal(head.headers[h], whole.headers[h], h);
+
+    // Two bodies on one kept-alive connection: the second request is answered after the first body ends.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const one = (range?: string) => new Promise<{ body: Buffer; reused: boolean }>((resolve, reject) => {
+        const rq = http.get(url, { agent, headers: range ? { Range: range } : {} }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ body: Buffer.concat(chunks), reused: rq.reusedSocket }));
+        });
+        rq.on('error', reject);
+      });
+      const first = await one();
+      const second = await one('bytes=10-19');
+      assert.equal(sha(first.body), d);
+      assert.deepEqual(second.body, data.subarray(10, 20));
+      assert.ok(second.reused, 'the second request went over the first one\'s connection');
+    } finally {
+      agent.destroy();
+    }
+
+    // Clients that leave mid-body: the server serves on and keeps no descriptor of theirs.
+    const before = await stableFdCount(own.pid);
+    for (const how of ['end', 'reset', 'stall'] as const) {
+      const s = await leaveMidBody(own.addr, `/v2/sf/blob/blobs/${d}`, 256 << 10, how);
+      if (how === 'stall') {
+        // The server waits for room in the socket; the client goes away meanwhile.
+        assert.equal((await rawRequest(`${b}/v2/`)).status, 200, 'answers while a transfer waits');
+        s.destroy();
+      }
+      assert.equal((await rawRequest(`${b}/v2/`)).status, 200, `answers after a client left (${how})`);
+    }
+    assert.equal(sha((await rawRequest(url)).body), d, 'whole bodies after clients left');
+    assert.equal(await settleFds(own.pid, before), before, 'no descriptor left behind');
+
+    // A stop with a transfer waiting on a stalled client ends the server promptly.
+    const stalled = await leaveMidBody(own.addr, `/v2/sf/blob/blobs/${d}`, 256 << 10, 'stall');
+    const t0 = Date.now();
+    process.kill(own.pid, 'SIGTERM');
+    while (isRunning(own.pid) && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(!isRunning(own.pid), 'SIGTERM ends the server while a transfer waits');
+    stalled.destroy();
+  } finally {
+    await own.stop();
+  }
+});
+
+test('TLS: blob bodies stream through JS (no sendfile), whole and ranged', async () => {
+  const tls = await startRegistry('berth', { tls: true });
+  try {
+    const b = `https://${tls.addr}`;
+    const data = randomBytes(3 << 20);
+    const d = sha(data);
+    const put = await new Promise<number>((resolve, reject) => {
+      const rq = https.request(`${b}/v2/t/blob/blobs/uploads/?digest=${d}`, { method: 'POST', rejectUnauthorized: false, headers: { 'Content-Length': String(data.length) } }, (res) => { res.resume(); resolve(res.statusCode!); });
+      rq.on('error', reject);
+      rq.end(data);
+    });
+    assert.equal(put, 201);
+    assert.equal(sha((await rawRequest(`${b}/v2/t/blob/blobs/${d}`)).body), d);
+    const part = await rawRequest(`${b}/v2/t/blob/blobs/${d}`, { headers: { Range: 'bytes=100-200' } });
+    assert.equal(part.status, 206);
+    assert.deepEqual(part.body, data.subarray(100, 201));
+  } finally {
+    await tls.stop();
   }
 });

@@ -31,7 +31,7 @@ const serve: CommandDef = {
         root: o.root, addr: o.addr, htpasswd: o.htpasswd || undefined, tlsCert: o['tls-cert'] || undefined, tlsKey: o['tls-key'] || undefined,
         tokenRealm: o['token-realm'] || undefined, tokenService: o['token-service'],
         tokenIssuer: o['token-issuer'] || undefined, tokenRootCertBundle: o['token-rootcertbundle'] || undefined,
-        log: o['log-requests'] ? log : (s) => { if (!/ \d{3} \d+ms$/.test(s)) log(s); },
+        log, logRequests: o['log-requests'],
       });
     } catch (e) {
       throw new CliError(`registry: ${(e as Error).message}`, 1);

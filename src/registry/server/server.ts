@@ -11,6 +11,7 @@ import * as https from 'node:https';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { mallocTrim, sendFileToSocket } from '../../common/linux';
 import { RegistryStorage, DIGEST_RE, TAG_RE, validName, byteOrder } from './storage';
 import { Htpasswd, TokenIssuer, TokenVerifier, basicCredentials, parseScopes, allows, requiredActions, type Access } from './auth';
 
@@ -29,6 +30,8 @@ export interface RegistryOptions {
   /** PEM certificates vouching for an outside token server's signing keys: the server only verifies tokens. */
   tokenRootCertBundle?: string;
   log?: (line: string) => void;
+  /** Also log every request (method, path, status, milliseconds). */
+  logRequests?: boolean;
 }
 
 const MANIFEST_TYPES = new Set([
@@ -39,6 +42,12 @@ const MANIFEST_TYPES = new Set([
 ]);
 const INDEX_TYPES = new Set(['application/vnd.docker.distribution.manifest.list.v2+json', 'application/vnd.oci.image.index.v1+json']);
 const MAX_MANIFEST = 4 << 20;
+/**
+ * How often the C heap is handed back to the kernel after uploads: their body chunks are freed by
+ * V8 in bursts and glibc keeps the freed pages mapped (tens of MiB after one large blob).
+ */
+const TRIM_INTERVAL_MS = 2000;
+const TRIM_ROUNDS = 5;
 
 const MESSAGES: Record<string, [number, string]> = {
   BLOB_UNKNOWN: [404, 'blob unknown to registry'],
@@ -72,6 +81,9 @@ export class RegistryServer {
   private readonly htpasswd: Htpasswd | undefined;
   private readonly tokens: TokenIssuer | TokenVerifier | undefined;
   private readonly log: (line: string) => void;
+  private trimTimer: NodeJS.Timeout | undefined;
+  /** Trims still due: the upload's chunks are freed whenever V8 next collects, not at once. */
+  private trimRounds = 0;
 
   constructor(private readonly opts: RegistryOptions) {
     this.storage = new RegistryStorage(opts.root);
@@ -100,11 +112,17 @@ export class RegistryServer {
       this.server!.listen(port, host.replace(/^\[|\]$/g, ''), () => resolve());
     });
     const a = this.server.address() as AddressInfo;
+    this.trimTimer = setInterval(() => {
+      if (this.trimRounds === 0) return;
+      this.trimRounds--;
+      mallocTrim();
+    }, TRIM_INTERVAL_MS).unref();
     return `${host}:${a.port}`;
   }
 
   async close(): Promise<void> {
     if (!this.server) return;
+    clearInterval(this.trimTimer);
     this.server.closeAllConnections();
     await new Promise<void>((r) => this.server!.close(() => r()));
   }
@@ -112,7 +130,7 @@ export class RegistryServer {
   private async handle(req: Req, res: Res): Promise<void> {
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
     const url = new URL(req.url ?? '/', 'http://registry');
-    const started = Date.now();
+    const started = this.opts.logRequests ? Date.now() : 0;
     try {
       await this.route(req, res, url);
     } catch (err) {
@@ -125,7 +143,7 @@ export class RegistryServer {
       res.end(req.method === 'HEAD' ? undefined : body);
       drain(req);
     } finally {
-      this.log(`${req.method} ${url.pathname}${url.search} ${res.statusCode} ${Date.now() - started}ms`);
+      if (this.opts.logRequests) this.log(`${req.method} ${url.pathname}${url.search} ${res.statusCode} ${Date.now() - started}ms`);
     }
   }
 
@@ -282,6 +300,10 @@ export class RegistryServer {
     headers['Content-Length'] = String(end - start + 1);
     res.writeHead(status, headers);
     if (head || size === 0) return void res.end();
+    const fd = this.opts.tlsCert ? undefined : socketFd(res);
+    if (fd !== undefined) return sendFileBody(res, fd, this.storage.blobPath(digest), start, end - start + 1);
+    // TLS (the kernel cannot encrypt what sendfile sends) or no socket of our own yet: through JS.
+    this.trimRounds = TRIM_ROUNDS;
     const stream = fs.createReadStream(this.storage.blobPath(digest), { start, end, highWaterMark: 256 << 10 });
     stream.pipe(res);
     await new Promise<void>((resolve) => {
@@ -292,6 +314,7 @@ export class RegistryServer {
   }
 
   private async uploads(req: Req, res: Res, url: URL, name: string, uuid: string, method: string): Promise<void> {
+    this.trimRounds = TRIM_ROUNDS;
     if (uuid === '') {
       if (method !== 'POST') throw new RegistryError('UNSUPPORTED');
       const mount = url.searchParams.get('mount');
@@ -414,6 +437,41 @@ export class RegistryServer {
     await this.storage.putManifest(name, digest, mediaType, body, isDigest ? undefined : ref);
     res.writeHead(201, { Location: `/v2/${name}/manifests/${digest}`, 'Docker-Content-Digest': digest, 'Content-Length': '0' });
     res.end();
+  }
+}
+
+/** The descriptor of the plain TCP socket the response is on, when it has one. */
+function socketFd(res: Res): number | undefined {
+  const socket = res.socket as (Res['socket'] & { encrypted?: boolean; _handle?: { fd?: number } }) | null;
+  const fd = socket?._handle?.fd;
+  return socket && !socket.encrypted && typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
+const NOTHING = Buffer.alloc(0);
+
+/**
+ * A body straight from the page cache into the socket with sendfile(2) (native/berth-sys.c): no
+ * copy through JS buffers, which cost the CPU and the memory of streaming blobs. The headers go
+ * first through Node; a zero-length write after them calls back once everything Node queued has
+ * reached the kernel, and only then may sendfile write to the descriptor.
+ */
+async function sendFileBody(res: Res, fd: number, file: string, offset: number, length: number): Promise<void> {
+  const socket = res.socket!;
+  res.flushHeaders();
+  await new Promise<void>((resolve) => socket.write(NOTHING, () => resolve()));
+  if (socket.destroyed) return;
+  const transfer = sendFileToSocket(fd, file, offset, length);
+  // The client went away or the server closes: stop at once (our dup of the descriptor would keep the connection).
+  const cancel = () => transfer.cancel();
+  res.once('close', cancel);
+  try {
+    await transfer.done;
+    res.end();
+  } catch {
+    // EPIPE/ECONNRESET (the client left) or a blob cut short: the response cannot be completed.
+    res.destroy();
+  } finally {
+    res.off('close', cancel);
   }
 }
 
