@@ -755,10 +755,16 @@ export class Containers implements ContainerService {
         isRunning: () => false, exited: () => Promise.resolve(), abort: ac.signal,
       });
     }
-    this.emit(c, 'attach');
-    if (!opts.stream) { bridge.finish(); return bridge.done; }
+    if (!opts.stream) {
+      this.emit(c, 'attach');
+      bridge.finish();
+      return bridge.done;
+    }
+    // The event follows the session's connection to conmon: a client that acts on it (writes, or makes the
+    // container print) is then sure the output reaches it, not only the log.
     if (c.rec.State.Running && !c.starting) await bridge.connect(this.attachSocket(c.rec.Id));
     else c.pending.push(bridge);
+    this.emit(c, 'attach');
     await bridge.done;
     const i = c.pending.indexOf(bridge);
     if (i >= 0) c.pending.splice(i, 1);

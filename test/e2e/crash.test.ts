@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { busyboxDaemonForFile, ok, sleep, alive } from '../helpers/daemon';
+import { busyboxDaemonForFile, ok, alive, waitFor } from '../helpers/daemon';
 
 const d = busyboxDaemonForFile();
 
@@ -17,12 +17,13 @@ test('containers survive kill -9 of berthd; exits during the outage are recorded
   ok(await berth('run', '-d', '--name', 'short', 'busybox', 'sh', '-c', 'echo before; sleep 2; echo during-outage; echo to-stderr >&2; exit 4'));
   const sleeperPid = (await inspect('sleeper')).State.Pid;
   assert.ok(sleeperPid > 0);
-  await sleep(300);
+  const shortPid = (await inspect('short')).State.Pid;
 
   const oldPid = d.pid;
   await d.kill9();
   assert.equal(alive(oldPid), false);
-  await sleep(3500); // `short` exits while no daemon is running
+  // `short` exits while no daemon is running (however long its sleep takes on a busy host).
+  await waitFor('short to exit while berthd is down', () => !alive(shortPid), 60_000);
   assert.equal(alive(sleeperPid), true, 'the container process outlives the daemon');
 
   await d.restart();
@@ -53,10 +54,11 @@ test('containers survive kill -9 of berthd; exits during the outage are recorded
 
 test('a graceful daemon restart keeps a running container and its log stream', async () => {
   ok(await berth('run', '-d', '--name', 'counter', 'busybox', 'sh', '-c', 'i=0; while true; do i=$((i+1)); echo n$i; sleep 0.2; done'));
-  await sleep(600);
+  const lines = async () => ok(await berth('logs', 'counter')).stdout.trim().split('\n');
+  await waitFor('lines before the restart', async () => (await lines()).length >= 2, 60_000);
   await d.restart();
-  await sleep(600);
-  const logs = ok(await berth('logs', 'counter')).stdout.trim().split('\n');
+  await waitFor('lines after the restart', async () => (await lines()).length >= 5, 60_000);
+  const logs = await lines();
   // lines written while the daemon was restarting are all there, in order, without gaps
   assert.ok(logs.length >= 5, logs.join(','));
   logs.forEach((l, i) => assert.equal(l, `n${i + 1}`));

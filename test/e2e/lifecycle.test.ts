@@ -160,8 +160,17 @@ test('wait prints the exit code once the container stops', async () => {
 });
 
 test('attach streams the output and returns the exit code', async () => {
-  ok(await berth('run', '-d', '--name', 'att', 'busybox', 'sh', '-c', 'sleep 1.5; echo from-attach; exit 5'));
-  const r = await berth('attach', 'att');
+  // The container speaks only once the session is attached (its attach event), however slow the host.
+  const since = Math.floor(Date.now() / 1000) - 1;
+  ok(await berth('run', '-d', '--name', 'att', 'busybox', 'sh', '-c', 'until [ -e /go ]; do sleep 0.05; done; echo from-attach; exit 5'));
+  const attached = berth('attach', 'att');
+  const filters = encodeURIComponent(JSON.stringify({ container: ['att'], event: ['attach'] }));
+  await waitFor('the attach event', async () => {
+    const r = await d.api('GET', `/events?since=${since}&until=${Math.ceil(Date.now() / 1000)}&filters=${filters}`);
+    return String(r.raw).includes('"attach"') || undefined;
+  }, 60_000);
+  ok(await berth('exec', 'att', 'touch', '/go'));
+  const r = await attached;
   assert.equal(r.code, 5, r.stderr);
   assert.equal(r.stdout, 'from-attach\n');
   ok(await berth('rm', 'att'));

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { busyboxDaemonForFile } from '../helpers/daemon';
+import { alive, busyboxDaemonForFile, waitFor } from '../helpers/daemon';
 import { decodeAll } from '../../src/common/stdcopy';
 
 const d = busyboxDaemonForFile();
@@ -21,7 +21,7 @@ async function inspect(id: string): Promise<any> {
   assert.equal(r.status, 200, r.raw.toString());
   return r.body;
 }
-async function waitFor(id: string, cond = 'not-running'): Promise<number> {
+async function waitExit(id: string, cond = 'not-running'): Promise<number> {
   const r = await d.api('POST', `/containers/${id}/wait?condition=${cond}`);
   assert.equal(r.status, 200, r.raw.toString());
   return r.body.StatusCode;
@@ -40,7 +40,6 @@ async function run(cmd: string[], extra: any = {}): Promise<string> {
 async function rmf(id: string): Promise<void> {
   await d.api('DELETE', `/containers/${id}?force=1`);
 }
-function sleep(ms: number) { return new Promise((r) => setTimeout(r, ms)); }
 
 /** A hijacked request: sends `stdin` then half-closes; resolves with all bytes after the headers. */
 function hijack(path: string, stdin?: Buffer | string, opts: { halfClose?: boolean; onOpen?: () => Promise<void>; body?: string } = {}): Promise<Buffer> {
@@ -73,7 +72,7 @@ function hijack(path: string, stdin?: Buffer | string, opts: { halfClose?: boole
 
 test('echo hello: logs, exit 0, inspect shape, list', async () => {
   const id = await run(['echo', 'hello']);
-  assert.equal(await waitFor(id), 0);
+  assert.equal(await waitExit(id), 0);
   const l = await logs(id);
   assert.deepEqual(l, [{ stream: 1, text: 'hello\n' }]);
   const i = await inspect(id);
@@ -95,7 +94,7 @@ test('echo hello: logs, exit 0, inspect shape, list', async () => {
 
 test('exit code propagation and stdout/stderr separation', async () => {
   const id = await run(['sh', '-c', 'echo out; echo err >&2; exit 3']);
-  assert.equal(await waitFor(id), 3);
+  assert.equal(await waitExit(id), 3);
   assert.deepEqual(await logs(id, 'stdout=1'), [{ stream: 1, text: 'out\n' }]);
   assert.deepEqual(await logs(id, 'stderr=1'), [{ stream: 2, text: 'err\n' }]);
   const ts = await logs(id, 'stdout=1&timestamps=1');
@@ -134,13 +133,12 @@ test('create errors: no command, bad restart, --rm with restart, name conflict, 
 });
 
 test('stop, start, restart, kill with trap, pause/unpause, rename, rm', async () => {
-  const id = await run(['sh', '-c', 'trap "echo got-usr1" USR1; while true; do sleep 0.1; done'], { StopTimeout: 1 });
-  await sleep(300);
+  const id = await run(['sh', '-c', 'trap "echo got-usr1" USR1; echo trap-set; while true; do sleep 0.1; done'], { StopTimeout: 1 });
+  await waitFor('the trap to be set', async () => (await logs(id)).some((l) => l.text === 'trap-set\n'), 60_000);
   assert.equal((await d.api('POST', `/containers/${id}/start`)).status, 304);
   let r = await d.api('POST', `/containers/${id}/kill?signal=USR1`);
   assert.equal(r.status, 204);
-  await sleep(400);
-  assert.ok((await logs(id)).some((l) => l.text === 'got-usr1\n'));
+  await waitFor('the trap to run', async () => (await logs(id)).some((l) => l.text === 'got-usr1\n'), 60_000);
   r = await d.api('POST', `/containers/${id}/pause`);
   assert.equal(r.status, 204);
   let i = await inspect(id);
@@ -203,10 +201,11 @@ test('exec: env, user, workdir; exec in stopped container -> 409; bad binary', a
 test('attach before start with stdin half-close (cat), --rm removal', async () => {
   const id = await create({ Cmd: ['cat'], OpenStdin: true, StdinOnce: true, AttachStdin: true, AttachStdout: true, HostConfig: { AutoRemove: true } });
   const removed = d.api('POST', `/containers/${id}/wait?condition=removed`);
-  const out = hijack(`/containers/${id}/attach?stdin=1&stdout=1&stderr=1&stream=1`, 'line1\nline2\n', {
-    onOpen: async () => { /* stdin goes in before start */ },
-  });
-  await sleep(100);
+  // Started only once the attach is upgraded (berthd queues the session as it answers 101); stdin goes in before start.
+  let upgraded!: () => void;
+  const open = new Promise<void>((r) => { upgraded = r; });
+  const out = hijack(`/containers/${id}/attach?stdin=1&stdout=1&stderr=1&stream=1`, 'line1\nline2\n', { onOpen: async () => upgraded() });
+  await open;
   const s = await d.api('POST', `/containers/${id}/start`);
   assert.equal(s.status, 204);
   const frames = decodeAll(await out);
@@ -218,11 +217,13 @@ test('attach before start with stdin half-close (cat), --rm removal', async () =
 
 test('TTY run via attach gives raw output', async () => {
   const id = await create({ Cmd: ['sh', '-c', 'echo tty-out'], Tty: true, AttachStdout: true });
-  const out = hijack(`/containers/${id}/attach?stdout=1&stderr=1&stream=1`);
-  await sleep(100);
+  let upgraded!: () => void;
+  const open = new Promise<void>((r) => { upgraded = r; });
+  const out = hijack(`/containers/${id}/attach?stdout=1&stderr=1&stream=1`, undefined, { onOpen: async () => upgraded() });
+  await open;
   assert.equal((await d.api('POST', `/containers/${id}/start`)).status, 204);
   assert.equal((await out).toString(), 'tty-out\r\n');
-  assert.equal(await waitFor(id), 0);
+  assert.equal(await waitExit(id), 0);
   const r = await d.api('GET', `/containers/${id}/logs?stdout=1`);
   assert.equal(r.raw.toString(), 'tty-out\r\n');
   await rmf(id);
@@ -230,7 +231,7 @@ test('TTY run via attach gives raw output', async () => {
 
 test('logs tail and follow', async () => {
   const id = await run(['sh', '-c', 'for i in 1 2 3; do echo l$i; done; sleep 1; echo late']);
-  await sleep(300);
+  await waitFor('three lines logged', async () => (await logs(id)).length >= 3, 60_000);
   assert.deepEqual((await logs(id, 'stdout=1&tail=2')).map((l) => l.text), ['l2\n', 'l3\n']);
   const f = await d.api('GET', `/containers/${id}/logs?stdout=1&follow=1`);
   assert.deepEqual(decodeAll(f.raw).map((l) => l.data.toString()), ['l1\n', 'l2\n', 'l3\n', 'late\n']);
@@ -239,11 +240,10 @@ test('logs tail and follow', async () => {
 
 test('restart policy on-failure:2', async () => {
   const id = await run(['sh', '-c', 'echo try; exit 1'], { HostConfig: { RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 2 } } });
-  for (let i = 0; i < 50; i++) {
+  await waitFor('two restarts, then stopped', async () => {
     const st = await inspect(id);
-    if (st.RestartCount === 2 && !st.State.Running && !st.State.Restarting) break;
-    await sleep(100);
-  }
+    return st.RestartCount === 2 && !st.State.Running && !st.State.Restarting;
+  }, 60_000);
   const st = await inspect(id);
   assert.equal(st.RestartCount, 2);
   assert.equal(st.State.ExitCode, 1);
@@ -254,8 +254,10 @@ test('restart policy on-failure:2', async () => {
 test('crash: kill -9 berthd; running container survives, exit while down is applied', async () => {
   const a = await run(['sleep', '1000']);
   const b = await run(['sh', '-c', 'sleep 2; echo bye; exit 7']);
+  const bPid = (await inspect(b)).State.Pid;
   await d.kill9();
-  await sleep(3000);
+  // b exits while berthd is down (however long its sleep takes on a busy host).
+  await waitFor('b to exit while berthd is down', () => !alive(bPid), 60_000);
   await d.restart();
   const ia = await inspect(a);
   assert.equal(ia.State.Running, true);

@@ -109,8 +109,17 @@ for (const cli of clis) {
 
     test('attach', async () => {
       const name = `att-${tag}`;
-      ok(await docker('run', '-d', '--name', name, 'busybox', 'sh', '-c', 'sleep 1.5; echo attached-out; exit 3'));
-      const r = await docker('attach', name);
+      // The container speaks only once the session is attached (its attach event), however slow the host.
+      const since = Math.floor(Date.now() / 1000) - 1;
+      ok(await docker('run', '-d', '--name', name, 'busybox', 'sh', '-c', 'until [ -e /go ]; do sleep 0.05; done; echo attached-out; exit 3'));
+      const attached = docker('attach', name);
+      const filters = encodeURIComponent(JSON.stringify({ container: [name], event: ['attach'] }));
+      await waitFor('the attach event', async () => {
+        const ev = await d.api('GET', `/events?since=${since}&until=${Math.ceil(Date.now() / 1000)}&filters=${filters}`);
+        return String(ev.raw).includes('"attach"') || undefined;
+      }, 60_000);
+      ok(await docker('exec', name, 'touch', '/go'));
+      const r = await attached;
       assert.equal(r.stdout, 'attached-out\n');
       assert.equal(r.code, 3);
       ok(await docker('rm', name));
