@@ -5,9 +5,12 @@
 #     the same image (docker save -> berth load), the registry is emptied before every push.
 #  2. Berth's registry server vs distribution 2.8 with wrk on 127.0.0.1: GET of a 50 MiB blob with
 #     8 connections (throughput), manifest GET (server CPU per request), RSS.
+# PULL_ONLY=1: only the pulls (docker pushes the image once, untimed); the report is printed, not
+# written to docs/benchmarks.md.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 RUNS=${RUNS:-3}
+PULL_ONLY=${PULL_ONLY:-}
 WRK_SECONDS=${WRK_SECONDS:-10}
 [ -x "$REPO/bin/berth" ] || { echo "bench: run npm run build first" >&2; exit 1; }
 command -v wrk >/dev/null && command -v docker-registry >/dev/null || { echo "bench: needs wrk and docker-registry (scripts/deps.sh)" >&2; exit 1; }
@@ -98,16 +101,29 @@ EOF
 chmod +x "$BENCH_BASE/reset.sh"
 echo "$DIST_PID" > "$BENCH_BASE/dist.pid"
 
+if [ -n "$PULL_ONLY" ]; then
+  "${DK[@]}" push "$REG/bench/big:1" >/dev/null
+else
 echo "==> push (registry emptied before each run)"
 hyperfine --runs "$RUNS" --style basic --export-json "$BENCH_BASE/push.json" \
   -n "berth push" --prepare "$BENCH_BASE/reset.sh" "${BERTH[*]} push $REG/bench/big:1" \
   -n "docker push (dockerd)" --prepare "$BENCH_BASE/reset.sh" "${DK[*]} push $REG/bench/big:1"
+fi
 
 echo "==> pull (the image docker pushed; each engine removes its copy first)"
 hyperfine --runs "$RUNS" --style basic --export-json "$BENCH_BASE/pull.json" \
   -n "berth pull" --prepare "${BERTH[*]} rmi $REG/bench/big:1 >/dev/null 2>&1; true" "${BERTH[*]} pull $REG/bench/big:1" \
   -n "docker pull (dockerd)" --prepare "${DK[*]} rmi $REG/bench/big:1 >/dev/null 2>&1; true" "${DK[*]} pull $REG/bench/big:1"
 DIST_PID=$(cat "$BENCH_BASE/dist.pid"); BENCH_PIDS+=("$DIST_PID")
+if [ -n "$PULL_ONLY" ]; then
+  node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).results;
+    const m = (n) => r.find((x) => x.command === n);
+    for (const x of r) console.log(`${x.command}: median ${x.median.toFixed(2)} s, mean ${x.mean.toFixed(2)} ± ${(x.stddev ?? 0).toFixed(2)} s, min ${x.min.toFixed(2)} s, max ${x.max.toFixed(2)} s`);
+    console.log(`pull: berth / docker (dockerd) ${(m("berth pull").median / m("docker pull (dockerd)").median).toFixed(2)}× (goal ≤ 0.5×)`);
+  ' "$BENCH_BASE/pull.json"
+  exit 0
+fi
 
 echo "==> servers: 50 MiB blob GET (8 connections), manifest GET CPU, RSS"
 head -c $((50 << 20)) /dev/urandom > "$BENCH_BASE/blob50"

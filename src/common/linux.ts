@@ -105,8 +105,16 @@ export class PoolSha256 {
     if (this.running || this.failure) return;
     const next = this.queue.shift();
     if (!next) return;
+    let update: Promise<void>;
+    try {
+      update = load().sha256Update(this.handle, next);
+    } catch (err) {
+      this.failure = err as Error;
+      this.wake();
+      return;
+    }
     this.running = true;
-    load().sha256Update(this.handle, next).then(
+    update.then(
       () => { this.running = false; this.queuedBytes -= next.length; this.pump(); this.wake(); },
       (err: Error) => { this.running = false; this.failure = err; this.wake(); },
     );
