@@ -594,10 +594,13 @@ typedef struct {
   int spent;             /* digested */
 } sha_state;
 
+#define SHA_MAX_PARTS 64
+
 typedef struct {
   sha_state *st;
-  const unsigned char *data;
-  size_t len;
+  size_t parts;
+  const unsigned char *data[SHA_MAX_PARTS];
+  size_t len[SHA_MAX_PARTS];
   int ok;
   napi_ref keep;         /* the hash object and the buffer, alive until the update ran */
   napi_ref keep_buf;
@@ -641,7 +644,8 @@ static sha_state *sha_arg(napi_env env, napi_value v) {
 static void sha_execute(napi_env env, void *p) {
   (void)env;
   sha_job *j = p;
-  j->ok = EVP_DigestUpdate(j->st->md, j->data, j->len) == 1;
+  j->ok = 1;
+  for (size_t i = 0; i < j->parts && j->ok; i++) j->ok = EVP_DigestUpdate(j->st->md, j->data[i], j->len[i]) == 1;
 }
 
 static void sha_complete(napi_env env, napi_status status, void *p) {
@@ -663,18 +667,26 @@ static void sha_complete(napi_env env, napi_status status, void *p) {
   free(j);
 }
 
-/* sha256Update(handle, buffer) -> Promise<void>; one at a time per handle (in order). */
+/* One Buffer, or -1 with a TypeError pending. */
+static int sha_part(napi_env env, napi_value v, const unsigned char **data, size_t *len) {
+  bool is_buffer = false;
+  void *p;
+  if (napi_is_buffer(env, v, &is_buffer) != napi_ok || !is_buffer || napi_get_buffer_info(env, v, &p, len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "sha256Update(handle, buffer | buffer[])");
+    return -1;
+  }
+  *data = p;
+  return 0;
+}
+
+/* sha256Update(handle, buffer | buffers (at most 64)) -> Promise<void>; one at a time per handle (in order). */
 static napi_value js_sha256_update(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   sha_state *st = argc >= 2 ? sha_arg(env, argv[0]) : NULL;
-  bool is_buffer = false;
-  void *data;
-  size_t len;
-  if (!st || napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer ||
-      napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) {
-    napi_throw_type_error(env, NULL, "sha256Update(handle, buffer)");
+  if (!st) {
+    napi_throw_type_error(env, NULL, "sha256Update(handle, buffer | buffer[])");
     return NULL;
   }
   if (st->busy || st->spent) {
@@ -684,8 +696,24 @@ static napi_value js_sha256_update(napi_env env, napi_callback_info info) {
   sha_job *j = calloc(1, sizeof *j);
   if (!j) { napi_throw_error(env, NULL, "berth-sys: out of memory"); return NULL; }
   j->st = st;
-  j->data = data;
-  j->len = len;
+  bool is_array = false;
+  if (napi_is_array(env, argv[1], &is_array) != napi_ok) { free(j); return NULL; }
+  if (is_array) {
+    uint32_t n = 0;
+    if (napi_get_array_length(env, argv[1], &n) != napi_ok || n > SHA_MAX_PARTS) {
+      free(j);
+      napi_throw_type_error(env, NULL, "sha256Update(handle, buffer | buffer[]): at most 64 buffers");
+      return NULL;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+      napi_value e;
+      if (napi_get_element(env, argv[1], i, &e) != napi_ok || sha_part(env, e, &j->data[i], &j->len[i])) { free(j); return NULL; }
+    }
+    j->parts = n;
+  } else {
+    if (sha_part(env, argv[1], &j->data[0], &j->len[0])) { free(j); return NULL; }
+    j->parts = 1;
+  }
   napi_value promise, name;
   if (napi_create_reference(env, argv[0], 1, &j->keep) != napi_ok ||
       napi_create_reference(env, argv[1], 1, &j->keep_buf) != napi_ok ||

@@ -19,7 +19,7 @@ interface BerthSys {
   readlinkat(dirfd: number, path: string): string;
   writeFiles(paths: string[], buffers: Buffer[], meta: Float64Array): Promise<void>;
   sha256New(): object;
-  sha256Update(handle: object, data: Buffer): Promise<void>;
+  sha256Update(handle: object, data: Buffer | Buffer[]): Promise<void>;
   sha256Digest(handle: object): string;
 }
 
@@ -103,11 +103,13 @@ export class PoolSha256 {
 
   private pump(): void {
     if (this.running || this.failure) return;
-    const next = this.queue.shift();
-    if (!next) return;
+    if (!this.queue.length) return;
+    // Everything queued goes in one job (up to 64 buffers): each job is a thread-pool round trip.
+    const parts = this.queue.splice(0, 64);
+    const bytes = parts.reduce((n, b) => n + b.length, 0);
     let update: Promise<void>;
     try {
-      update = load().sha256Update(this.handle, next);
+      update = load().sha256Update(this.handle, parts);
     } catch (err) {
       this.failure = err as Error;
       this.wake();
@@ -115,7 +117,7 @@ export class PoolSha256 {
     }
     this.running = true;
     update.then(
-      () => { this.running = false; this.queuedBytes -= next.length; this.pump(); this.wake(); },
+      () => { this.running = false; this.queuedBytes -= bytes; this.pump(); this.wake(); },
       (err: Error) => { this.running = false; this.failure = err; this.wake(); },
     );
   }
