@@ -66,14 +66,11 @@ export function unreadBytes(fd: number): number {
   return load().unreadBytes(fd);
 }
 
-/** What writeFiles needs per file, in this order (a Float64Array of FILE_META numbers per file). */
-export const FILE_META = 5;
-
 /**
  * New files, each created exclusively (O_EXCL: never through an existing name), written,
  * chowned when uid >= 0, chmodded when asked (after the chown, which clears set-id bits), its
- * times set, closed: one job on the thread pool for the whole batch. `meta` holds per file:
- * mode, uid (-1 for none), gid, mtime in ms, chmod (1/0). Rejects at the first failure with an
+ * times set, closed: one job on the thread pool for the whole batch. `meta` holds five numbers
+ * per file: mode, uid (-1 for none), gid, mtime in ms, chmod (1/0). Rejects at the first failure with an
  * Error (`code`, `syscall`) naming that file; the files before it are written.
  */
 export function writeFiles(paths: string[], buffers: Buffer[], meta: Float64Array): Promise<void> {

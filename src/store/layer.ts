@@ -17,8 +17,9 @@
  * the tar keeps streaming; small files go in batches, each one native job on the
  * thread pool (open, write, owner, mode, times, close per file); the diffID
  * (sha256 of the uncompressed tar) is computed on the way in, on the thread pool
- * too, and the same bytes can be teed into the content store. Device nodes, fifos, whiteouts and opaque markers (Node has no
- * mknod/setxattr) are created by ONE `sh` process at the end of the layer.
+ * too, and the same bytes can be teed into the content store. Device nodes,
+ * fifos, whiteouts and opaque markers (Node has no mknod/setxattr) are created
+ * by ONE `sh` process at the end of the layer.
  */
 import { decompressed } from '../common/compression';
 import { mknodOperands } from '../common/devnodes';
@@ -59,8 +60,8 @@ const SMALL_FILE = 1 << 20;      // files up to this size are buffered and writt
 const MAX_PENDING = 64;          // concurrent fs operations
 const BATCH_FILES = 256;         // small files per writeFiles job
 const BATCH_BYTES = 1 << 20;     // ... or this much data
-// One writeFiles job at a time (the next batch fills meanwhile): jobs on several threads creating
-// files in one directory contend for its lock, which cost more kernel time than it saved.
+// One writeFiles job at a time (the next batch fills meanwhile): four at once, creating files in one
+// directory from several threads (contending for its lock), measured more kernel time, not less.
 const MAX_BATCHES = 1;
 const HASH_BACKLOG = 8 << 20;    // bytes the tar may run ahead of its diffID hashing
 const WHITEOUT_PREFIX = '.wh.';
