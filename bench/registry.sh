@@ -8,12 +8,15 @@
 #     rounds of WRK_SECONDS per run and server.
 # SERVERS_ONLY=1 runs part 2 alone (no berthd, no dockerd): the manifest served is then a
 # 5-layer schema 2 manifest put with curl, and the report keeps the section's pull/push tables.
+# PULL_ONLY=1: only the pulls (docker pushes the image once, untimed); the report is printed, not
+# written to docs/benchmarks.md.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 RUNS=${RUNS:-3}
 WRK_SECONDS=${WRK_SECONDS:-5}
 ROUNDS=${ROUNDS:-3}
 SERVERS_ONLY=${SERVERS_ONLY:-0}
+PULL_ONLY=${PULL_ONLY:-}
 [ -x "$REPO/bin/berth" ] || { echo "bench: run npm run build first" >&2; exit 1; }
 command -v wrk >/dev/null && command -v docker-registry >/dev/null || { echo "bench: needs wrk and docker-registry (scripts/deps.sh)" >&2; exit 1; }
 BERTH=(node "$REPO/bin/berth" -H "unix://$BERTH_SOCK")
@@ -104,16 +107,29 @@ EOF
 chmod +x "$BENCH_BASE/reset.sh"
 echo "$DIST_PID" > "$BENCH_BASE/dist.pid"
 
+if [ -n "$PULL_ONLY" ]; then
+  "${DK[@]}" push "$REG/bench/big:1" >/dev/null
+else
 echo "==> push (registry emptied before each run)"
 hyperfine --runs "$RUNS" --style basic --export-json "$BENCH_BASE/push.json" \
   -n "berth push" --prepare "$BENCH_BASE/reset.sh" "${BERTH[*]} push $REG/bench/big:1" \
   -n "docker push (dockerd)" --prepare "$BENCH_BASE/reset.sh" "${DK[*]} push $REG/bench/big:1"
+fi
 
 echo "==> pull (the image docker pushed; each engine removes its copy first)"
 hyperfine --runs "$RUNS" --style basic --export-json "$BENCH_BASE/pull.json" \
   -n "berth pull" --prepare "${BERTH[*]} rmi $REG/bench/big:1 >/dev/null 2>&1; true" "${BERTH[*]} pull $REG/bench/big:1" \
   -n "docker pull (dockerd)" --prepare "${DK[*]} rmi $REG/bench/big:1 >/dev/null 2>&1; true" "${DK[*]} pull $REG/bench/big:1"
 DIST_PID=$(cat "$BENCH_BASE/dist.pid"); BENCH_PIDS+=("$DIST_PID")
+if [ -n "$PULL_ONLY" ]; then
+  node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).results;
+    const m = (n) => r.find((x) => x.command === n);
+    for (const x of r) console.log(`${x.command}: median ${x.median.toFixed(2)} s, mean ${x.mean.toFixed(2)} ± ${(x.stddev ?? 0).toFixed(2)} s, min ${x.min.toFixed(2)} s, max ${x.max.toFixed(2)} s`);
+    console.log(`pull: berth / docker (dockerd) ${(m("berth pull").median / m("docker pull (dockerd)").median).toFixed(2)}× (goal ≤ 0.5×)`);
+  ' "$BENCH_BASE/pull.json"
+  exit 0
+fi
 fi
 
 echo "==> servers: 50 MiB blob GET (8 connections), manifest GET CPU, RSS"

@@ -78,7 +78,9 @@ export function decompressStream(input: Readable, compression: Compression): Rea
     case 'none':
       return input;
     case 'gzip': {
-      const gunzip = zlib.createGunzip({ chunkSize: 1 << 18 });
+      // 1 MiB output chunks: every chunk is a thread-pool round trip (for gunzip and for whatever
+      // hashes or writes it next), and a text layer inflates 1 MiB of input to several MiB.
+      const gunzip = zlib.createGunzip({ chunkSize: 1 << 20 });
       input.on('error', (err) => gunzip.destroy(err));
       gunzip.on('error', () => input.destroy());
       return input.pipe(gunzip);

@@ -21,6 +21,10 @@ interface BerthSys {
   sendfileToSocket(socketFd: number, file: string, offset: number, length: number, done: (err: NodeJS.ErrnoException | null, sent: number) => void): number;
   sendfileCancel(id: number): void;
   mallocTrim(): boolean;
+  writeFiles(paths: string[], buffers: Buffer[], meta: Float64Array): Promise<void>;
+  sha256New(): object;
+  sha256Update(handle: object, data: Buffer | Buffer[]): Promise<void>;
+  sha256Digest(handle: object): string;
 }
 
 export const MNT_DETACH = 2;
@@ -64,6 +68,77 @@ export function sealedCopy(file: string, name: string): { fd: number; path: stri
 /** Bytes in a pipe or FIFO (either end's descriptor) that its reader has not read yet. */
 export function unreadBytes(fd: number): number {
   return load().unreadBytes(fd);
+}
+
+/**
+ * New files, each created exclusively (O_EXCL: never through an existing name), written,
+ * chowned when uid >= 0, chmodded when asked (after the chown, which clears set-id bits), its
+ * times set, closed: one job on the thread pool for the whole batch. `meta` holds five numbers
+ * per file: mode, uid (-1 for none), gid, mtime in ms, chmod (1/0). Rejects at the first failure with an
+ * Error (`code`, `syscall`) naming that file; the files before it are written.
+ */
+export function writeFiles(paths: string[], buffers: Buffer[], meta: Float64Array): Promise<void> {
+  return load().writeFiles(paths, buffers, meta);
+}
+
+/**
+ * SHA-256 whose work runs on the thread pool, so hashing overlaps whatever the event loop does
+ * next. update() queues a buffer (which must not change afterwards) and returns at once;
+ * updates run one at a time, in order. settled(limit) waits until at most `limit` bytes are
+ * still queued (backpressure for a stream feeding it); digest() waits for all of them.
+ */
+export class PoolSha256 {
+  private readonly handle = load().sha256New();
+  private queue: Buffer[] = [];
+  private queuedBytes = 0;
+  private running = false;
+  private failure: Error | undefined;
+  private waiters: Array<() => void> = [];
+
+  update(data: Buffer): void {
+    if (!data.length) return;
+    this.queue.push(data);
+    this.queuedBytes += data.length;
+    this.pump();
+  }
+
+  private pump(): void {
+    if (this.running || this.failure) return;
+    if (!this.queue.length) return;
+    // Everything queued goes in one job (up to 64 buffers): each job is a thread-pool round trip.
+    const parts = this.queue.splice(0, 64);
+    const bytes = parts.reduce((n, b) => n + b.length, 0);
+    let update: Promise<void>;
+    try {
+      update = load().sha256Update(this.handle, parts);
+    } catch (err) {
+      this.failure = err as Error;
+      this.wake();
+      return;
+    }
+    this.running = true;
+    update.then(
+      () => { this.running = false; this.queuedBytes -= bytes; this.pump(); this.wake(); },
+      (err: Error) => { this.running = false; this.failure = err; this.wake(); },
+    );
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  async settled(limit = 0): Promise<void> {
+    while (this.queuedBytes > limit && !this.failure) await new Promise<void>((res) => this.waiters.push(res));
+    if (this.failure) throw this.failure;
+  }
+
+  /** `sha256:<hex>` of everything updated. */
+  async digest(): Promise<string> {
+    await this.settled(0);
+    return 'sha256:' + load().sha256Digest(this.handle);
+  }
 }
 
 /** openat2(2)'s `resolve` flags (linux/openat2.h). */

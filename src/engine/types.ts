@@ -97,6 +97,8 @@ export interface LayerInput {
    * dir becomes the layer's snapshot in place instead of being unpacked again (build steps).
    */
   adoptContainer?: string;
+  /** Bytes `open` will read (a pull's blob size): with concurrency, the biggest layers start first. */
+  size?: number;
 }
 
 export interface CreateImageOptions {

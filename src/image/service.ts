@@ -570,7 +570,8 @@ export class ImageServiceImpl implements ImageService {
     const skip = await Promise.all(inputs.map(async (input, i) => !!input.diffID && !!known[i] && this.snapshots.hasLayer(known[i]!) && (await this.hasLayerTar(input.diffID))));
     const done: Array<Unpacked | undefined> = [];
     const opened = new Set<Readable>();
-    const todo = inputs.map((_, i) => i).filter((i) => !skip[i]);
+    // Biggest first (when sizes are known): the longest unpack starts at once instead of last.
+    const todo = inputs.map((_, i) => i).filter((i) => !skip[i]).sort((a, b) => (inputs[b].size ?? 0) - (inputs[a].size ?? 0));
     let next = 0;
     let failure: { err: unknown } | undefined;
     const worker = async () => {

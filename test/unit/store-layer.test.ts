@@ -187,3 +187,60 @@ test('createLayerTar round-trips through applyLayer with a stable diffID', async
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('thousands of small files go through the batched writer intact (content, mode, owner, times, rewrites, hardlinks)', async () => {
+  const dir = tmp();
+  try {
+    const root = path.join(dir, 'root');
+    fs.mkdirSync(root);
+    const entries: E[] = [{ name: 'many/', type: 'directory' }];
+    for (let i = 0; i < 1200; i++) {
+      // sizes span empty files, a few bytes, and 300 KB files that fill a batch by bytes before by count
+      const body = i % 97 === 0 ? 'x'.repeat(300_000 + i) : i % 10 === 0 ? '' : `file ${i}\n`.repeat(i % 50);
+      entries.push({ name: `many/f${i}`, body, mode: i % 3 === 0 ? 0o600 : i % 3 === 1 ? 0o755 : 0o4711, uid: i % 5 === 0 ? 1000 + i : 0, gid: i % 7 === 0 ? 2000 : 0 });
+    }
+    // A later entry replaces one still waiting in a batch; a hardlink names one just written.
+    entries.push({ name: 'many/f5', body: 'replaced\n', mode: 0o640 });
+    entries.push({ name: 'many/link-to-f1199', type: 'link', linkname: 'many/f1199' });
+    const t = await makeTar(entries);
+    const r = await applyLayer(Readable.from([t]), root);
+    assert.equal(r.diffID, 'sha256:' + createHash('sha256').update(t).digest('hex'));
+    for (let i = 0; i < 1200; i++) {
+      const e = entries[i + 1];
+      const p = path.join(root, e.name);
+      const st = fs.statSync(p);
+      if (i === 5) {
+        assert.equal(fs.readFileSync(p, 'utf8'), 'replaced\n');
+        assert.equal(st.mode & 0o7777, 0o640);
+        continue;
+      }
+      assert.equal(fs.readFileSync(p, 'utf8'), e.body, e.name);
+      assert.equal(st.mode & 0o7777, e.mode, e.name);
+      if (process.getuid?.() === 0) {
+        assert.equal(st.uid, e.uid, e.name);
+        assert.equal(st.gid, e.gid, e.name);
+      }
+      assert.equal(st.mtime.toISOString(), '2020-01-02T03:04:05.000Z', e.name);
+    }
+    assert.equal(fs.statSync(path.join(root, 'many/link-to-f1199')).ino, fs.statSync(path.join(root, 'many/f1199')).ino);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a small file the kernel refuses fails the layer with an error naming it', async () => {
+  const dir = tmp();
+  try {
+    const root = path.join(dir, 'root');
+    fs.mkdirSync(root);
+    const long = 'n'.repeat(300); // longer than NAME_MAX: open(2) answers ENAMETOOLONG
+    const t = await makeTar([{ name: 'ok', body: 'fine\n' }, { name: `d/${long}`, body: 'never\n' }]);
+    await assert.rejects(applyLayer(Readable.from([t]), root), (err: NodeJS.ErrnoException) => {
+      assert.equal(err.code, 'ENAMETOOLONG');
+      assert.match(err.message, new RegExp(`open: .* ${root}/d/${long}$`));
+      return true;
+    });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -8,6 +8,7 @@
 import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { BerthError, invalidArgument, notFound } from '../../common/errors';
+import { PoolSha256 } from '../../common/linux';
 import { familiarString, referenceString, type Reference } from '../../common/reference';
 import type { ImageService, OciImageConfig, ProgressSink, RegistryAuth } from '../../engine/types';
 import { progressMessage, shortId, throttled } from './progress';
@@ -26,6 +27,8 @@ const ACCEPT = [MT.ociIndex, MT.dockerList, MT.ociManifest, MT.dockerManifest].j
 const MAX_MANIFEST = 4 << 20;
 const RESUMES = 5;
 const BATCH = 1 << 20;
+/** Bytes a blob stream may run ahead of its hashing. */
+const HASH_BACKLOG = 8 << 20;
 
 export interface PullContext {
   transport: RegistryTransport;
@@ -147,6 +150,7 @@ export async function pullImage(ctx: PullContext, ref: Reference, auth: Registry
     await ctx.images.createImageFromLayers({
       layers: layers.map((l, i) => ({
         diffID: diffIDs[i],
+        size: l.size,
         open: async () => {
           unverified.add(i);
           return verifiedBlobStream(ctx, host, repo, l, auth, scope, progress, aborter.signal, () => unverified.delete(i));
@@ -220,7 +224,8 @@ function verifiedBlobStream(ctx: PullContext, host: string, repo: string, desc: 
     return b;
   };
   async function* body(): AsyncGenerator<Buffer> {
-    const hash = createHash('sha256');
+    // Hashed on the thread pool, a batch at a time, while the event loop parses the layer.
+    const hash = new PoolSha256();
     try {
       for (let attempt = 0; ; attempt++) {
         if (own.signal.aborted) throw new BerthError('internal', 'pull cancelled');
@@ -249,10 +254,14 @@ function verifiedBlobStream(ctx: PullContext, host: string, repo: string, desc: 
             }
             have += c.length;
             if (have > desc.size) throw invalidArgument(`filesystem layer verification failed for digest ${desc.digest}: more data than the manifest's size`);
-            hash.update(c);
             pending.push(c);
             pendingBytes += c.length;
-            if (pendingBytes >= BATCH) yield flush();
+            if (pendingBytes >= BATCH) {
+              const b = flush();
+              hash.update(b);
+              yield b;
+              await hash.settled(HASH_BACKLOG);
+            }
           }
           break;
         } catch (err) {
@@ -260,9 +269,13 @@ function verifiedBlobStream(ctx: PullContext, host: string, repo: string, desc: 
           // Connection dropped mid-body: ask for the rest.
         }
       }
-      if (pendingBytes) yield flush();
+      if (pendingBytes) {
+        const b = flush();
+        hash.update(b);
+        yield b;
+      }
       report(have, true);
-      if (have !== desc.size || 'sha256:' + hash.digest('hex') !== desc.digest) {
+      if (have !== desc.size || (await hash.digest()) !== desc.digest) {
         throw invalidArgument(`filesystem layer verification failed for digest ${desc.digest}`);
       }
       verified();
