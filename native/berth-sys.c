@@ -1,5 +1,7 @@
 /*
  * berth-sys: the few Linux system calls berthd needs that Node does not offer.
+ * One file (~1k lines) on purpose: one addon, loaded once, whose functions share the error
+ * and argument helpers of berth-napi.h; each section below is independent of the others.
  *
  * - mount(2) / umount2(2), run on libuv's thread pool: a container start used to
  *   spawn mount(8), and forking a ~70 MB daemon costs milliseconds per spawn.

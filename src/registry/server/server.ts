@@ -4,6 +4,8 @@
  * Where distribution 2.8 departs from the spec the spec is followed: tags sorted (Go's
  * sort.Strings) and paginated with Link headers, an out-of-order chunk answered 416, an
  * invalid repository name answered 400 NAME_INVALID, tags deletable.
+ * Just over 500 lines: one dispatcher for every endpoint of the API, sharing the auth check and
+ * the error bodies; storage (storage.ts) and auth (auth.ts) live beside it.
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
