@@ -20,7 +20,7 @@
  * too, and the same bytes can be teed into the content store. Device nodes,
  * fifos, whiteouts and opaque markers (Node has no mknod/setxattr) are created
  * by ONE `sh` process at the end of the layer.
- * Just over 500 lines: unpacking, the layer tar writer and tar-split recording share the entry
+ * Just over 500 lines: the unpacker and the layer tar writer (createLayerTar) share the entry
  * rules above (names, whiteouts, hardlinks), so they stay in one file.
  */
 import { decompressed } from '../common/compression';
